@@ -1,0 +1,117 @@
+//! Start-up: what `callgrade serve` and `callgrade worker` run, and what the tests start.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::{redact_url, Config};
+use crate::http::{self, AppState};
+use crate::jobs::{Registry, Worker};
+use crate::recordings::Recordings;
+use crate::store::{Store, StoreError};
+
+/// A failure to start or run the service.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The job kinds this build of callgrade runs. Pipeline stages register here as they land.
+pub fn default_registry(_config: &Config) -> Registry {
+    Registry::new()
+}
+
+/// Opens the database and applies migrations, logging where it is.
+pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
+    info!(database = %redact_url(&config.database_url), "opening database");
+    Store::open(&config.database_url).await
+}
+
+/// Serves the HTTP API on `listener` with in-process workers for `registry`, until `shutdown`
+/// fires; then stops accepting requests, drains the workers and returns.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let store = open_store(&config).await?;
+    serve_with_store(listener, config, store, registry, shutdown).await
+}
+
+/// [`serve`] over an already opened store (tests share one between the app and assertions).
+pub async fn serve_with_store(
+    listener: TcpListener,
+    config: Config,
+    store: Store,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let config = Arc::new(config);
+    let worker = Worker::new(store.clone(), registry, config.queue.clone());
+    let state = AppState {
+        store: store.clone(),
+        config: config.clone(),
+        recordings: Recordings::new(config.recordings_dir()),
+        worker: worker.handle(),
+        metrics: http::metrics_handle(),
+    };
+    let mut tasks = JoinSet::new();
+    tasks.spawn(worker.run(shutdown.clone()));
+    let addr = listener.local_addr()?;
+    info!(%addr, "listening");
+    let server = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = server.await;
+    // The server returns on shutdown; make sure the workers hear it too if it failed early.
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    info!("stopped");
+    served.map_err(AppError::from)
+}
+
+/// Runs workers only (extra machines sharing a PostgreSQL queue), until `shutdown` fires.
+pub async fn run_worker(config: Config, registry: Registry, shutdown: CancellationToken) -> Result<(), AppError> {
+    let store = open_store(&config).await?;
+    Worker::new(store.clone(), registry, config.queue.clone()).run(shutdown).await;
+    store.close().await;
+    Ok(())
+}
+
+/// A token that fires on SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => info!("SIGINT received: shutting down"),
+                        _ = term.recv() => info!("SIGTERM received: shutting down"),
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        fire.cancel();
+    });
+    token
+}

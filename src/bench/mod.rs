@@ -1,0 +1,3 @@
+//! Benchmarks run from the binary (`callgrade bench ...`); results go to docs/PERFORMANCE.md.
+
+pub mod queue;

@@ -1,0 +1,177 @@
+//! The command line: `serve`, `worker`, `migrate`, `token`, `upload`, `bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app;
+use crate::config::Config;
+use crate::domain::{Role, TokenId};
+use crate::http::tokens::create_token;
+
+/// Self-hosted AI call-quality scoring for sales teams.
+#[derive(Debug, Parser)]
+#[command(name = "callgrade", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./callgrade.toml if present).
+    #[arg(long, global = true, env = "CALLGRADE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API with in-process workers (the default for one machine).
+    Serve,
+    /// Run workers only: extra machines sharing a PostgreSQL queue.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Upload recordings to a running server.
+    Upload(UploadArgs),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `callgrade token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown only this once).
+    Create {
+        /// admin, qa, head or manager.
+        #[arg(long)]
+        role: Role,
+        /// The manager a `manager` token is bound to.
+        #[arg(long = "manager")]
+        manager: Option<String>,
+        /// Who the token is for.
+        #[arg(long)]
+        name: String,
+        /// Print only the secret (for scripts).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id from `token list`.
+        id: TokenId,
+    },
+}
+
+/// `callgrade upload ...`
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Recordings to upload.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The manager (salesperson) of these calls.
+    #[arg(long = "manager")]
+    pub manager: String,
+    /// CRM deal id.
+    #[arg(long = "deal")]
+    pub deal: Option<String>,
+    /// CRM customer id.
+    #[arg(long = "customer")]
+    pub customer: Option<String>,
+    /// inbound or outbound.
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// auto, ru or en.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Speakers by channel, e.g. manager,client.
+    #[arg(long)]
+    pub channels: Option<String>,
+    /// Server base URL.
+    #[arg(long, env = "CALLGRADE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// API token.
+    #[arg(long, env = "CALLGRADE_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+/// `callgrade bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Queue throughput: enqueue, and claim+complete of no-op jobs with 1 and 4 workers.
+    Queue(crate::bench::queue::QueueBenchArgs),
+}
+
+impl clap::ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        Role::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let registry = app::default_registry(&config);
+            app::serve(listener, config, registry, app::shutdown_on_signals()).await?;
+        }
+        Command::Worker => {
+            let registry = app::default_registry(&config);
+            app::run_worker(config, registry, app::shutdown_on_signals()).await?;
+        }
+        Command::Migrate => {
+            let store = app::open_store(&config).await?;
+            store.close().await;
+            println!("migrations applied");
+        }
+        Command::Token(cmd) => token(&config, cmd).await?,
+        Command::Upload(args) => return crate::client::upload(args).await,
+        Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
+    let store = app::open_store(config).await?;
+    match cmd {
+        TokenCommand::Create { role, manager, name, quiet } => {
+            let created = create_token(&store, &name, role, manager.as_deref()).await?;
+            if quiet {
+                println!("{}", created.secret);
+            } else {
+                println!("Created {} token {:?} (id {}).", created.token.role, created.token.name, created.token.id);
+                println!("Secret (shown only now; store it safely):\n{}", created.secret);
+            }
+        }
+        TokenCommand::List => {
+            println!("{:<36}  {:<8}  {:<16}  {:<20}  NAME", "ID", "ROLE", "MANAGER", "REVOKED");
+            for t in store.list_tokens().await? {
+                let revoked = t.revoked_at.map(|r| crate::domain::to_datetime(r).to_rfc3339()).unwrap_or_default();
+                let manager = t.manager_id.map(|m| m.to_string()).unwrap_or_default();
+                println!("{:<36}  {:<8}  {:<16}  {:<20}  {}", t.id, t.role, manager, revoked, t.name);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(id).await? {
+                bail!("no live token with id {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `callgrade upload`: a client for the upload API, with progress for several files.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use futures::TryStreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use reqwest::multipart::{Form, Part};
+use tokio_util::io::ReaderStream;
+
+use crate::cli::UploadArgs;
+use crate::http::calls::UploadResponse;
+
+/// Uploads every file; a failed file is reported and the rest still go. Exit code 1 if any failed.
+pub async fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder().build().context("building the HTTP client")?;
+    let url = format!("{}/api/v1/calls", args.server.trim_end_matches('/'));
+    let bars = MultiProgress::new();
+    let overall = bars.add(ProgressBar::new(args.files.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} files")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    overall.set_prefix("upload");
+    let mut failures = 0;
+    for path in &args.files {
+        match upload_one(&client, &url, &args, path, &bars).await {
+            Ok(r) => {
+                let note = if r.duplicate { " (duplicate: already uploaded)" } else { "" };
+                bars.println(format!("{} -> call {} [{}]{note}", path.display(), r.id, r.status))?;
+            }
+            Err(e) => {
+                failures += 1;
+                bars.println(format!("{} -> FAILED: {e:#}", path.display()))?;
+            }
+        }
+        overall.inc(1);
+    }
+    overall.finish_and_clear();
+    if failures > 0 {
+        eprintln!("{failures} of {} uploads failed", args.files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn upload_one(
+    client: &reqwest::Client,
+    url: &str,
+    args: &UploadArgs,
+    path: &Path,
+    bars: &MultiProgress,
+) -> anyhow::Result<UploadResponse> {
+    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file.metadata().await?.len();
+    let bar = bars.add(ProgressBar::new(len));
+    bar.set_style(
+        ProgressStyle::with_template("  {msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let progress = bar.clone();
+    let stream = ReaderStream::new(file).inspect_ok(move |chunk| progress.inc(chunk.len() as u64));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "recording".into());
+    let mut form = Form::new()
+        .part("file", Part::stream_with_length(reqwest::Body::wrap_stream(stream), len).file_name(name))
+        .text("manager_id", args.manager.clone());
+    for (field, value) in [
+        ("deal_id", &args.deal),
+        ("customer_id", &args.customer),
+        ("direction", &args.direction),
+        ("language", &args.language),
+        ("channels", &args.channels),
+    ] {
+        if let Some(v) = value {
+            form = form.text(field, v.clone());
+        }
+    }
+    let response = client.post(url).bearer_auth(&args.token).multipart(form).send().await;
+    bar.finish_and_clear();
+    let response = response.with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        anyhow::bail!("{status}: {message}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("unexpected answer: {body}"))
+}

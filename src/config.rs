@@ -1,0 +1,222 @@
+//! Layered configuration: built-in defaults <- `callgrade.toml` <- `CALLGRADE_*` environment.
+//!
+//! Nested settings use a double underscore in the environment, e.g.
+//! `CALLGRADE_QUEUE__LEASE_SECONDS=60`. `config.default.toml` at the repository root documents
+//! every setting with its default; a test keeps it in step with [`Config::default`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything callgrade can be told, with defaults for a single machine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path` (created if missing) or `postgres://...`.
+    pub database_url: String,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Where recordings and other files live.
+    pub data_dir: PathBuf,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Log format: `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Job queue and worker settings.
+    pub queue: QueueConfig,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Queue and worker settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// How long a claimed job is leased before another worker may take it over.
+    pub lease_seconds: u64,
+    /// How often an idle worker looks for work.
+    pub poll_interval_ms: u64,
+    /// Attempts before a job is marked dead.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    pub backoff_max_ms: u64,
+    /// How long shutdown waits for running jobs before releasing them to other workers.
+    pub shutdown_grace_seconds: u64,
+    /// Jobs of one kind that may run at once in this process, by kind.
+    pub concurrency: BTreeMap<String, usize>,
+    /// Concurrency for kinds not listed above.
+    pub default_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://./data/callgrade.db".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            max_upload_bytes: 500 * 1024 * 1024,
+            log_format: LogFormat::Pretty,
+            queue: QueueConfig::default(),
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 30,
+            poll_interval_ms: 500,
+            max_attempts: 5,
+            backoff_base_ms: 2_000,
+            backoff_max_ms: 600_000,
+            shutdown_grace_seconds: 20,
+            // Transcription saturates both cores of a small machine on its own.
+            concurrency: BTreeMap::from([("transcribe".to_string(), 1), ("score".to_string(), 2)]),
+            default_concurrency: 2,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The lease as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds.max(1))
+    }
+
+    /// Concurrency for one job kind.
+    pub fn concurrency_for(&self, kind: &str) -> usize {
+        self.concurrency.get(kind).copied().unwrap_or(self.default_concurrency).max(1)
+    }
+}
+
+/// `CALLGRADE_*` variables that belong to the command-line client, not the service config.
+const CLIENT_ENV_KEYS: &[&str] = &["token", "server", "config", "bench_postgres_url"];
+
+/// A configuration that could not be loaded; the message names the bad setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then `file` (or `./callgrade.toml` if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("callgrade.toml")),
+        }
+        figment = figment.merge(
+            Env::prefixed("CALLGRADE_")
+                .split("__")
+                .filter(|key| !CLIENT_ENV_KEYS.contains(&key.as_str())),
+        );
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
+            return Err(ConfigError(format!(
+                "database_url must start with sqlite:// or postgres://, got {:?}",
+                redact_url(&self.database_url)
+            )));
+        }
+        if self.max_upload_bytes == 0 {
+            return Err(ConfigError("max_upload_bytes must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Where recordings are stored.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+}
+
+/// Hides a password in a database URL before it is logged or shown.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_default_file_matches_built_in_defaults() {
+        let text = include_str!("../config.default.toml");
+        let from_file: Config = Figment::from(Toml::string(text))
+            .extract()
+            .expect("config.default.toml parses");
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    #[test]
+    fn environment_overrides_nested_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CALLGRADE_LISTEN", "127.0.0.1:9999");
+            jail.set_env("CALLGRADE_QUEUE__LEASE_SECONDS", "7");
+            jail.set_env("CALLGRADE_QUEUE__CONCURRENCY__TRANSCRIBE", "3");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.listen.port(), 9999);
+            assert_eq!(c.queue.lease_seconds, 7);
+            assert_eq!(c.queue.concurrency_for("transcribe"), 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_are_rejected_with_their_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("callgrade.toml", "listn = \"127.0.0.1:1\"")?;
+            let err = Config::load(None).expect_err("typo must fail");
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+}

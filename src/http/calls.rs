@@ -1,0 +1,439 @@
+//! `/api/v1/calls`: upload, list, read, delete and retry calls.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Auth;
+use super::error::ErrorBody;
+use super::{parse_time, ApiError, AppState};
+use crate::domain::{
+    to_datetime, CallId, CallStatus, ChannelMap, Direction, JobState, Language, ManagerId, Role,
+};
+use crate::pipeline::Stage;
+use crate::recordings::IncomingRecording;
+use crate::store::{CallFilter, CallRecord, InsertCall, JobRecord, NewCall, NewJob};
+
+/// A call as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CallView {
+    /// Identifier.
+    pub id: CallId,
+    /// The salesperson.
+    pub manager_id: ManagerId,
+    /// CRM deal.
+    pub deal_id: Option<String>,
+    /// CRM customer.
+    pub customer_id: Option<String>,
+    /// Inbound or outbound.
+    pub direction: Option<Direction>,
+    /// When the call took place.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Spoken language.
+    pub language: Language,
+    /// Speaker per channel, left first.
+    #[schema(value_type = String, example = "manager,client")]
+    pub channels: ChannelMap,
+    /// The uploaded file's name (metadata only).
+    pub original_filename: Option<String>,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// SHA-256 of the recording.
+    pub sha256: String,
+    /// Pipeline state.
+    pub status: CallStatus,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Accepted at.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last change.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// This call's URL.
+    pub url: String,
+}
+
+impl From<CallRecord> for CallView {
+    fn from(c: CallRecord) -> Self {
+        Self {
+            url: format!("/api/v1/calls/{}", c.id),
+            id: c.id,
+            manager_id: c.manager_id,
+            deal_id: c.deal_id,
+            customer_id: c.customer_id,
+            direction: c.direction,
+            started_at: c.started_at.map(to_datetime),
+            language: c.language,
+            channels: c.channels,
+            original_filename: c.original_filename,
+            size_bytes: c.size_bytes,
+            sha256: c.sha256,
+            status: c.status,
+            failure_reason: c.failure_reason,
+            created_at: to_datetime(c.created_at),
+            updated_at: to_datetime(c.updated_at),
+        }
+    }
+}
+
+/// The answer to an upload.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UploadResponse {
+    /// Identifier of the (new or existing) call.
+    pub id: CallId,
+    /// Its pipeline state.
+    pub status: CallStatus,
+    /// Its URL.
+    pub url: String,
+    /// True when this recording was already uploaded for this manager: nothing new was queued.
+    pub duplicate: bool,
+}
+
+/// The multipart form of an upload (for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The recording.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The salesperson (required; managers may omit it to mean themselves).
+    manager_id: String,
+    /// CRM deal.
+    deal_id: Option<String>,
+    /// CRM customer.
+    customer_id: Option<String>,
+    /// `inbound` or `outbound`.
+    direction: Option<Direction>,
+    /// RFC 3339 time the call started.
+    started_at: Option<String>,
+    /// `auto`, `ru` or `en`.
+    language: Option<Language>,
+    /// Speakers by channel, e.g. `manager,client`.
+    channels: Option<String>,
+}
+
+/// Most bytes accepted in one text field of the upload form.
+const MAX_FIELD_BYTES: usize = 4096;
+
+#[derive(Default)]
+struct UploadFields {
+    manager_id: Option<String>,
+    deal_id: Option<String>,
+    customer_id: Option<String>,
+    direction: Option<String>,
+    started_at: Option<String>,
+    language: Option<String>,
+    channels: Option<String>,
+    filename: Option<String>,
+    content_type: Option<String>,
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge("the upload is larger than the server's limit".into())
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
+}
+
+/// Keeps only printable characters of a client-supplied file name, for display.
+fn clean_filename(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(255).collect()
+}
+
+/// Upload a recording.
+///
+/// The body is streamed to disk and hashed on the way; the call is accepted (202) only after the
+/// file is durable and the call and its first job are committed. The same file uploaded again
+/// for the same manager answers 200 with the existing call and `"duplicate": true`.
+#[utoipa::path(
+    post, path = "/api/v1/calls", tag = "calls",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Accepted and queued", body = UploadResponse),
+        (status = 200, description = "Already uploaded", body = UploadResponse),
+        (status = 400, description = "Bad form", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, description = "Over the size limit", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upload(
+    State(state): State<AppState>,
+    auth: Auth,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
+    let principal = auth.require(&[Role::Admin, Role::Qa, Role::Manager])?.clone();
+    let mut fields = UploadFields::default();
+    let mut incoming: Option<IncomingRecording> = None;
+    let result = read_form(&state, &mut multipart, &mut fields, &mut incoming).await;
+    let Some(recording) = incoming else {
+        result?;
+        return Err(ApiError::BadRequest("the form has no 'file' field".into()));
+    };
+    let call = match result.and_then(|()| validate(&principal, &fields)) {
+        Ok(call) => call,
+        Err(e) => {
+            recording.abort().await;
+            return Err(e);
+        }
+    };
+    if recording.size() == 0 {
+        recording.abort().await;
+        return Err(ApiError::BadRequest("the uploaded file is empty".into()));
+    }
+    let call_id = CallId::new();
+    let stored = recording.finish(&state.recordings, call_id).await?;
+    let new = NewCall {
+        id: call_id,
+        size_bytes: i64::try_from(stored.size).unwrap_or(i64::MAX),
+        sha256: stored.sha256,
+        storage_key: stored.key.clone(),
+        original_filename: fields.filename.as_deref().map(clean_filename),
+        content_type: fields.content_type,
+        ..call
+    };
+    let job = NewJob::for_call(Stage::FIRST.kind(), call_id, state.config.queue.max_attempts);
+    let inserted = state.store.insert_call(&new, &job).await;
+    let (status, record, duplicate) = match inserted {
+        Ok(InsertCall::Created(c)) => (StatusCode::ACCEPTED, c, false),
+        Ok(InsertCall::Duplicate(c)) => {
+            state.recordings.remove(&stored.key).await?;
+            (StatusCode::OK, c, true)
+        }
+        Err(e) => {
+            // Nothing refers to the file: do not leave it behind.
+            let _ = state.recordings.remove(&stored.key).await;
+            return Err(e.into());
+        }
+    };
+    if !duplicate {
+        state.worker.wake();
+        tracing::info!(call = %record.id, manager = %record.manager_id, bytes = record.size_bytes, "call accepted");
+    }
+    let view = CallView::from(record);
+    Ok((status, Json(UploadResponse { id: view.id, status: view.status, url: view.url, duplicate })))
+}
+
+async fn read_form(
+    state: &AppState,
+    multipart: &mut Multipart,
+    fields: &mut UploadFields,
+    incoming: &mut Option<IncomingRecording>,
+) -> Result<(), ApiError> {
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            if incoming.is_some() {
+                return Err(ApiError::BadRequest("only one 'file' field is allowed".into()));
+            }
+            fields.filename = field.file_name().map(str::to_string);
+            fields.content_type = field.content_type().map(str::to_string);
+            let rec = incoming.insert(state.recordings.begin(state.config.max_upload_bytes).await?);
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                rec.write(chunk).await?;
+            }
+            continue;
+        }
+        let slot = match name.as_str() {
+            "manager_id" => &mut fields.manager_id,
+            "deal_id" => &mut fields.deal_id,
+            "customer_id" => &mut fields.customer_id,
+            "direction" => &mut fields.direction,
+            "started_at" => &mut fields.started_at,
+            "language" => &mut fields.language,
+            "channels" => &mut fields.channels,
+            other => return Err(ApiError::BadRequest(format!("unknown form field {other:?}"))),
+        };
+        let mut value = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            value.extend_from_slice(&chunk);
+            if value.len() > MAX_FIELD_BYTES {
+                return Err(ApiError::BadRequest(format!("field {name:?} is too long")));
+            }
+        }
+        let text = String::from_utf8(value)
+            .map_err(|_| ApiError::BadRequest(format!("field {name:?} is not UTF-8 text")))?;
+        let text = text.trim().to_string();
+        *slot = (!text.is_empty()).then_some(text);
+    }
+    Ok(())
+}
+
+fn bad(field: &str) -> impl Fn(crate::domain::ParseError) -> ApiError + '_ {
+    move |e| ApiError::BadRequest(format!("{field}: {e}"))
+}
+
+/// Checks the form's fields and the caller's right to upload for that manager.
+fn validate(principal: &crate::auth::Principal, f: &UploadFields) -> Result<NewCall, ApiError> {
+    let manager_id = match (&f.manager_id, principal.scope()) {
+        (Some(m), _) => ManagerId::parse(m).map_err(bad("manager_id"))?,
+        (None, Some(own)) => own.clone(),
+        (None, None) => return Err(ApiError::BadRequest("manager_id is required".into())),
+    };
+    if !principal.can_see_manager(&manager_id) {
+        return Err(ApiError::Forbidden("managers may upload only their own calls".into()));
+    }
+    let started_at = f
+        .started_at
+        .as_deref()
+        .map(|s| parse_time("started_at", s))
+        .transpose()?;
+    Ok(NewCall {
+        id: CallId::new(),
+        manager_id,
+        deal_id: f.deal_id.clone(),
+        customer_id: f.customer_id.clone(),
+        direction: f.direction.as_deref().map(str::parse).transpose().map_err(bad("direction"))?,
+        started_at,
+        language: f.language.as_deref().map(str::parse).transpose().map_err(bad("language"))?.unwrap_or(Language::Auto),
+        channels: f.channels.as_deref().map(ChannelMap::parse).transpose().map_err(bad("channels"))?.unwrap_or_default(),
+        original_filename: None,
+        content_type: None,
+        size_bytes: 0,
+        sha256: String::new(),
+        storage_key: String::new(),
+    })
+}
+
+/// Filters for listing calls.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListCallsQuery {
+    /// Only this manager's calls.
+    pub manager_id: Option<String>,
+    /// Only calls in this state.
+    pub status: Option<CallStatus>,
+    /// Uploaded at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Uploaded before (RFC 3339).
+    pub to: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1-200, default 50).
+    pub limit: Option<i64>,
+}
+
+/// A page of calls.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CallPage {
+    /// Calls, newest first.
+    pub items: Vec<CallView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List calls, newest first, with keyset pagination.
+#[utoipa::path(
+    get, path = "/api/v1/calls", tag = "calls", params(ListCallsQuery),
+    responses((status = 200, body = CallPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListCallsQuery>,
+) -> Result<Json<CallPage>, ApiError> {
+    let principal = &auth.0;
+    let requested = q.manager_id.as_deref().map(ManagerId::parse).transpose().map_err(bad("manager_id"))?;
+    let manager_id = match (requested, principal.scope()) {
+        (Some(m), Some(own)) if &m != own => return Err(ApiError::not_found("manager")),
+        (Some(m), _) => Some(m),
+        (None, own) => own.cloned(),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
+    }
+    let filter = CallFilter {
+        manager_id,
+        status: q.status,
+        from: q.from.as_deref().map(|s| parse_time("from", s)).transpose()?,
+        to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
+        before: q.cursor.as_deref().map(str::parse).transpose().map_err(bad("cursor"))?,
+        limit,
+    };
+    let items = state.store.list_calls(&filter).await?;
+    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|c| c.id.to_string())).flatten();
+    Ok(Json(CallPage { items: items.into_iter().map(CallView::from).collect(), next_cursor }))
+}
+
+/// A call and its latest job.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CallDetail {
+    /// The call.
+    #[serde(flatten)]
+    pub call: CallView,
+    /// The most recent pipeline job.
+    pub latest_job: Option<super::jobs::JobView>,
+}
+
+/// Loads a call the caller may see, or 404 (also for other managers' calls).
+async fn visible_call(state: &AppState, auth: &Auth, id: &str) -> Result<CallRecord, ApiError> {
+    let id: CallId = id.parse().map_err(|_| ApiError::not_found("call"))?;
+    let call = state.store.get_call(id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    if !auth.0.can_see_manager(&call.manager_id) {
+        return Err(ApiError::not_found("call"));
+    }
+    Ok(call)
+}
+
+/// Read one call.
+#[utoipa::path(
+    get, path = "/api/v1/calls/{id}", tag = "calls", params(("id" = String, Path, description = "Call id")),
+    responses((status = 200, body = CallDetail), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<CallDetail>, ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    let latest_job = state.store.latest_job_for_call(call.id).await?.map(super::jobs::JobView::from);
+    Ok(Json(CallDetail { call: call.into(), latest_job }))
+}
+
+/// Delete a call, its recording and everything derived from it.
+#[utoipa::path(
+    delete, path = "/api/v1/calls/{id}", tag = "calls", params(("id" = String, Path, description = "Call id")),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    auth.require(&[Role::Admin, Role::Qa])?;
+    if let Some(key) = state.store.delete_call(call.id).await? {
+        state.recordings.remove(&key).await?;
+    }
+    tracing::info!(call = %call.id, by = %auth.0.name, "call deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Run a failed call's pipeline again from the stage that failed.
+#[utoipa::path(
+    post, path = "/api/v1/calls/{id}/retry", tag = "calls", params(("id" = String, Path, description = "Call id")),
+    responses((status = 202, body = CallView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn retry(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<(StatusCode, Json<CallView>), ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    auth.require(&[Role::Admin, Role::Qa])?;
+    let job = state.store.latest_job_for_call(call.id).await?;
+    let Some(job) = job.filter(|j| matches!(j.state, JobState::Dead | JobState::Cancelled)) else {
+        return Err(ApiError::Conflict(format!("call is {}; only failed calls can be retried", call.status)));
+    };
+    restart_job(&state, &job).await?;
+    let call = state.store.get_call(call.id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    Ok((StatusCode::ACCEPTED, Json(call.into())))
+}
+
+/// Puts a dead or cancelled job back in the queue and moves its call back to waiting.
+pub(super) async fn restart_job(state: &AppState, job: &JobRecord) -> Result<(), ApiError> {
+    let status = Stage::from_kind(&job.kind).map(Stage::waiting_status).unwrap_or(CallStatus::Queued);
+    match state.store.retry_job(job.id, status).await? {
+        Some(true) => {
+            state.worker.wake();
+            Ok(())
+        }
+        Some(false) => Err(ApiError::Conflict("the job is not dead or cancelled, or is already queued again".into())),
+        None => Err(ApiError::not_found("job")),
+    }
+}

@@ -1,0 +1,167 @@
+//! The HTTP API: one router per feature module, merged here with the OpenAPI document.
+
+mod auth;
+pub mod calls;
+mod error;
+mod health;
+pub mod jobs;
+pub mod tokens;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody};
+
+use crate::config::Config;
+use crate::jobs::WorkerHandle;
+use crate::recordings::Recordings;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Recording files.
+    pub recordings: Recordings,
+    /// Wakes the in-process worker after an upload.
+    pub worker: WorkerHandle,
+    /// Renders Prometheus metrics.
+    pub metrics: PrometheusHandle,
+}
+
+/// The process-wide metrics recorder (installed once, shared by every app in a test binary).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            // Histograms with buckets (not summaries) so they aggregate across processes.
+            let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+            let builder = PrometheusBuilder::new().set_buckets(&buckets).unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (embedding apps); then ours stays local.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callgrade API", description = "Self-hosted call-quality scoring for sales teams."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "calls", description = "Upload and follow calls"),
+        (name = "jobs", description = "The processing queue"),
+        (name = "tokens", description = "API tokens (admin)"),
+        (name = "health", description = "Probes and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description; the served document is built from this.
+fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
+    // Room for the multipart framing and the text fields around the file.
+    let body_limit = usize::try_from(max_upload_bytes).unwrap_or(usize::MAX).saturating_add(1 << 20);
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(calls::upload, calls::list))
+        .layer(DefaultBodyLimit::max(body_limit));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(uploads)
+        .routes(routes!(calls::get, calls::delete))
+        .routes(routes!(calls::retry))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router(Config::default().max_upload_bytes).split_for_parts().1
+}
+
+/// The application's router.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = api_router(state.config.max_upload_bytes).split_for_parts();
+    let api = Arc::new(api);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn(record_http_metrics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn record_http_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    metrics::histogram!(
+        "callgrade_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Parses an RFC 3339 timestamp from a request into stored milliseconds.
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| ApiError::BadRequest(format!("{field}: not an RFC 3339 time ({e}): {s:?}")))
+}

@@ -1,0 +1,20 @@
+//! callgrade: a self-hosted call-quality system for sales teams.
+//!
+//! Calls are uploaded over HTTP ([`http`]), stored durably ([`recordings`], [`store`]) and
+//! moved through the pipeline stages ([`pipeline`]) by workers claiming jobs from a queue in
+//! the database ([`jobs`]). [`app`] wires it together; `main.rs` only parses the command line.
+//! `docs/ARCHITECTURE.md` draws the flow.
+
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod jobs;
+pub mod pipeline;
+pub mod recordings;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,273 @@
+//! Calls: the uploaded recordings and where each one is in the pipeline.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::jobs::{insert_job, NewJob};
+use super::{parse_col, parse_opt_col, Store, StoreError};
+use crate::domain::{
+    now_millis, CallId, CallStatus, ChannelMap, Direction, Language, ManagerId, Millis,
+};
+
+/// A call as stored.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// Identifier.
+    pub id: CallId,
+    /// The salesperson.
+    pub manager_id: ManagerId,
+    /// CRM deal, if known.
+    pub deal_id: Option<String>,
+    /// CRM customer, if known.
+    pub customer_id: Option<String>,
+    /// Inbound or outbound.
+    pub direction: Option<Direction>,
+    /// When the call took place.
+    pub started_at: Option<Millis>,
+    /// Spoken language (or auto).
+    pub language: Language,
+    /// Speaker per channel.
+    pub channels: ChannelMap,
+    /// The client's file name, kept only as metadata.
+    pub original_filename: Option<String>,
+    /// The declared content type, kept only as metadata.
+    pub content_type: Option<String>,
+    /// Recording size.
+    pub size_bytes: i64,
+    /// SHA-256 of the recording, hex.
+    pub sha256: String,
+    /// Server-generated path of the recording, relative to the recordings folder.
+    pub storage_key: String,
+    /// Pipeline state.
+    pub status: CallStatus,
+    /// Why the call failed, in words a user can act on.
+    pub failure_reason: Option<String>,
+    /// Accepted at.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+/// What an upload adds.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// Identifier chosen by the server.
+    pub id: CallId,
+    /// The salesperson.
+    pub manager_id: ManagerId,
+    /// CRM deal.
+    pub deal_id: Option<String>,
+    /// CRM customer.
+    pub customer_id: Option<String>,
+    /// Inbound or outbound.
+    pub direction: Option<Direction>,
+    /// When the call took place.
+    pub started_at: Option<Millis>,
+    /// Spoken language.
+    pub language: Language,
+    /// Speaker per channel.
+    pub channels: ChannelMap,
+    /// Client file name (metadata only).
+    pub original_filename: Option<String>,
+    /// Declared content type (metadata only).
+    pub content_type: Option<String>,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Where the recording was stored.
+    pub storage_key: String,
+}
+
+/// Filters and keyset cursor for listing calls.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Only this manager's calls.
+    pub manager_id: Option<ManagerId>,
+    /// Only calls in this state.
+    pub status: Option<CallStatus>,
+    /// Accepted at or after.
+    pub from: Option<Millis>,
+    /// Accepted before.
+    pub to: Option<Millis>,
+    /// Calls older than this id (the cursor of the previous page).
+    pub before: Option<CallId>,
+    /// Page size.
+    pub limit: i64,
+}
+
+const CALL_COLUMNS: &str = "id, manager_id, deal_id, customer_id, direction, started_at, language, \
+     channels, original_filename, content_type, size_bytes, sha256, storage_key, status, \
+     failure_reason, created_at, updated_at";
+
+fn call_from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
+    Ok(CallRecord {
+        id: parse_col(row, "id")?,
+        manager_id: parse_col(row, "manager_id")?,
+        deal_id: row.try_get("deal_id")?,
+        customer_id: row.try_get("customer_id")?,
+        direction: parse_opt_col(row, "direction")?,
+        started_at: row.try_get("started_at")?,
+        language: parse_col(row, "language")?,
+        channels: parse_col(row, "channels")?,
+        original_filename: row.try_get("original_filename")?,
+        content_type: row.try_get("content_type")?,
+        size_bytes: row.try_get("size_bytes")?,
+        sha256: row.try_get("sha256")?,
+        storage_key: row.try_get("storage_key")?,
+        status: parse_col(row, "status")?,
+        failure_reason: row.try_get("failure_reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The outcome of [`Store::insert_call`].
+#[derive(Debug)]
+pub enum InsertCall {
+    /// A new call was stored and its first job queued.
+    Created(CallRecord),
+    /// The same recording was already uploaded for this manager.
+    Duplicate(CallRecord),
+}
+
+impl Store {
+    /// Stores a call and queues its first job in one transaction; a recording already uploaded
+    /// for the same manager returns the existing call instead.
+    pub async fn insert_call(&self, call: &NewCall, first_job: &NewJob) -> Result<InsertCall, StoreError> {
+        if let Some(existing) = self.find_call_by_hash(&call.manager_id, &call.sha256).await? {
+            return Ok(InsertCall::Duplicate(existing));
+        }
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO calls (id, manager_id, deal_id, customer_id, direction, started_at, \
+             language, channels, original_filename, content_type, size_bytes, sha256, storage_key, \
+             status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+        )
+        .bind(call.id.to_string())
+        .bind(call.manager_id.as_str().to_string())
+        .bind(call.deal_id.clone())
+        .bind(call.customer_id.clone())
+        .bind(call.direction.map(|d| d.as_str().to_string()))
+        .bind(call.started_at)
+        .bind(call.language.as_str().to_string())
+        .bind(call.channels.to_string())
+        .bind(call.original_filename.clone())
+        .bind(call.content_type.clone())
+        .bind(call.size_bytes)
+        .bind(call.sha256.clone())
+        .bind(call.storage_key.clone())
+        .bind(CallStatus::Queued.as_str().to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                // A concurrent upload of the same file won the race.
+                drop(tx);
+                return match self.find_call_by_hash(&call.manager_id, &call.sha256).await? {
+                    Some(existing) => Ok(InsertCall::Duplicate(existing)),
+                    None => Err(StoreError::Conflict("call already exists".into())),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        insert_job(&mut tx, first_job, now).await?;
+        tx.commit().await?;
+        let stored = self
+            .get_call(call.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("call vanished after insert".into()))?;
+        Ok(InsertCall::Created(stored))
+    }
+
+    async fn find_call_by_hash(&self, manager: &ManagerId, sha256: &str) -> Result<Option<CallRecord>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE manager_id = $1 AND sha256 = $2");
+        let row = sqlx::query(&sql)
+            .bind(manager.as_str().to_string())
+            .bind(sha256.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// One call by id.
+    pub async fn get_call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// Calls matching `filter`, newest first.
+    pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.manager_id.is_some() {
+            sql += &format!(" AND manager_id = {}", next());
+        }
+        if filter.status.is_some() {
+            sql += &format!(" AND status = {}", next());
+        }
+        if filter.from.is_some() {
+            sql += &format!(" AND created_at >= {}", next());
+        }
+        if filter.to.is_some() {
+            sql += &format!(" AND created_at < {}", next());
+        }
+        if filter.before.is_some() {
+            sql += &format!(" AND id < {}", next());
+        }
+        sql += &format!(" ORDER BY id DESC LIMIT {}", next());
+        let mut q = sqlx::query(&sql);
+        if let Some(m) = &filter.manager_id {
+            q = q.bind(m.as_str().to_string());
+        }
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str().to_string());
+        }
+        if let Some(f) = filter.from {
+            q = q.bind(f);
+        }
+        if let Some(t) = filter.to {
+            q = q.bind(t);
+        }
+        if let Some(b) = filter.before {
+            q = q.bind(b.to_string());
+        }
+        q = q.bind(filter.limit);
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// Sets a call's pipeline state (and the reason, for `failed`).
+    pub async fn set_call_status(&self, id: CallId, status: CallStatus, reason: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4")
+            .bind(status.as_str().to_string())
+            .bind(reason.map(str::to_string))
+            .bind(now_millis())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a call and, through foreign keys, everything derived from it. Returns the
+    /// storage key of its recording so the caller can remove the file.
+    pub async fn delete_call(&self, id: CallId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("storage_key")).transpose()?)
+    }
+}

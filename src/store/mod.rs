@@ -1,0 +1,181 @@
+//! Storage: one interface over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Queries are written once in portable SQL and run through sqlx's `Any` driver with `$n`
+//! placeholders, which both backends accept; the few statements that must differ (the queue
+//! claim) branch on [`Backend`]. Each backend has its own migrations folder, embedded in the
+//! binary and applied at start-up. See `docs/decisions/0002-storage.md`.
+
+mod calls;
+mod jobs;
+mod tokens;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor};
+
+pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
+pub use jobs::{ClaimedJob, JobCounts, JobFailure, JobRecord, NewJob};
+pub use tokens::TokenRecord;
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file (embedded default).
+    Sqlite,
+    /// PostgreSQL server (shared queue for several machines).
+    Postgres,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value did not parse (a bug or a hand-edited row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A uniqueness rule was violated.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A file-system operation around the database failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+}
+
+/// The database handle shared by the HTTP API and the workers.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects to `url`, creating a SQLite file (and its folder) if missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if path != ":memory:" {
+                if let Some(parent) = Path::new(path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                }
+            }
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else {
+            (Backend::Postgres, url.to_string())
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; NORMAL syncs the WAL at
+                        // checkpoints, which survives a process crash (the case we must not lose
+                        // jobs in). busy_timeout makes writers from several tasks and processes
+                        // queue up instead of failing with SQLITE_BUSY.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(&url).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the backend's pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for tests and tools that need raw access.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads a text column and parses it into a domain type.
+fn parse_col<T>(row: &AnyRow, col: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    use sqlx::Row;
+    let text: String = row.try_get(col)?;
+    text.parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+/// Reads an optional text column and parses it into a domain type.
+fn parse_opt_col<T>(row: &AnyRow, col: &str) -> Result<Option<T>, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    use sqlx::Row;
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: T::Err| StoreError::Corrupt(format!("column {col}: {e}")))
+    })
+    .transpose()
+}
