@@ -1,0 +1,253 @@
+//! The test harness: every test gets its own database (SQLite file or a fresh PostgreSQL
+//! database), its own data folder and a real server on a random port.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use callgrade::config::{Config, QueueConfig};
+use callgrade::domain::{CallId, Role};
+use callgrade::http::tokens::create_token;
+use callgrade::jobs::Registry;
+use callgrade::store::Store;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The database engines every storage scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async scenario once per backend, as separate tests named `<name>::sqlite` and
+/// `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(()) = $crate::helpers::postgres_available() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            }
+        )+
+    };
+}
+
+/// `Some(())` when PostgreSQL tests should run. Without `TEST_POSTGRES_URL` they are skipped
+/// with a note, unless `TEST_REQUIRE_POSTGRES=1` (as `make test` sets), where that is a failure.
+pub fn postgres_available() -> Option<()> {
+    if std::env::var("TEST_POSTGRES_URL").is_ok() {
+        return Some(());
+    }
+    assert!(
+        std::env::var("TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+        "TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set"
+    );
+    eprintln!("skipping: TEST_POSTGRES_URL not set (make test sets it)");
+    None
+}
+
+/// A scratch database that lives as long as the value.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/test.db", dir.path().display());
+                Self { url, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL");
+                let name = format!("cg_test_{}", uuid::Uuid::new_v4().simple());
+                sqlx::any::install_default_drivers();
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("connect to TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Self { url: format!("{base}/{name}"), _dir: None }
+            }
+        }
+    }
+}
+
+/// A running callgrade server.
+pub struct TestApp {
+    pub base_url: String,
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub admin: String,
+    pub config: Config,
+    pub data_dir: TempDir,
+    pub shutdown: CancellationToken,
+    pub handle: Option<JoinHandle<()>>,
+    pub _db: TestDb,
+}
+
+/// Queue settings that make tests quick.
+pub fn fast_queue() -> QueueConfig {
+    QueueConfig {
+        lease_seconds: 2,
+        poll_interval_ms: 50,
+        backoff_base_ms: 20,
+        backoff_max_ms: 200,
+        shutdown_grace_seconds: 2,
+        max_attempts: 3,
+        ..QueueConfig::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend, registry: Registry) -> TestApp {
+    spawn_app_with(backend, registry, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, registry: Registry, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config {
+        database_url: db.url.clone(),
+        data_dir: data_dir.path().to_path_buf(),
+        queue: fast_queue(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let store = Store::open(&config.database_url).await.expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn({
+        let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
+        async move {
+            callgrade::app::serve_with_store(listener, config, store, registry, shutdown)
+                .await
+                .expect("server runs");
+        }
+    });
+    let admin = create_token(&store, "test admin", Role::Admin, None).await.expect("token").secret;
+    TestApp {
+        base_url: format!("http://{addr}"),
+        store,
+        client: reqwest::Client::new(),
+        admin,
+        config,
+        data_dir,
+        shutdown,
+        handle: Some(handle),
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub async fn token(&self, role: Role, manager: Option<&str>) -> String {
+        create_token(&self.store, &format!("{role} test"), role, manager).await.expect("token").secret
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Uploads `bytes` as a call of `manager` with `token`.
+    pub async fn upload(&self, token: &str, manager: &str, bytes: Vec<u8>, filename: &str) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()))
+            .text("manager_id", manager.to_string());
+        self.client
+            .post(self.url("/api/v1/calls"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads a distinct small file and returns the call id.
+    pub async fn upload_call(&self, manager: &str) -> CallId {
+        let r = self.upload(&self.admin, manager, unique_bytes(), "call.mp3").await;
+        assert_eq!(r.status(), 202, "{:?}", r.text().await);
+        let body: serde_json::Value = r.json().await.expect("json");
+        body["id"].as_str().expect("id").parse().expect("call id")
+    }
+
+    pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn call_status(&self, id: CallId) -> String {
+        let call = self.store.get_call(id).await.expect("store").expect("call exists");
+        call.status.to_string()
+    }
+
+    /// Waits until the call reaches `status` (or fails the test after `timeout`).
+    pub async fn wait_for_status(&self, id: CallId, status: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let now = self.call_status(id).await;
+            if now == status {
+                return;
+            }
+            assert!(started.elapsed() < timeout, "call {id} is {now}, expected {status} within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task");
+        }
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.config.recordings_dir()
+    }
+}
+
+/// Bytes no other test uploads (so duplicates are only the ones a test makes on purpose).
+pub fn unique_bytes() -> Vec<u8> {
+    let mut v = b"ID3-test-".to_vec();
+    v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    v.extend(std::iter::repeat_n(7u8, 2048));
+    v
+}
+
+/// Creates the table the test job handlers write their results to; the unique key is what
+/// makes "a result is written at most once" true.
+pub async fn create_results_table(store: &Store) {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS test_results (job_key TEXT NOT NULL UNIQUE, worker TEXT NOT NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .expect("create test_results");
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS test_runs (job_key TEXT NOT NULL, worker TEXT NOT NULL, phase TEXT NOT NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .expect("create test_runs");
+}
+
+pub async fn count(store: &Store, sql: &str) -> i64 {
+    use sqlx::Row;
+    let row = sqlx::query(sql).fetch_one(store.pool()).await.expect("count query");
+    row.try_get::<i64, _>(0).expect("count")
+}

@@ -1,0 +1,10 @@
+//! One integration-test binary: a real server over a real socket, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+mod openapi;
+mod process;
+mod queue;
+mod roles;
+mod test_jobs;
+mod uploads;
