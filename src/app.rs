@@ -79,9 +79,15 @@ pub async fn serve_with_store(
 }
 
 /// Runs workers only (extra machines sharing a PostgreSQL queue), until `shutdown` fires.
-pub async fn run_worker(config: Config, registry: Registry, shutdown: CancellationToken) -> Result<(), AppError> {
+pub async fn run_worker(
+    config: Config,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
     let store = open_store(&config).await?;
-    Worker::new(store.clone(), registry, config.queue.clone()).run(shutdown).await;
+    Worker::new(store.clone(), registry, config.queue.clone())
+        .run(shutdown)
+        .await;
     store.close().await;
     Ok(())
 }

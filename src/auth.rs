@@ -78,10 +78,18 @@ mod tests {
     fn managers_see_only_their_own() {
         let me = ManagerId::parse("m-1").expect("valid");
         let other = ManagerId::parse("m-2").expect("valid");
-        let p = Principal { role: Role::Manager, manager_id: Some(me.clone()), name: "x".into() };
+        let p = Principal {
+            role: Role::Manager,
+            manager_id: Some(me.clone()),
+            name: "x".into(),
+        };
         assert!(p.can_see_manager(&me));
         assert!(!p.can_see_manager(&other));
-        let head = Principal { role: Role::Head, manager_id: None, name: "h".into() };
+        let head = Principal {
+            role: Role::Head,
+            manager_id: None,
+            name: "h".into(),
+        };
         assert!(head.can_see_manager(&other));
     }
 }

@@ -37,6 +37,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Upload recordings to a running server.
     Upload(UploadArgs),
+    /// List calls on a running server with their status.
+    Calls(ServerArgs),
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -94,7 +96,26 @@ pub struct UploadArgs {
     #[arg(long)]
     pub channels: Option<String>,
     /// Server base URL.
-    #[arg(long, env = "CALLGRADE_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "CALLGRADE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// API token.
+    #[arg(long, env = "CALLGRADE_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+/// How the client commands reach the server.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Server base URL.
+    #[arg(
+        long,
+        env = "CALLGRADE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub server: String,
     /// API token.
     #[arg(long, env = "CALLGRADE_TOKEN", hide_env_values = true)]
@@ -106,6 +127,8 @@ pub struct UploadArgs {
 pub enum BenchCommand {
     /// Queue throughput: enqueue, and claim+complete of no-op jobs with 1 and 4 workers.
     Queue(crate::bench::queue::QueueBenchArgs),
+    /// Upload memory: a large file streamed to a real server process; its peak memory growth.
+    Upload(crate::bench::upload::UploadBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -140,7 +163,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token(cmd) => token(&config, cmd).await?,
         Command::Upload(args) => return crate::client::upload(args).await,
+        Command::Calls(args) => crate::client::list_calls(args).await?,
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
+        Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -148,21 +173,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = app::open_store(config).await?;
     match cmd {
-        TokenCommand::Create { role, manager, name, quiet } => {
+        TokenCommand::Create {
+            role,
+            manager,
+            name,
+            quiet,
+        } => {
             let created = create_token(&store, &name, role, manager.as_deref()).await?;
             if quiet {
                 println!("{}", created.secret);
             } else {
-                println!("Created {} token {:?} (id {}).", created.token.role, created.token.name, created.token.id);
-                println!("Secret (shown only now; store it safely):\n{}", created.secret);
+                println!(
+                    "Created {} token {:?} (id {}).",
+                    created.token.role, created.token.name, created.token.id
+                );
+                println!(
+                    "Secret (shown only now; store it safely):\n{}",
+                    created.secret
+                );
             }
         }
         TokenCommand::List => {
-            println!("{:<36}  {:<8}  {:<16}  {:<20}  NAME", "ID", "ROLE", "MANAGER", "REVOKED");
+            println!(
+                "{:<36}  {:<8}  {:<16}  {:<20}  NAME",
+                "ID", "ROLE", "MANAGER", "REVOKED"
+            );
             for t in store.list_tokens().await? {
-                let revoked = t.revoked_at.map(|r| crate::domain::to_datetime(r).to_rfc3339()).unwrap_or_default();
+                let revoked = t
+                    .revoked_at
+                    .map(|r| crate::domain::to_datetime(r).to_rfc3339())
+                    .unwrap_or_default();
                 let manager = t.manager_id.map(|m| m.to_string()).unwrap_or_default();
-                println!("{:<36}  {:<8}  {:<16}  {:<20}  {}", t.id, t.role, manager, revoked, t.name);
+                println!(
+                    "{:<36}  {:<8}  {:<16}  {:<20}  {}",
+                    t.id, t.role, manager, revoked, t.name
+                );
             }
         }
         TokenCommand::Revoke { id } => {

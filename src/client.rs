@@ -9,12 +9,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use reqwest::multipart::{Form, Part};
 use tokio_util::io::ReaderStream;
 
-use crate::cli::UploadArgs;
-use crate::http::calls::UploadResponse;
+use crate::cli::{ServerArgs, UploadArgs};
+use crate::http::calls::{CallPage, UploadResponse};
 
 /// Uploads every file; a failed file is reported and the rest still go. Exit code 1 if any failed.
 pub async fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder().build().context("building the HTTP client")?;
+    let client = reqwest::Client::builder()
+        .build()
+        .context("building the HTTP client")?;
     let url = format!("{}/api/v1/calls", args.server.trim_end_matches('/'));
     let bars = MultiProgress::new();
     let overall = bars.add(ProgressBar::new(args.files.len() as u64));
@@ -27,8 +29,17 @@ pub async fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
     for path in &args.files {
         match upload_one(&client, &url, &args, path, &bars).await {
             Ok(r) => {
-                let note = if r.duplicate { " (duplicate: already uploaded)" } else { "" };
-                bars.println(format!("{} -> call {} [{}]{note}", path.display(), r.id, r.status))?;
+                let note = if r.duplicate {
+                    " (duplicate: already uploaded)"
+                } else {
+                    ""
+                };
+                bars.println(format!(
+                    "{} -> call {} [{}]{note}",
+                    path.display(),
+                    r.id,
+                    r.status
+                ))?;
             }
             Err(e) => {
                 failures += 1;
@@ -52,19 +63,33 @@ async fn upload_one(
     path: &Path,
     bars: &MultiProgress,
 ) -> anyhow::Result<UploadResponse> {
-    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata().await?.len();
     let bar = bars.add(ProgressBar::new(len));
     bar.set_style(
-        ProgressStyle::with_template("  {msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "  {msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    bar.set_message(
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     let progress = bar.clone();
     let stream = ReaderStream::new(file).inspect_ok(move |chunk| progress.inc(chunk.len() as u64));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "recording".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "recording".into());
     let mut form = Form::new()
-        .part("file", Part::stream_with_length(reqwest::Body::wrap_stream(stream), len).file_name(name))
+        .part(
+            "file",
+            Part::stream_with_length(reqwest::Body::wrap_stream(stream), len).file_name(name),
+        )
         .text("manager_id", args.manager.clone());
     for (field, value) in [
         ("deal_id", &args.deal),
@@ -77,7 +102,12 @@ async fn upload_one(
             form = form.text(field, v.clone());
         }
     }
-    let response = client.post(url).bearer_auth(&args.token).multipart(form).send().await;
+    let response = client
+        .post(url)
+        .bearer_auth(&args.token)
+        .multipart(form)
+        .send()
+        .await;
     bar.finish_and_clear();
     let response = response.with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
@@ -90,4 +120,40 @@ async fn upload_one(
         anyhow::bail!("{status}: {message}");
     }
     serde_json::from_str(&body).with_context(|| format!("unexpected answer: {body}"))
+}
+
+/// Prints the newest calls with their status (one page of up to 200).
+pub async fn list_calls(args: ServerArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/v1/calls?limit=200",
+        args.server.trim_end_matches('/')
+    );
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&args.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        anyhow::bail!("{status}: {body}");
+    }
+    let page: CallPage =
+        serde_json::from_str(&body).with_context(|| format!("unexpected answer: {body}"))?;
+    println!(
+        "{:<36}  {:<12}  {:<13}  {:<22}  REASON",
+        "CALL", "MANAGER", "STATUS", "FILE"
+    );
+    for c in page.items {
+        println!(
+            "{:<36}  {:<12}  {:<13}  {:<22}  {}",
+            c.id,
+            c.manager_id,
+            c.status,
+            c.original_filename.unwrap_or_default(),
+            c.failure_reason.unwrap_or_default()
+        );
+    }
+    Ok(())
 }

@@ -100,7 +100,11 @@ impl QueueConfig {
 
     /// Concurrency for one job kind.
     pub fn concurrency_for(&self, kind: &str) -> usize {
-        self.concurrency.get(kind).copied().unwrap_or(self.default_concurrency).max(1)
+        self.concurrency
+            .get(kind)
+            .copied()
+            .unwrap_or(self.default_concurrency)
+            .max(1)
     }
 }
 
@@ -119,7 +123,10 @@ impl Config {
         match file {
             Some(path) => {
                 if !path.exists() {
-                    return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                    return Err(ConfigError(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
                 }
                 figment = figment.merge(Toml::file(path));
             }
@@ -175,6 +182,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error by design.
 mod tests {
     use super::*;
 

@@ -87,7 +87,9 @@ impl ManagerId {
             return Err(ParseError("manager_id must not be empty".into()));
         }
         if s.chars().count() > 128 {
-            return Err(ParseError("manager_id is longer than 128 characters".into()));
+            return Err(ParseError(
+                "manager_id is longer than 128 characters".into(),
+            ));
         }
         if s.chars().any(char::is_control) {
             return Err(ParseError("manager_id contains control characters".into()));
@@ -278,7 +280,9 @@ impl ChannelMap {
             return Err(ParseError("channels must name one or two speakers".into()));
         }
         if speakers.len() == 2 && speakers[0] == speakers[1] && speakers[0] != Speaker::Unknown {
-            return Err(ParseError("channels must name two different speakers".into()));
+            return Err(ParseError(
+                "channels must name two different speakers".into(),
+            ));
         }
         Ok(Self(speakers))
     }
@@ -343,12 +347,18 @@ mod tests {
     fn manager_id_rejects_empty_and_control_characters() {
         assert!(ManagerId::parse("  ").is_err());
         assert!(ManagerId::parse("a\u{0}b").is_err());
-        assert_eq!(ManagerId::parse(" m-1 ").map(|m| m.0), Ok("m-1".to_string()));
+        assert_eq!(
+            ManagerId::parse(" m-1 ").map(|m| m.0),
+            Ok("m-1".to_string())
+        );
     }
 
     #[test]
     fn channel_map_parses_stereo_and_mono() {
-        assert_eq!(ChannelMap::parse("client,manager").map(|c| c.to_string()), Ok("client,manager".into()));
+        assert_eq!(
+            ChannelMap::parse("client,manager").map(|c| c.to_string()),
+            Ok("client,manager".into())
+        );
         assert_eq!(ChannelMap::parse("manager").map(|c| c.0.len()), Ok(1));
         assert!(ChannelMap::parse("manager,manager").is_err());
         assert!(ChannelMap::parse("left,right").is_err());

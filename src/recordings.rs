@@ -85,7 +85,14 @@ impl Recordings {
         fs::create_dir_all(&tmp_dir).await?;
         let temp_path = tmp_dir.join(format!("{}.part", uuid::Uuid::new_v4()));
         let file = File::create(&temp_path).await?;
-        Ok(IncomingRecording { file, temp_path, hasher: Sha256::new(), size: 0, limit, head: Vec::new() })
+        Ok(IncomingRecording {
+            file,
+            temp_path,
+            hasher: Sha256::new(),
+            size: 0,
+            limit,
+            head: Vec::new(),
+        })
     }
 
     /// Removes a stored recording; a missing file is not an error.
@@ -130,7 +137,11 @@ impl IncomingRecording {
     }
 
     /// Makes the recording durable under a name derived from `call_id`.
-    pub async fn finish(mut self, recordings: &Recordings, call_id: CallId) -> Result<StoredRecording, RecordingError> {
+    pub async fn finish(
+        mut self,
+        recordings: &Recordings,
+        call_id: CallId,
+    ) -> Result<StoredRecording, RecordingError> {
         if self.size == 0 {
             self.abort().await;
             return Err(RecordingError::Empty);
@@ -140,7 +151,10 @@ impl IncomingRecording {
         let now = chrono::Utc::now();
         let key = format!("{}/{}.audio", now.format("%Y/%m"), call_id);
         let final_path = recordings.root.join(&key);
-        let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| recordings.root.clone());
+        let dir = final_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| recordings.root.clone());
         fs::create_dir_all(&dir).await?;
         fs::rename(&self.temp_path, &final_path).await?;
         File::open(&dir).await?.sync_all().await?;
@@ -167,8 +181,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let recs = Recordings::new(dir.path());
         let mut inc = recs.begin(100).await.expect("begin");
-        inc.write(Bytes::from_static(b"hello ")).await.expect("write");
-        inc.write(Bytes::from_static(b"world")).await.expect("write");
+        inc.write(Bytes::from_static(b"hello "))
+            .await
+            .expect("write");
+        inc.write(Bytes::from_static(b"world"))
+            .await
+            .expect("write");
         let id = CallId::new();
         let stored = inc.finish(&recs, id).await.expect("finish");
         assert_eq!(stored.size, 11);
@@ -176,7 +194,9 @@ mod tests {
         assert!(stored.key.ends_with(&format!("{id}.audio")));
         let path = recs.path(&stored.key).expect("safe key");
         assert_eq!(std::fs::read(path).expect("read"), b"hello world");
-        let leftovers = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count();
+        let leftovers = std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count();
         assert_eq!(leftovers, 0);
     }
 
@@ -185,7 +205,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let recs = Recordings::new(dir.path());
         let mut inc = recs.begin(4).await.expect("begin");
-        let err = inc.write(Bytes::from_static(b"12345")).await.expect_err("too large");
+        let err = inc
+            .write(Bytes::from_static(b"12345"))
+            .await
+            .expect_err("too large");
         assert!(matches!(err, RecordingError::TooLarge { limit: 4 }));
         inc.abort().await;
     }

@@ -1,3 +1,4 @@
 //! Benchmarks run from the binary (`callgrade bench ...`); results go to docs/PERFORMANCE.md.
 
 pub mod queue;
+pub mod upload;

@@ -13,24 +13,35 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token> header".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
         let secret = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
+            })?;
         let token = state
             .store
             .authenticate(&hash_secret(secret))
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
-        Ok(Auth(Principal { role: token.role, manager_id: token.manager_id, name: token.name }))
+        Ok(Auth(Principal {
+            role: token.role,
+            manager_id: token.manager_id,
+            name: token.name,
+        }))
     }
 }
 

@@ -164,7 +164,9 @@ pub async fn upload(
     auth: Auth,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
-    let principal = auth.require(&[Role::Admin, Role::Qa, Role::Manager])?.clone();
+    let principal = auth
+        .require(&[Role::Admin, Role::Qa, Role::Manager])?
+        .clone();
     let mut fields = UploadFields::default();
     let mut incoming: Option<IncomingRecording> = None;
     let result = read_form(&state, &mut multipart, &mut fields, &mut incoming).await;
@@ -194,7 +196,11 @@ pub async fn upload(
         content_type: fields.content_type,
         ..call
     };
-    let job = NewJob::for_call(Stage::FIRST.kind(), call_id, state.config.queue.max_attempts);
+    let job = NewJob::for_call(
+        Stage::FIRST.kind(),
+        call_id,
+        state.config.queue.max_attempts,
+    );
     let inserted = state.store.insert_call(&new, &job).await;
     let (status, record, duplicate) = match inserted {
         Ok(InsertCall::Created(c)) => (StatusCode::ACCEPTED, c, false),
@@ -213,7 +219,15 @@ pub async fn upload(
         tracing::info!(call = %record.id, manager = %record.manager_id, bytes = record.size_bytes, "call accepted");
     }
     let view = CallView::from(record);
-    Ok((status, Json(UploadResponse { id: view.id, status: view.status, url: view.url, duplicate })))
+    Ok((
+        status,
+        Json(UploadResponse {
+            id: view.id,
+            status: view.status,
+            url: view.url,
+            duplicate,
+        }),
+    ))
 }
 
 async fn read_form(
@@ -226,11 +240,18 @@ async fn read_form(
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             if incoming.is_some() {
-                return Err(ApiError::BadRequest("only one 'file' field is allowed".into()));
+                return Err(ApiError::BadRequest(
+                    "only one 'file' field is allowed".into(),
+                ));
             }
             fields.filename = field.file_name().map(str::to_string);
             fields.content_type = field.content_type().map(str::to_string);
-            let rec = incoming.insert(state.recordings.begin(state.config.max_upload_bytes).await?);
+            let rec = incoming.insert(
+                state
+                    .recordings
+                    .begin(state.config.max_upload_bytes)
+                    .await?,
+            );
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                 rec.write(chunk).await?;
             }
@@ -244,7 +265,11 @@ async fn read_form(
             "started_at" => &mut fields.started_at,
             "language" => &mut fields.language,
             "channels" => &mut fields.channels,
-            other => return Err(ApiError::BadRequest(format!("unknown form field {other:?}"))),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown form field {other:?}"
+                )))
+            }
         };
         let mut value = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
@@ -273,7 +298,9 @@ fn validate(principal: &crate::auth::Principal, f: &UploadFields) -> Result<NewC
         (None, None) => return Err(ApiError::BadRequest("manager_id is required".into())),
     };
     if !principal.can_see_manager(&manager_id) {
-        return Err(ApiError::Forbidden("managers may upload only their own calls".into()));
+        return Err(ApiError::Forbidden(
+            "managers may upload only their own calls".into(),
+        ));
     }
     let started_at = f
         .started_at
@@ -285,10 +312,27 @@ fn validate(principal: &crate::auth::Principal, f: &UploadFields) -> Result<NewC
         manager_id,
         deal_id: f.deal_id.clone(),
         customer_id: f.customer_id.clone(),
-        direction: f.direction.as_deref().map(str::parse).transpose().map_err(bad("direction"))?,
+        direction: f
+            .direction
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad("direction"))?,
         started_at,
-        language: f.language.as_deref().map(str::parse).transpose().map_err(bad("language"))?.unwrap_or(Language::Auto),
-        channels: f.channels.as_deref().map(ChannelMap::parse).transpose().map_err(bad("channels"))?.unwrap_or_default(),
+        language: f
+            .language
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad("language"))?
+            .unwrap_or(Language::Auto),
+        channels: f
+            .channels
+            .as_deref()
+            .map(ChannelMap::parse)
+            .transpose()
+            .map_err(bad("channels"))?
+            .unwrap_or_default(),
         original_filename: None,
         content_type: None,
         size_bytes: 0,
@@ -336,7 +380,12 @@ pub async fn list(
     Query(q): Query<ListCallsQuery>,
 ) -> Result<Json<CallPage>, ApiError> {
     let principal = &auth.0;
-    let requested = q.manager_id.as_deref().map(ManagerId::parse).transpose().map_err(bad("manager_id"))?;
+    let requested = q
+        .manager_id
+        .as_deref()
+        .map(ManagerId::parse)
+        .transpose()
+        .map_err(bad("manager_id"))?;
     let manager_id = match (requested, principal.scope()) {
         (Some(m), Some(own)) if &m != own => return Err(ApiError::not_found("manager")),
         (Some(m), _) => Some(m),
@@ -344,19 +393,35 @@ pub async fn list(
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 200".into(),
+        ));
     }
     let filter = CallFilter {
         manager_id,
         status: q.status,
-        from: q.from.as_deref().map(|s| parse_time("from", s)).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s))
+            .transpose()?,
         to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
-        before: q.cursor.as_deref().map(str::parse).transpose().map_err(bad("cursor"))?,
+        before: q
+            .cursor
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad("cursor"))?,
         limit,
     };
     let items = state.store.list_calls(&filter).await?;
-    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|c| c.id.to_string())).flatten();
-    Ok(Json(CallPage { items: items.into_iter().map(CallView::from).collect(), next_cursor }))
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|c| c.id.to_string()))
+        .flatten();
+    Ok(Json(CallPage {
+        items: items.into_iter().map(CallView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// A call and its latest job.
@@ -372,7 +437,11 @@ pub struct CallDetail {
 /// Loads a call the caller may see, or 404 (also for other managers' calls).
 async fn visible_call(state: &AppState, auth: &Auth, id: &str) -> Result<CallRecord, ApiError> {
     let id: CallId = id.parse().map_err(|_| ApiError::not_found("call"))?;
-    let call = state.store.get_call(id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    let call = state
+        .store
+        .get_call(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
     if !auth.0.can_see_manager(&call.manager_id) {
         return Err(ApiError::not_found("call"));
     }
@@ -385,10 +454,21 @@ async fn visible_call(state: &AppState, auth: &Auth, id: &str) -> Result<CallRec
     responses((status = 200, body = CallDetail), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<CallDetail>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<CallDetail>, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
-    let latest_job = state.store.latest_job_for_call(call.id).await?.map(super::jobs::JobView::from);
-    Ok(Json(CallDetail { call: call.into(), latest_job }))
+    let latest_job = state
+        .store
+        .latest_job_for_call(call.id)
+        .await?
+        .map(super::jobs::JobView::from);
+    Ok(Json(CallDetail {
+        call: call.into(),
+        latest_job,
+    }))
 }
 
 /// Delete a call, its recording and everything derived from it.
@@ -397,7 +477,11 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
     auth.require(&[Role::Admin, Role::Qa])?;
     if let Some(key) = state.store.delete_call(call.id).await? {
@@ -413,27 +497,42 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     responses((status = 202, body = CallView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn retry(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<(StatusCode, Json<CallView>), ApiError> {
+pub async fn retry(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CallView>), ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
     auth.require(&[Role::Admin, Role::Qa])?;
     let job = state.store.latest_job_for_call(call.id).await?;
     let Some(job) = job.filter(|j| matches!(j.state, JobState::Dead | JobState::Cancelled)) else {
-        return Err(ApiError::Conflict(format!("call is {}; only failed calls can be retried", call.status)));
+        return Err(ApiError::Conflict(format!(
+            "call is {}; only failed calls can be retried",
+            call.status
+        )));
     };
     restart_job(&state, &job).await?;
-    let call = state.store.get_call(call.id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    let call = state
+        .store
+        .get_call(call.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
     Ok((StatusCode::ACCEPTED, Json(call.into())))
 }
 
 /// Puts a dead or cancelled job back in the queue and moves its call back to waiting.
 pub(super) async fn restart_job(state: &AppState, job: &JobRecord) -> Result<(), ApiError> {
-    let status = Stage::from_kind(&job.kind).map(Stage::waiting_status).unwrap_or(CallStatus::Queued);
+    let status = Stage::from_kind(&job.kind)
+        .map(Stage::waiting_status)
+        .unwrap_or(CallStatus::Queued);
     match state.store.retry_job(job.id, status).await? {
         Some(true) => {
             state.worker.wake();
             Ok(())
         }
-        Some(false) => Err(ApiError::Conflict("the job is not dead or cancelled, or is already queued again".into())),
+        Some(false) => Err(ApiError::Conflict(
+            "the job is not dead or cancelled, or is already queued again".into(),
+        )),
         None => Err(ApiError::not_found("job")),
     }
 }

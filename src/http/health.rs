@@ -42,10 +42,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.job_counts().await {
         Ok(counts) => {
             // Every state of every kind is set, so a state that emptied reads 0, not its old value.
-            let kinds: std::collections::BTreeSet<&str> = counts.iter().map(|c| c.kind.as_str()).collect();
+            let kinds: std::collections::BTreeSet<&str> =
+                counts.iter().map(|c| c.kind.as_str()).collect();
             for kind in kinds {
                 for st in crate::domain::JobState::ALL {
-                    let n = counts.iter().find(|c| c.kind == kind && c.state == *st).map_or(0, |c| c.count);
+                    let n = counts
+                        .iter()
+                        .find(|c| c.kind == kind && c.state == *st)
+                        .map_or(0, |c| c.count);
                     metrics::gauge!("callgrade_queue_jobs", "state" => st.as_str(), "kind" => kind.to_string())
                         .set(n as f64);
                 }
@@ -55,7 +59,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     (
         StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         state.metrics.render(),
     )
 }

@@ -96,11 +96,17 @@ pub struct JobPage {
     responses((status = 200, body = JobPage), (status = 403, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<ListJobsQuery>) -> Result<Json<JobPage>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListJobsQuery>,
+) -> Result<Json<JobPage>, ApiError> {
     auth.require(&[Role::Admin, Role::Qa, Role::Head])?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 200".into()));
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 200".into(),
+        ));
     }
     let before = q
         .cursor
@@ -110,9 +116,18 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<Lis
         .map_err(|e| ApiError::BadRequest(format!("cursor: {e}")))?;
     let counts = state.store.job_counts().await?;
     let items = state.store.list_jobs(q.state, before, limit).await?;
-    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|j| j.id.to_string())).flatten();
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|j| j.id.to_string()))
+        .flatten();
     Ok(Json(JobPage {
-        counts: counts.into_iter().map(|c| JobCount { state: c.state, kind: c.kind, count: c.count }).collect(),
+        counts: counts
+            .into_iter()
+            .map(|c| JobCount {
+                state: c.state,
+                kind: c.kind,
+                count: c.count,
+            })
+            .collect(),
         items: items.into_iter().map(JobView::from).collect(),
         next_cursor,
     }))
@@ -120,7 +135,11 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<Lis
 
 async fn find_job(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
     let id: JobId = id.parse().map_err(|_| ApiError::not_found("job"))?;
-    state.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("job"))
+    state
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))
 }
 
 /// Cancel a queued or running job; its call is marked failed.
@@ -129,12 +148,21 @@ async fn find_job(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn cancel(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
     auth.require(&[Role::Admin, Role::Qa])?;
     let job = find_job(&state, &id).await?;
     match state.store.cancel_job(job.id).await? {
         Some(true) => {}
-        Some(false) => return Err(ApiError::Conflict(format!("the job is already {}", job.state))),
+        Some(false) => {
+            return Err(ApiError::Conflict(format!(
+                "the job is already {}",
+                job.state
+            )))
+        }
         None => return Err(ApiError::not_found("job")),
     }
     let job = find_job(&state, &id).await?;
@@ -147,7 +175,11 @@ pub async fn cancel(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn retry(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+pub async fn retry(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
     auth.require(&[Role::Admin, Role::Qa])?;
     let job = find_job(&state, &id).await?;
     super::calls::restart_job(&state, &job).await?;

@@ -50,8 +50,13 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             // Histograms with buckets (not summaries) so they aggregate across processes.
-            let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
-            let builder = PrometheusBuilder::new().set_buckets(&buckets).unwrap_or_else(|_| PrometheusBuilder::new());
+            let buckets = [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                300.0, 1800.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (embedding apps); then ours stays local.
@@ -89,7 +94,9 @@ impl Modify for BearerAuth {
 /// Every route with its OpenAPI description; the served document is built from this.
 fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     // Room for the multipart framing and the text fields around the file.
-    let body_limit = usize::try_from(max_upload_bytes).unwrap_or(usize::MAX).saturating_add(1 << 20);
+    let body_limit = usize::try_from(max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20);
     let uploads = OpenApiRouter::new()
         .routes(routes!(calls::upload, calls::list))
         .layer(DefaultBodyLimit::max(body_limit));
@@ -109,7 +116,9 @@ fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router(Config::default().max_upload_bytes).split_for_parts().1
+    api_router(Config::default().max_upload_bytes)
+        .split_for_parts()
+        .1
 }
 
 /// The application's router.

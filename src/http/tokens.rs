@@ -79,26 +79,49 @@ pub enum TokenError {
 }
 
 /// Creates a token; used by the API and by `callgrade token create`.
-pub async fn create_token(store: &Store, name: &str, role: Role, manager_id: Option<&str>) -> Result<CreatedToken, TokenError> {
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    manager_id: Option<&str>,
+) -> Result<CreatedToken, TokenError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(TokenError::Invalid("name must be 1-200 characters".into()));
     }
     let manager_id = match (role, manager_id) {
-        (Role::Manager, Some(m)) => Some(ManagerId::parse(m).map_err(|e| TokenError::Invalid(e.to_string()))?),
-        (Role::Manager, None) => return Err(TokenError::Invalid("a manager token needs a manager id".into())),
-        (_, Some(_)) => return Err(TokenError::Invalid("only manager tokens are bound to a manager id".into())),
+        (Role::Manager, Some(m)) => {
+            Some(ManagerId::parse(m).map_err(|e| TokenError::Invalid(e.to_string()))?)
+        }
+        (Role::Manager, None) => {
+            return Err(TokenError::Invalid(
+                "a manager token needs a manager id".into(),
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(TokenError::Invalid(
+                "only manager tokens are bound to a manager id".into(),
+            ))
+        }
         (_, None) => None,
     };
     let secret = generate_secret();
-    let record = store.insert_token(name, role, manager_id.as_ref(), &hash_secret(&secret)).await?;
-    Ok(CreatedToken { token: record.into(), secret })
+    let record = store
+        .insert_token(name, role, manager_id.as_ref(), &hash_secret(&secret))
+        .await?;
+    Ok(CreatedToken {
+        token: record.into(),
+        secret,
+    })
 }
 
 /// List tokens.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TokenView>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
     auth.require(&[Role::Admin])?;
     let tokens = state.store.list_tokens().await?;
     Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
@@ -108,7 +131,11 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<CreateToken>) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateToken>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     auth.require(&[Role::Admin])?;
     let created = create_token(&state.store, &req.name, req.role, req.manager_id.as_deref())
         .await
@@ -122,7 +149,11 @@ pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<C
 /// Revoke a token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn revoke(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     auth.require(&[Role::Admin])?;
     let id: TokenId = id.parse().map_err(|_| ApiError::not_found("token"))?;
     if state.store.revoke_token(id).await? {

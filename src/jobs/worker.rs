@@ -51,7 +51,13 @@ impl Worker {
             .unwrap_or_else(|_| "host".into());
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let id = format!("{host}-{}-{}", std::process::id(), &suffix[..8]);
-        Self { store, registry, config, id, handle: WorkerHandle::default() }
+        Self {
+            store,
+            registry,
+            config,
+            id,
+            handle: WorkerHandle::default(),
+        }
     }
 
     /// This worker's id as recorded on the jobs it holds.
@@ -135,7 +141,11 @@ impl Worker {
 
         let running = tasks.len();
         if running > 0 {
-            info!(running, grace_s = self.config.shutdown_grace_seconds, "shutting down: waiting for running jobs");
+            info!(
+                running,
+                grace_s = self.config.shutdown_grace_seconds,
+                "shutting down: waiting for running jobs"
+            );
             let grace = tokio::time::sleep(Duration::from_secs(self.config.shutdown_grace_seconds));
             tokio::pin!(grace);
             loop {
@@ -194,12 +204,20 @@ impl JobRunner {
     async fn run(self, handler: Arc<dyn JobHandler>, job: ClaimedJob, cancel: CancellationToken) {
         let stage = Stage::from_kind(&job.kind);
         if let (Some(stage), Some(call_id)) = (stage, job.call_id) {
-            if let Err(e) = self.store.set_call_status(call_id, stage.call_status(), None).await {
+            if let Err(e) = self
+                .store
+                .set_call_status(call_id, stage.call_status(), None)
+                .await
+            {
                 warn!(error = %e, "could not update call status");
             }
         }
         let started = Instant::now();
-        let ctx = JobContext { job: job.clone(), store: self.store.clone(), cancel: cancel.clone() };
+        let ctx = JobContext {
+            job: job.clone(),
+            store: self.store.clone(),
+            cancel: cancel.clone(),
+        };
         let heartbeat = self.keep_lease(job.id, cancel.clone());
         let result = tokio::select! {
             r = handler.run(&ctx) => Some(r),
@@ -233,10 +251,15 @@ impl JobRunner {
 
     /// Renews the lease until it is lost; returns only when the job must stop.
     async fn keep_lease(&self, id: JobId, cancel: CancellationToken) {
-        let every = Duration::from_millis(u64::try_from(self.lease_ms / 3).unwrap_or(10_000).max(50));
+        let every =
+            Duration::from_millis(u64::try_from(self.lease_ms / 3).unwrap_or(10_000).max(50));
         loop {
             tokio::time::sleep(every).await;
-            match self.store.heartbeat(id, &self.worker_id, self.lease_ms).await {
+            match self
+                .store
+                .heartbeat(id, &self.worker_id, self.lease_ms)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     cancel.cancel();
@@ -247,11 +270,19 @@ impl JobRunner {
         }
     }
 
-    async fn succeed(&self, job: &ClaimedJob, stage: Option<Stage>) -> Result<&'static str, StoreError> {
+    async fn succeed(
+        &self,
+        job: &ClaimedJob,
+        stage: Option<Stage>,
+    ) -> Result<&'static str, StoreError> {
         let (follow_up, status) = match (stage, job.call_id) {
             (Some(stage), Some(call_id)) => match stage.next() {
                 Some(next) => (
-                    Some(NewJob::for_call(next.kind(), call_id, self.config.max_attempts)),
+                    Some(NewJob::for_call(
+                        next.kind(),
+                        call_id,
+                        self.config.max_attempts,
+                    )),
                     Some(next.waiting_status()),
                 ),
                 None => (None, Some(CallStatus::Done)),
@@ -265,7 +296,12 @@ impl JobRunner {
         Ok(if recorded { "succeeded" } else { "lost" })
     }
 
-    async fn fail(&self, job: &ClaimedJob, stage: Option<Stage>, error: JobError) -> Result<&'static str, StoreError> {
+    async fn fail(
+        &self,
+        job: &ClaimedJob,
+        stage: Option<Stage>,
+        error: JobError,
+    ) -> Result<&'static str, StoreError> {
         let (message, retry) = match &error {
             JobError::Retryable(m) => (m.clone(), job.attempt < job.max_attempts),
             JobError::Fatal(m) => (m.clone(), false),
@@ -277,7 +313,9 @@ impl JobRunner {
                 Duration::from_millis(self.config.backoff_max_ms),
             );
             warn!(error = %message, retry_in_s = delay.as_secs_f64(), "job failed; will retry");
-            JobFailure::RetryAt(now_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+            JobFailure::RetryAt(
+                now_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
+            )
         } else {
             warn!(error = %message, "job failed for good");
             let call_reason = match stage {
@@ -286,7 +324,10 @@ impl JobRunner {
             };
             JobFailure::Dead { call_reason }
         };
-        let recorded = self.store.fail_job(job, &self.worker_id, &message, &failure).await?;
+        let recorded = self
+            .store
+            .fail_job(job, &self.worker_id, &message, &failure)
+            .await?;
         Ok(match (recorded, retry) {
             (false, _) => "lost",
             (true, true) => "retry",

@@ -96,7 +96,8 @@ pub struct CallFilter {
     pub limit: i64,
 }
 
-const CALL_COLUMNS: &str = "id, manager_id, deal_id, customer_id, direction, started_at, language, \
+const CALL_COLUMNS: &str =
+    "id, manager_id, deal_id, customer_id, direction, started_at, language, \
      channels, original_filename, content_type, size_bytes, sha256, storage_key, status, \
      failure_reason, created_at, updated_at";
 
@@ -134,11 +135,19 @@ pub enum InsertCall {
 impl Store {
     /// Stores a call and queues its first job in one transaction; a recording already uploaded
     /// for the same manager returns the existing call instead.
-    pub async fn insert_call(&self, call: &NewCall, first_job: &NewJob) -> Result<InsertCall, StoreError> {
-        if let Some(existing) = self.find_call_by_hash(&call.manager_id, &call.sha256).await? {
+    pub async fn insert_call(
+        &self,
+        call: &NewCall,
+        first_job: &NewJob,
+    ) -> Result<InsertCall, StoreError> {
+        if let Some(existing) = self
+            .find_call_by_hash(&call.manager_id, &call.sha256)
+            .await?
+        {
             return Ok(InsertCall::Duplicate(existing));
         }
         let now = now_millis();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO calls (id, manager_id, deal_id, customer_id, direction, started_at, \
@@ -168,7 +177,10 @@ impl Store {
             Err(e) if StoreError::is_unique_violation(&e) => {
                 // A concurrent upload of the same file won the race.
                 drop(tx);
-                return match self.find_call_by_hash(&call.manager_id, &call.sha256).await? {
+                return match self
+                    .find_call_by_hash(&call.manager_id, &call.sha256)
+                    .await?
+                {
                     Some(existing) => Ok(InsertCall::Duplicate(existing)),
                     None => Err(StoreError::Conflict("call already exists".into())),
                 };
@@ -184,7 +196,11 @@ impl Store {
         Ok(InsertCall::Created(stored))
     }
 
-    async fn find_call_by_hash(&self, manager: &ManagerId, sha256: &str) -> Result<Option<CallRecord>, StoreError> {
+    async fn find_call_by_hash(
+        &self,
+        manager: &ManagerId,
+        sha256: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE manager_id = $1 AND sha256 = $2");
         let row = sqlx::query(&sql)
             .bind(manager.as_str().to_string())
@@ -250,20 +266,29 @@ impl Store {
     }
 
     /// Sets a call's pipeline state (and the reason, for `failed`).
-    pub async fn set_call_status(&self, id: CallId, status: CallStatus, reason: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4")
-            .bind(status.as_str().to_string())
-            .bind(reason.map(str::to_string))
-            .bind(now_millis())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_call_status(
+        &self,
+        id: CallId,
+        status: CallStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE calls SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status.as_str().to_string())
+        .bind(reason.map(str::to_string))
+        .bind(now_millis())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Deletes a call and, through foreign keys, everything derived from it. Returns the
     /// storage key of its recording so the caller can remove the file.
     pub async fn delete_call(&self, id: CallId) -> Result<Option<String>, StoreError> {
+        let _turn = self.write_turn().await;
         let row = sqlx::query("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
             .bind(id.to_string())
             .fetch_optional(&self.pool)

@@ -11,6 +11,7 @@ mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -60,6 +61,10 @@ impl StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time. Writers inside this process take turns on this
+    /// lock instead of meeting in SQLite's busy handler, which sleeps in steps of up to 100 ms
+    /// and made a busy queue crawl. Other processes still wait via `busy_timeout`.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -112,7 +117,13 @@ impl Store {
                 })
             });
         let pool = options.connect(&url).await?;
-        Ok(Self { pool, backend })
+        let write_gate =
+            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Self {
+            pool,
+            backend,
+            write_gate,
+        })
     }
 
     /// Connects and applies pending migrations.
@@ -129,6 +140,14 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// Takes this process's turn to write (SQLite only; PostgreSQL has row locks).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
     }
 
     /// The engine behind this store.

@@ -49,6 +49,7 @@ impl Store {
         secret_hash: &str,
     ) -> Result<TokenRecord, StoreError> {
         let id = TokenId::new();
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO api_tokens (id, name, role, manager_id, token_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -62,7 +63,10 @@ impl Store {
         .execute(&self.pool)
         .await?;
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_one(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
         token_from_row(&row)
     }
 
@@ -82,6 +86,7 @@ impl Store {
         // read into a database write.
         let now = now_millis();
         if token.last_used_at.is_none_or(|t| now - t > 60_000) {
+            let _turn = self.write_turn().await;
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(token.id.to_string())
@@ -100,6 +105,7 @@ impl Store {
 
     /// Revokes a token; `false` if there was no live token with this id.
     pub async fn revoke_token(&self, id: TokenId) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )

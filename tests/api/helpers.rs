@@ -68,7 +68,10 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}/test.db", dir.path().display());
-                Self { url, _dir: Some(dir) }
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL");
@@ -82,7 +85,10 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                Self { url: format!("{base}/{name}"), _dir: None }
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                }
             }
         }
     }
@@ -118,7 +124,11 @@ pub async fn spawn_app(backend: Backend, registry: Registry) -> TestApp {
     spawn_app_with(backend, registry, |_| {}).await
 }
 
-pub async fn spawn_app_with(backend: Backend, registry: Registry, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(
+    backend: Backend,
+    registry: Registry,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let db = TestDb::new(backend).await;
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config {
@@ -129,7 +139,9 @@ pub async fn spawn_app_with(backend: Backend, registry: Registry, tweak: impl Fn
     };
     tweak(&mut config);
     let store = Store::open(&config.database_url).await.expect("open store");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn({
@@ -140,7 +152,10 @@ pub async fn spawn_app_with(backend: Backend, registry: Registry, tweak: impl Fn
                 .expect("server runs");
         }
     });
-    let admin = create_token(&store, "test admin", Role::Admin, None).await.expect("token").secret;
+    let admin = create_token(&store, "test admin", Role::Admin, None)
+        .await
+        .expect("token")
+        .secret;
     TestApp {
         base_url: format!("http://{addr}"),
         store,
@@ -156,7 +171,10 @@ pub async fn spawn_app_with(backend: Backend, registry: Registry, tweak: impl Fn
 
 impl TestApp {
     pub async fn token(&self, role: Role, manager: Option<&str>) -> String {
-        create_token(&self.store, &format!("{role} test"), role, manager).await.expect("token").secret
+        create_token(&self.store, &format!("{role} test"), role, manager)
+            .await
+            .expect("token")
+            .secret
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -164,9 +182,18 @@ impl TestApp {
     }
 
     /// Uploads `bytes` as a call of `manager` with `token`.
-    pub async fn upload(&self, token: &str, manager: &str, bytes: Vec<u8>, filename: &str) -> reqwest::Response {
+    pub async fn upload(
+        &self,
+        token: &str,
+        manager: &str,
+        bytes: Vec<u8>,
+        filename: &str,
+    ) -> reqwest::Response {
         let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()))
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()),
+            )
             .text("manager_id", manager.to_string());
         self.client
             .post(self.url("/api/v1/calls"))
@@ -179,20 +206,33 @@ impl TestApp {
 
     /// Uploads a distinct small file and returns the call id.
     pub async fn upload_call(&self, manager: &str) -> CallId {
-        let r = self.upload(&self.admin, manager, unique_bytes(), "call.mp3").await;
+        let r = self
+            .upload(&self.admin, manager, unique_bytes(), "call.mp3")
+            .await;
         assert_eq!(r.status(), 202, "{:?}", r.text().await);
         let body: serde_json::Value = r.json().await.expect("json");
         body["id"].as_str().expect("id").parse().expect("call id")
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
-        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn call_status(&self, id: CallId) -> String {
-        let call = self.store.get_call(id).await.expect("store").expect("call exists");
+        let call = self
+            .store
+            .get_call(id)
+            .await
+            .expect("store")
+            .expect("call exists");
         call.status.to_string()
     }
 
@@ -204,7 +244,10 @@ impl TestApp {
             if now == status {
                 return;
             }
-            assert!(started.elapsed() < timeout, "call {id} is {now}, expected {status} within {timeout:?}");
+            assert!(
+                started.elapsed() < timeout,
+                "call {id} is {now}, expected {status} within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -248,6 +291,9 @@ pub async fn create_results_table(store: &Store) {
 
 pub async fn count(store: &Store, sql: &str) -> i64 {
     use sqlx::Row;
-    let row = sqlx::query(sql).fetch_one(store.pool()).await.expect("count query");
+    let row = sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count query");
     row.try_get::<i64, _>(0).expect("count")
 }

@@ -22,8 +22,19 @@ async fn checked_in_openapi_matches_the_code() {
 #[tokio::test]
 async fn the_served_document_is_the_generated_one() {
     let app = spawn_app(Backend::Sqlite, Registry::new()).await;
-    let served: serde_json::Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.expect("get").json().await.expect("json");
-    assert_eq!(served, serde_json::to_value(callgrade::http::openapi()).expect("json"));
+    let served: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        served,
+        serde_json::to_value(callgrade::http::openapi()).expect("json")
+    );
     assert!(served["paths"]["/api/v1/calls"]["post"].is_object());
     assert!(served["components"]["securitySchemes"]["bearer"].is_object());
     app.stop().await;
@@ -37,10 +48,29 @@ async fn health_probes_and_metrics_answer() {
         let r = app.client.get(app.url(path)).send().await.expect("get");
         assert_eq!(r.status(), 200, "{path}");
     }
-    let metrics = app.client.get(app.url("/metrics")).send().await.expect("get").text().await.expect("text");
-    assert!(metrics.contains("callgrade_queue_jobs{state=\"queued\",kind=\"transcribe\"} 1"), "{metrics}");
-    assert!(metrics.contains("callgrade_http_request_duration_seconds_bucket"), "{metrics}");
-    let r = app.client.get(app.url("/healthz")).send().await.expect("get");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("callgrade_queue_jobs{state=\"queued\",kind=\"transcribe\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callgrade_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("get");
     assert!(r.headers().contains_key("x-request-id"));
     app.stop().await;
 }

@@ -56,22 +56,38 @@ fn child_worker_process() {
     let Ok(url) = std::env::var("CG_CHILD_DB_URL") else {
         return;
     };
-    let sleep_ms: u64 = std::env::var("CG_CHILD_SLEEP_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
-    let grace: u64 = std::env::var("CG_CHILD_GRACE_S").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let sleep_ms: u64 = std::env::var("CG_CHILD_SLEEP_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let grace: u64 = std::env::var("CG_CHILD_GRACE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         let store = Store::open(&url).await.expect("open store");
         let mut config = fast_queue();
         config.shutdown_grace_seconds = grace;
         config.concurrency.insert(KIND.into(), 4);
-        let registry = Registry::new().register(Slow { sleep: Duration::from_millis(sleep_ms) });
-        Worker::new(store, registry, config).run(callgrade::app::shutdown_on_signals()).await;
+        let registry = Registry::new().register(Slow {
+            sleep: Duration::from_millis(sleep_ms),
+        });
+        Worker::new(store, registry, config)
+            .run(callgrade::app::shutdown_on_signals())
+            .await;
     });
 }
 
 fn spawn_worker(url: &str, sleep_ms: u64, grace_s: u64) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["process::child_worker_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "process::child_worker_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("CG_CHILD_DB_URL", url)
         .env("CG_CHILD_SLEEP_MS", sleep_ms.to_string())
         .env("CG_CHILD_GRACE_S", grace_s.to_string())
@@ -82,7 +98,11 @@ fn spawn_worker(url: &str, sleep_ms: u64, grace_s: u64) -> Child {
 }
 
 fn sigterm(child: &Child) {
-    kill(Pid::from_raw(i32::try_from(child.id()).expect("pid")), Signal::SIGTERM).expect("send SIGTERM");
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        Signal::SIGTERM,
+    )
+    .expect("send SIGTERM");
 }
 
 async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
@@ -91,7 +111,10 @@ async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitSt
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
-        assert!(started.elapsed() < timeout, "child did not exit within {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "child did not exit within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -103,7 +126,10 @@ async fn wait_until(store: &Store, sql: &str, want: i64, timeout: Duration) {
         if n >= want {
             return;
         }
-        assert!(started.elapsed() < timeout, "{sql} = {n}, wanted {want} within {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "{sql} = {n}, wanted {want} within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -129,39 +155,88 @@ async fn setup(backend: Backend, jobs: usize) -> (TestDb, Store, Vec<JobId>) {
 async fn a_job_killed_mid_run_completes_after_restart_with_one_result(backend: Backend) {
     let (db, store, ids) = setup(backend, 1).await;
     let mut first = spawn_worker(&db.url, 60_000, 2);
-    wait_until(&store, "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'", 1, Duration::from_secs(30)).await;
+    wait_until(
+        &store,
+        "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
 
     first.kill().expect("SIGKILL"); // std's kill is SIGKILL: no chance to clean up
     let killed_at = Instant::now();
     first.wait().expect("reap");
     let job = store.get_job(ids[0]).await.expect("get").expect("job");
-    assert_eq!(job.state.as_str(), "running", "the dead worker's lease still holds the job");
+    assert_eq!(
+        job.state.as_str(),
+        "running",
+        "the dead worker's lease still holds the job"
+    );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM test_results").await, 0);
 
     let mut second = spawn_worker(&db.url, 100, 2);
-    wait_until(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'", 1, Duration::from_secs(30)).await;
+    wait_until(
+        &store,
+        "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     let recovered_in = killed_at.elapsed();
     sigterm(&second);
-    assert!(wait_exit(&mut second, Duration::from_secs(10)).await.success());
+    assert!(wait_exit(&mut second, Duration::from_secs(10))
+        .await
+        .success());
 
     let job = store.get_job(ids[0]).await.expect("get").expect("job");
     assert_eq!(job.attempts, 2, "the crashed attempt counts");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM test_results").await, 1, "exactly one result row");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'").await, 2);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM test_runs WHERE phase = 'finished'").await, 1);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM test_results").await,
+        1,
+        "exactly one result row"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM test_runs WHERE phase = 'finished'"
+        )
+        .await,
+        1
+    );
     // Lease 2 s, polling 50 ms: far inside the 60 s promise.
-    assert!(recovered_in < Duration::from_secs(20), "recovered in {recovered_in:?}");
+    assert!(
+        recovered_in < Duration::from_secs(20),
+        "recovered in {recovered_in:?}"
+    );
 }
 
 async fn sigterm_releases_a_running_job_after_the_grace_period(backend: Backend) {
     let (db, store, ids) = setup(backend, 1).await;
     let mut child = spawn_worker(&db.url, 60_000, 1);
-    wait_until(&store, "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'", 1, Duration::from_secs(30)).await;
+    wait_until(
+        &store,
+        "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     let asked = Instant::now();
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "graceful exit, got {status:?}");
-    assert!(asked.elapsed() < Duration::from_secs(5), "exit took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        asked.elapsed()
+    );
 
     let job = store.get_job(ids[0]).await.expect("get").expect("job");
     assert_eq!(job.state.as_str(), "queued", "released for another worker");
@@ -173,9 +248,17 @@ async fn sigterm_releases_a_running_job_after_the_grace_period(backend: Backend)
 async fn sigterm_lets_a_job_finish_within_the_grace_period(backend: Backend) {
     let (db, store, ids) = setup(backend, 1).await;
     let mut child = spawn_worker(&db.url, 1_500, 20);
-    wait_until(&store, "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'", 1, Duration::from_secs(30)).await;
+    wait_until(
+        &store,
+        "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).await.success());
+    assert!(wait_exit(&mut child, Duration::from_secs(15))
+        .await
+        .success());
     let job = store.get_job(ids[0]).await.expect("get").expect("job");
     assert_eq!(job.state.as_str(), "succeeded");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM test_results").await, 1);
@@ -198,19 +281,40 @@ async fn two_worker_processes_never_run_the_same_job(backend: Backend) {
         })
         .collect();
     store.enqueue_many(&jobs).await.expect("enqueue");
-    wait_until(&store, "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'", 200, Duration::from_secs(60)).await;
+    wait_until(
+        &store,
+        "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
+        200,
+        Duration::from_secs(60),
+    )
+    .await;
     sigterm(&a);
     sigterm(&b);
     assert!(wait_exit(&mut a, Duration::from_secs(10)).await.success());
     assert!(wait_exit(&mut b, Duration::from_secs(10)).await.success());
 
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'").await, 200, "each job ran once");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM test_runs WHERE phase = 'started'"
+        )
+        .await,
+        200,
+        "each job ran once"
+    );
     assert_eq!(
         count(&store, "SELECT COUNT(*) FROM (SELECT job_key FROM test_runs GROUP BY job_key HAVING COUNT(*) > 2) t").await,
         0
     );
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM test_results").await, 200);
-    assert_eq!(count(&store, "SELECT COUNT(DISTINCT worker) FROM test_runs").await, 2, "both workers took jobs");
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM test_results").await,
+        200
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(DISTINCT worker) FROM test_runs").await,
+        2,
+        "both workers took jobs"
+    );
 }
 
 on_both_backends!(

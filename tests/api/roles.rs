@@ -20,7 +20,14 @@ enum Who {
     Colleague,
 }
 
-const EVERYONE: [Who; 6] = [Who::Nobody, Who::Admin, Who::Qa, Who::Head, Who::Owner, Who::Colleague];
+const EVERYONE: [Who; 6] = [
+    Who::Nobody,
+    Who::Admin,
+    Who::Qa,
+    Who::Head,
+    Who::Owner,
+    Who::Colleague,
+];
 
 struct Tokens {
     admin: String,
@@ -56,7 +63,13 @@ impl Tokens {
 /// Sends one request as `who`; a fresh call/job/token is made for destructive endpoints.
 async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &str) -> u16 {
     let call = app.upload_call("m-1").await;
-    let job = app.store.latest_job_for_call(call).await.expect("job").expect("job").id;
+    let job = app
+        .store
+        .latest_job_for_call(call)
+        .await
+        .expect("job")
+        .expect("job")
+        .id;
     let token_id = {
         let (_, list) = app.get_json(&app.admin, "/api/v1/tokens").await;
         list[0]["id"].as_str().expect("token id").to_string()
@@ -73,7 +86,10 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
     };
     if (method, route) == ("post", "/api/v1/calls") {
         let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("c.mp3"))
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(unique_bytes()).file_name("c.mp3"),
+            )
             .text("manager_id", "m-1");
         req = req.multipart(form);
     }
@@ -89,7 +105,10 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
 /// Expected status per endpoint and caller.
 fn expected(method: &str, route: &str, who: Who) -> u16 {
     use Who::*;
-    let public = matches!(route, "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json");
+    let public = matches!(
+        route,
+        "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json"
+    );
     if public {
         return 200;
     }
@@ -112,7 +131,11 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("get", "/api/v1/jobs", Admin | Qa | Head) => 200,
         ("post", "/api/v1/jobs/{id}/cancel", Admin | Qa) => 200,
         ("post", "/api/v1/jobs/{id}/retry", Admin | Qa) => 409,
-        ("get" | "post", "/api/v1/jobs" | "/api/v1/jobs/{id}/cancel" | "/api/v1/jobs/{id}/retry", _) => 403,
+        (
+            "get" | "post",
+            "/api/v1/jobs" | "/api/v1/jobs/{id}/cancel" | "/api/v1/jobs/{id}/retry",
+            _,
+        ) => 403,
         ("get", "/api/v1/tokens", Admin) => 200,
         ("post", "/api/v1/tokens", Admin) => 201,
         ("delete", "/api/v1/tokens/{id}", Admin) => 204,
@@ -143,7 +166,9 @@ async fn every_endpoint_answers_every_role_as_specified(backend: Backend) {
             let want = expected(method, route, who);
             let got = send(&app, &tokens, who, method, route).await;
             if got != want {
-                failures.push(format!("{method} {route} as {who:?}: got {got}, want {want}"));
+                failures.push(format!(
+                    "{method} {route} as {who:?}: got {got}, want {want}"
+                ));
             }
         }
     }
@@ -156,25 +181,71 @@ async fn managers_only_ever_see_their_own_calls(backend: Backend) {
     let tokens = Tokens::new(&app).await;
     let mine = app.upload_call("m-1").await;
     let theirs = app.upload_call("m-2").await;
-    let (_, page) = app.get_json(tokens.of(Who::Owner).expect("t"), "/api/v1/calls").await;
-    let ids: Vec<&str> = page["items"].as_array().expect("items").iter().map(|c| c["id"].as_str().unwrap_or("")).collect();
+    let (_, page) = app
+        .get_json(tokens.of(Who::Owner).expect("t"), "/api/v1/calls")
+        .await;
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(ids, vec![mine.to_string()]);
-    let (status, _) = app.get_json(tokens.of(Who::Owner).expect("t"), &format!("/api/v1/calls/{theirs}")).await;
+    let (status, _) = app
+        .get_json(
+            tokens.of(Who::Owner).expect("t"),
+            &format!("/api/v1/calls/{theirs}"),
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = app.get_json(tokens.of(Who::Owner).expect("t"), "/api/v1/calls?manager_id=m-2").await;
+    let (status, _) = app
+        .get_json(
+            tokens.of(Who::Owner).expect("t"),
+            "/api/v1/calls?manager_id=m-2",
+        )
+        .await;
     assert_eq!(status, 404);
     // A manager may upload their own calls without naming themselves.
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("x.mp3"));
-    let r = app.client.post(app.url("/api/v1/calls")).bearer_auth(tokens.of(Who::Owner).expect("t")).multipart(form).send().await.expect("send");
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(unique_bytes()).file_name("x.mp3"),
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/calls"))
+        .bearer_auth(tokens.of(Who::Owner).expect("t"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 202);
     // Revoked tokens stop working.
     let (_, list) = app.get_json(&app.admin, "/api/v1/tokens").await;
-    let owner_id = list.as_array().expect("tokens").iter().find(|t| t["manager_id"] == "m-1").expect("owner")["id"].as_str().expect("id").to_string();
-    let r = app.client.delete(app.url(&format!("/api/v1/tokens/{owner_id}"))).bearer_auth(&app.admin).send().await.expect("revoke");
+    let owner_id = list
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["manager_id"] == "m-1")
+        .expect("owner")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/tokens/{owner_id}")))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("revoke");
     assert_eq!(r.status(), 204);
-    let (status, _) = app.get_json(tokens.of(Who::Owner).expect("t"), "/api/v1/calls").await;
+    let (status, _) = app
+        .get_json(tokens.of(Who::Owner).expect("t"), "/api/v1/calls")
+        .await;
     assert_eq!(status, 401);
     app.stop().await;
 }
 
-on_both_backends!(every_endpoint_answers_every_role_as_specified, managers_only_ever_see_their_own_calls);
+on_both_backends!(
+    every_endpoint_answers_every_role_as_specified,
+    managers_only_ever_see_their_own_calls
+);

@@ -38,7 +38,14 @@ pub struct TestHandler {
 impl TestHandler {
     pub fn new(kind: &'static str, behaviour: Behaviour) -> (Self, Arc<Probe>) {
         let probe = Arc::new(Probe::default());
-        (Self { kind, behaviour, probe: probe.clone() }, probe)
+        (
+            Self {
+                kind,
+                behaviour,
+                probe: probe.clone(),
+            },
+            probe,
+        )
     }
 }
 
@@ -56,12 +63,14 @@ pub async fn write_result(ctx: &JobContext, kind: &str) -> Result<(), JobError> 
         Some(call) => format!("{kind}:{call}"),
         None => ctx.job.id.to_string(),
     };
-    sqlx::query("INSERT INTO test_results (job_key, worker) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(key)
-        .bind(std::process::id().to_string())
-        .execute(ctx.store.pool())
-        .await
-        .map_err(|e| JobError::Retryable(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO test_results (job_key, worker) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(key)
+    .bind(std::process::id().to_string())
+    .execute(ctx.store.pool())
+    .await
+    .map_err(|e| JobError::Retryable(e.to_string()))?;
     Ok(())
 }
 

@@ -23,7 +23,9 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn an_upload_is_stored_under_a_server_name_and_queued(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     let bytes = unique_bytes();
-    let r = app.upload(&app.admin, "m-1", bytes.clone(), "../../x.mp3").await;
+    let r = app
+        .upload(&app.admin, "m-1", bytes.clone(), "../../x.mp3")
+        .await;
     assert_eq!(r.status(), 202);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["status"], "queued");
@@ -34,14 +36,31 @@ async fn an_upload_is_stored_under_a_server_name_and_queued(backend: Backend) {
     let files = files_under(app.data_dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
     let stored = &files[0];
-    assert!(stored.starts_with(app.recordings_dir()), "stored inside the data folder: {stored:?}");
-    assert!(stored.to_string_lossy().ends_with(&format!("{id}.audio")), "server-generated name: {stored:?}");
+    assert!(
+        stored.starts_with(app.recordings_dir()),
+        "stored inside the data folder: {stored:?}"
+    );
+    assert!(
+        stored.to_string_lossy().ends_with(&format!("{id}.audio")),
+        "server-generated name: {stored:?}"
+    );
     assert_eq!(std::fs::read(stored).expect("read"), bytes);
-    assert!(!app.data_dir.path().parent().expect("parent").join("x.mp3").exists());
+    assert!(!app
+        .data_dir
+        .path()
+        .parent()
+        .expect("parent")
+        .join("x.mp3")
+        .exists());
 
-    let (status, call) = app.get_json(&app.admin, &format!("/api/v1/calls/{id}")).await;
+    let (status, call) = app
+        .get_json(&app.admin, &format!("/api/v1/calls/{id}"))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(call["original_filename"], "../../x.mp3", "the client's name is kept only as metadata");
+    assert_eq!(
+        call["original_filename"], "../../x.mp3",
+        "the client's name is kept only as metadata"
+    );
     assert_eq!(call["latest_job"]["kind"], "transcribe");
     assert_eq!(call["latest_job"]["state"], "queued");
     assert_eq!(call["size_bytes"], bytes.len());
@@ -51,23 +70,42 @@ async fn an_upload_is_stored_under_a_server_name_and_queued(backend: Backend) {
 async fn the_same_file_for_the_same_manager_is_a_duplicate(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     let bytes = unique_bytes();
-    let first: serde_json::Value = app.upload(&app.admin, "m-1", bytes.clone(), "a.mp3").await.json().await.expect("json");
+    let first: serde_json::Value = app
+        .upload(&app.admin, "m-1", bytes.clone(), "a.mp3")
+        .await
+        .json()
+        .await
+        .expect("json");
     let again = app.upload(&app.admin, "m-1", bytes.clone(), "b.mp3").await;
     assert_eq!(again.status(), 200);
     let again: serde_json::Value = again.json().await.expect("json");
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["id"], first["id"]);
-    assert_eq!(count(&app.store, "SELECT COUNT(*) FROM jobs").await, 1, "no second job queued");
-    assert_eq!(files_under(&app.recordings_dir()).len(), 1, "the second copy is not kept");
+    assert_eq!(
+        count(&app.store, "SELECT COUNT(*) FROM jobs").await,
+        1,
+        "no second job queued"
+    );
+    assert_eq!(
+        files_under(&app.recordings_dir()).len(),
+        1,
+        "the second copy is not kept"
+    );
 
     let other = app.upload(&app.admin, "m-2", bytes, "a.mp3").await;
-    assert_eq!(other.status(), 202, "another manager's identical file is a new call");
+    assert_eq!(
+        other.status(),
+        202,
+        "another manager's identical file is a new call"
+    );
     app.stop().await;
 }
 
 async fn an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing(backend: Backend) {
     let app = spawn_app_with(backend, Registry::new(), |c| c.max_upload_bytes = 10_000).await;
-    let r = app.upload(&app.admin, "m-1", vec![1u8; 20_000], "big.mp3").await;
+    let r = app
+        .upload(&app.admin, "m-1", vec![1u8; 20_000], "big.mp3")
+        .await;
     assert_eq!(r.status(), 413);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "payload_too_large");
@@ -75,69 +113,117 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing(backend
     // the connection, so a client still sending may see the connection drop instead of the
     // answer; either way nothing may be stored.
     let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(vec![1u8; 3_000_000]).file_name("huge.mp3"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![1u8; 3_000_000]).file_name("huge.mp3"),
+        )
         .text("manager_id", "m-1");
-    let sent = app.client.post(app.url("/api/v1/calls")).bearer_auth(&app.admin).multipart(form).send().await;
+    let sent = app
+        .client
+        .post(app.url("/api/v1/calls"))
+        .bearer_auth(&app.admin)
+        .multipart(form)
+        .send()
+        .await;
     if let Ok(r) = sent {
         assert_eq!(r.status(), 413);
     }
     assert_eq!(count(&app.store, "SELECT COUNT(*) FROM calls").await, 0);
-    assert!(files_under(app.data_dir.path()).is_empty(), "no partial files left");
+    assert!(
+        files_under(app.data_dir.path()).is_empty(),
+        "no partial files left"
+    );
     // The server is still fine.
-    assert_eq!(app.upload(&app.admin, "m-1", vec![2u8; 5_000], "ok.mp3").await.status(), 202);
+    assert_eq!(
+        app.upload(&app.admin, "m-1", vec![2u8; 5_000], "ok.mp3")
+            .await
+            .status(),
+        202
+    );
     app.stop().await;
 }
 
 async fn bad_forms_get_400_with_a_clear_message(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     let cases: Vec<(reqwest::multipart::Form, &str)> = vec![
-        (reqwest::multipart::Form::new().text("manager_id", "m-1"), "no 'file' field"),
         (
-            reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3")),
+            reqwest::multipart::Form::new().text("manager_id", "m-1"),
+            "no 'file' field",
+        ),
+        (
+            reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+            ),
             "manager_id is required",
         ),
         (
             reqwest::multipart::Form::new()
-                .part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"))
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+                )
                 .text("manager_id", "m-1")
                 .text("started_at", "yesterday"),
             "started_at: not an RFC 3339 time",
         ),
         (
             reqwest::multipart::Form::new()
-                .part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"))
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+                )
                 .text("manager_id", "m-1")
                 .text("direction", "sideways"),
             "direction: unknown Direction",
         ),
         (
             reqwest::multipart::Form::new()
-                .part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"))
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+                )
                 .text("manager_id", "m-1")
                 .text("channels", "left,right"),
             "channels",
         ),
         (
             reqwest::multipart::Form::new()
-                .part("file", reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"))
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+                )
                 .text("manager_id", "m-1")
                 .text("colour", "red"),
             "unknown form field \"colour\"",
         ),
         (
             reqwest::multipart::Form::new()
-                .part("file", reqwest::multipart::Part::bytes(vec![]).file_name("a.mp3"))
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(vec![]).file_name("a.mp3"),
+                )
                 .text("manager_id", "m-1"),
             "empty",
         ),
     ];
     for (form, expected) in cases {
-        let r = app.client.post(app.url("/api/v1/calls")).bearer_auth(&app.admin).multipart(form).send().await.expect("send");
+        let r = app
+            .client
+            .post(app.url("/api/v1/calls"))
+            .bearer_auth(&app.admin)
+            .multipart(form)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 400, "expected 400 for {expected}");
         let body: serde_json::Value = r.json().await.expect("json");
         assert_eq!(body["error"]["code"], "bad_request");
         let message = body["error"]["message"].as_str().expect("message");
-        assert!(message.contains(expected), "{message:?} should mention {expected:?}");
+        assert!(
+            message.contains(expected),
+            "{message:?} should mention {expected:?}"
+        );
     }
     // Malformed multipart: a body that does not match its boundary.
     let r = app
@@ -151,11 +237,27 @@ async fn bad_forms_get_400_with_a_clear_message(backend: Backend) {
         .expect("send");
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
-    assert!(body["error"]["message"].as_str().expect("message").contains("malformed multipart"), "{body}");
-    let r = app.client.post(app.url("/api/v1/calls")).bearer_auth(&app.admin).body("not multipart").send().await.expect("send");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("malformed multipart"),
+        "{body}"
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/calls"))
+        .bearer_auth(&app.admin)
+        .body("not multipart")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 400, "no multipart content type");
     assert_eq!(count(&app.store, "SELECT COUNT(*) FROM calls").await, 0);
-    assert!(files_under(app.data_dir.path()).is_empty(), "nothing left behind");
+    assert!(
+        files_under(app.data_dir.path()).is_empty(),
+        "nothing left behind"
+    );
     app.stop().await;
 }
 
@@ -163,7 +265,11 @@ async fn listing_pages_through_calls_with_a_cursor_and_filters(backend: Backend)
     let app = spawn_app(backend, Registry::new()).await;
     let mut ids = vec![];
     for i in 0..5 {
-        ids.push(app.upload_call(if i % 2 == 0 { "m-1" } else { "m-2" }).await.to_string());
+        ids.push(
+            app.upload_call(if i % 2 == 0 { "m-1" } else { "m-2" })
+                .await
+                .to_string(),
+        );
     }
     let mut seen = vec![];
     let mut path = "/api/v1/calls?limit=2".to_string();
@@ -180,11 +286,18 @@ async fn listing_pages_through_calls_with_a_cursor_and_filters(backend: Backend)
     }
     ids.reverse();
     assert_eq!(seen, ids, "newest first, each call once");
-    let (_, page) = app.get_json(&app.admin, "/api/v1/calls?manager_id=m-2").await;
+    let (_, page) = app
+        .get_json(&app.admin, "/api/v1/calls?manager_id=m-2")
+        .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 2);
     let (_, page) = app.get_json(&app.admin, "/api/v1/calls?status=done").await;
     assert_eq!(page["items"].as_array().expect("items").len(), 0);
-    let (_, page) = app.get_json(&app.admin, "/api/v1/calls?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z").await;
+    let (_, page) = app
+        .get_json(
+            &app.admin,
+            "/api/v1/calls?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z",
+        )
+        .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 0);
     let (status, body) = app.get_json(&app.admin, "/api/v1/calls?limit=0").await;
     assert_eq!(status, 400, "{body}");
@@ -197,11 +310,19 @@ async fn deleting_a_call_removes_its_recording_and_jobs(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     let id = app.upload_call("m-1").await;
     assert_eq!(files_under(&app.recordings_dir()).len(), 1);
-    let r = app.client.delete(app.url(&format!("/api/v1/calls/{id}"))).bearer_auth(&app.admin).send().await.expect("delete");
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/calls/{id}")))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), 204);
     assert!(files_under(&app.recordings_dir()).is_empty());
     assert_eq!(count(&app.store, "SELECT COUNT(*) FROM jobs").await, 0);
-    let (status, _) = app.get_json(&app.admin, &format!("/api/v1/calls/{id}")).await;
+    let (status, _) = app
+        .get_json(&app.admin, &format!("/api/v1/calls/{id}"))
+        .await;
     assert_eq!(status, 404);
     app.stop().await;
 }

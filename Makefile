@@ -1,0 +1,30 @@
+# callgrade: the two commands of the quick start, plus a few for developers.
+.PHONY: demo test bench bench-queue bench-upload fmt openapi clean
+
+## demo: build, start the service on SQLite, upload the sample calls and show their states.
+demo:
+	@scripts/demo.sh
+
+## test: install what is missing, start PostgreSQL, then fmt, clippy and every test on both backends.
+test:
+	@scripts/test.sh
+
+## bench: every benchmark whose figures are in docs/PERFORMANCE.md.
+bench: bench-queue bench-upload
+
+bench-queue:
+	@scripts/bench.sh queue
+
+bench-upload:
+	@scripts/bench.sh upload
+
+fmt:
+	cargo fmt
+
+## openapi: regenerate docs/openapi.json from the code.
+openapi:
+	UPDATE_OPENAPI=1 cargo test --test api openapi::checked_in
+
+clean:
+	cargo clean
+	rm -rf data

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_rust
+cargo build --release --locked --quiet
+case "${1:-}" in
+  queue)
+    PG_ADMIN="$(scripts/postgres.sh)"
+    PG_BENCH="${PG_ADMIN%/*}/callgrade_bench"
+    as_root su postgres -c "dropdb --if-exists callgrade_bench; createdb -O callgrade callgrade_bench"
+    target/release/callgrade bench queue --postgres "$PG_BENCH" "${@:2}"
+    ;;
+  upload)
+    target/release/callgrade bench upload "${@:2}"
+    ;;
+  *) echo "usage: $0 queue|upload [options]" >&2; exit 2 ;;
+esac

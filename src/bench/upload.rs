@@ -1,0 +1,160 @@
+//! `callgrade bench upload`: streams a large recording to a real `callgrade serve` process and
+//! reports how much that server's peak memory grew (target: < 50 MB for 200 MB).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tokio::io::AsyncWriteExt;
+
+use crate::domain::Role;
+use crate::http::tokens::create_token;
+use crate::store::Store;
+
+/// Options of the upload benchmark.
+#[derive(Debug, Args)]
+pub struct UploadBenchArgs {
+    /// Size of the uploaded file in MiB.
+    #[arg(long, default_value_t = 200)]
+    pub size_mb: u64,
+}
+
+/// Peak and current resident memory of a process, in KiB, from /proc.
+fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmHWM:"), field("VmRSS:")))
+}
+
+async fn write_file(path: &Path, size: u64) -> anyhow::Result<()> {
+    let mut f = tokio::fs::File::create(path).await?;
+    let mut block = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    while written < size {
+        // Cheap pseudo-random bytes so nothing along the way can compress or deduplicate them.
+        for chunk in block.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+        }
+        let n = (size - written).min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).await?;
+        written += n as u64;
+    }
+    f.sync_all().await?;
+    Ok(())
+}
+
+async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &Path,
+    manager: &str,
+) -> anyhow::Result<()> {
+    let file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::stream_with_length(body, len).file_name("big.mp3"),
+        )
+        .text("manager_id", manager.to_string());
+    let r = client
+        .post(format!("{base}/api/v1/calls"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!(
+            "upload answered {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Runs the benchmark and prints a Markdown table.
+pub async fn run(args: UploadBenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "callgrade-bench-upload-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let db_url = format!("sqlite://{}/bench.db", dir.display());
+    let store = Store::open(&db_url).await?;
+    let token = create_token(&store, "bench", Role::Qa, None).await?.secret;
+    store.close().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let size = args.size_mb * 1024 * 1024;
+
+    let mut server = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("CALLGRADE_DATABASE_URL", &db_url)
+        .env("CALLGRADE_DATA_DIR", dir.join("data"))
+        .env("CALLGRADE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CALLGRADE_MAX_UPLOAD_BYTES", (size * 2).to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting callgrade serve")?;
+    let pid = server.id().context("server pid")?;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/readyz")).send().await.is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Warm up: one small upload so the baseline includes everything a first request loads.
+    let small = dir.join("small.bin");
+    write_file(&small, 1 << 20).await?;
+    upload(&client, &base, &token, &small, "m-warmup").await?;
+    let (peak_before, rss_before) = memory_kib(pid)?;
+
+    let big = dir.join("big.bin");
+    write_file(&big, size).await?;
+    let t = Instant::now();
+    upload(&client, &base, &token, &big, "m-bench").await?;
+    let seconds = t.elapsed().as_secs_f64();
+    let (peak_after, _) = memory_kib(pid)?;
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let growth_mib = peak_after.saturating_sub(peak_before) as f64 / 1024.0;
+    println!("| upload | seconds | MiB/s | server RSS before (MiB) | server peak before (MiB) | server peak after (MiB) | peak growth (MiB) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {} MiB | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        args.size_mb,
+        seconds,
+        args.size_mb as f64 / seconds,
+        rss_before as f64 / 1024.0,
+        peak_before as f64 / 1024.0,
+        peak_after as f64 / 1024.0,
+        growth_mib
+    );
+    if growth_mib >= 50.0 {
+        eprintln!("TARGET MISSED: peak memory grew by {growth_mib:.1} MiB (target < 50 MiB)");
+    }
+    Ok(())
+}
