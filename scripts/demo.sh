@@ -49,7 +49,8 @@ echo "==> calls and their states"
 echo
 echo "==> queue"
 curl -fsS -H "Authorization: Bearer $CALLGRADE_TOKEN" "${CALLGRADE_SERVER}/api/v1/jobs?limit=1" \
-  | python3 -c 'import json,sys; [print(f"  {c[\"kind\"]:<12} {c[\"state\"]:<10} {c[\"count\"]}") for c in json.load(sys.stdin)["counts"]]'
+  | python3 -c 'import json,sys
+for c in json.load(sys.stdin)["counts"]: print("  {:<12} {:<10} {}".format(c["kind"], c["state"], c["count"]))'
 echo
 echo "The transcription and scoring stages are not in this build yet: calls wait in 'queued'"
 echo "and are picked up as soon as a build with those stages runs against ./data."

@@ -34,16 +34,14 @@ pub async fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     ""
                 };
-                bars.println(format!(
-                    "{} -> call {} [{}]{note}",
-                    path.display(),
-                    r.id,
-                    r.status
-                ))?;
+                say(
+                    &bars,
+                    format!("{} -> call {} [{}]{note}", path.display(), r.id, r.status),
+                )?;
             }
             Err(e) => {
                 failures += 1;
-                bars.println(format!("{} -> FAILED: {e:#}", path.display()))?;
+                say(&bars, format!("{} -> FAILED: {e:#}", path.display()))?;
             }
         }
         overall.inc(1);
@@ -54,6 +52,13 @@ pub async fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a result line to stdout above the progress bars (which live on stderr, and are
+/// hidden when it is not a terminal).
+fn say(bars: &MultiProgress, line: String) -> std::io::Result<()> {
+    bars.suspend(|| println!("{line}"));
+    Ok(())
 }
 
 async fn upload_one(

@@ -132,11 +132,11 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("callgrade.toml")),
         }
-        figment = figment.merge(
-            Env::prefixed("CALLGRADE_")
-                .split("__")
-                .filter(|key| !CLIENT_ENV_KEYS.contains(&key.as_str())),
-        );
+        figment = figment.merge(Env::prefixed("CALLGRADE_").split("__").filter(|key| {
+            !CLIENT_ENV_KEYS
+                .iter()
+                .any(|k| key.as_str().eq_ignore_ascii_case(k))
+        }));
         let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
@@ -210,6 +210,9 @@ mod tests {
             jail.set_env("CALLGRADE_LISTEN", "127.0.0.1:9999");
             jail.set_env("CALLGRADE_QUEUE__LEASE_SECONDS", "7");
             jail.set_env("CALLGRADE_QUEUE__CONCURRENCY__TRANSCRIBE", "3");
+            // The client's variables may be set in the same shell as the server's.
+            jail.set_env("CALLGRADE_TOKEN", "cgt_x");
+            jail.set_env("CALLGRADE_SERVER", "http://127.0.0.1:1");
             let c = Config::load(None).expect("loads");
             assert_eq!(c.listen.port(), 9999);
             assert_eq!(c.queue.lease_seconds, 7);
