@@ -1,6 +1,7 @@
 //! One integration-test binary: a real server over a real socket, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod helpers;
 mod openapi;
 mod process;

@@ -350,3 +350,33 @@ on_both_backends!(
     deleting_a_call_removes_its_recording_and_jobs,
     errors_share_one_json_shape_and_unknown_paths_are_404,
 );
+
+#[tokio::test]
+async fn a_broken_database_gives_503_and_500_without_internals() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    app.store.close().await;
+    let r = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 503);
+    let (status, body) = app.get_json(&app.admin, "/api/v1/calls").await;
+    assert_eq!(status, 500);
+    assert_eq!(body["error"]["code"], "internal");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        !message.to_lowercase().contains("pool") && !message.contains("sqlx"),
+        "{message}"
+    );
+    assert!(message.contains("x-request-id"), "{message}");
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "the process itself is alive");
+    app.shutdown.cancel();
+}

@@ -1,0 +1,126 @@
+//! The `callgrade` binary as users run it: tokens from the command line, uploads with the client.
+
+use std::process::Command;
+
+use callgrade::jobs::Registry;
+
+use crate::helpers::{count, spawn_app, Backend};
+
+const BIN: &str = env!("CARGO_BIN_EXE_callgrade");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_command_uploads_each_file_and_reports_failures_per_file() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.mp3");
+    let b = dir.path().join("b.mp3");
+    std::fs::write(&a, crate::helpers::unique_bytes()).expect("write");
+    std::fs::write(&b, crate::helpers::unique_bytes()).expect("write");
+    let missing = dir.path().join("missing.mp3");
+    let base_url = app.base_url.clone();
+    let token = app.admin.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["upload", "--manager", "m-7", "--deal", "D-1"])
+            .arg(&a)
+            .arg(&missing)
+            .arg(&b)
+            .env("CALLGRADE_SERVER", base_url)
+            .env("CALLGRADE_TOKEN", token)
+            .output()
+            .expect("run callgrade upload")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "one file failed: {stdout}");
+    assert!(stdout.contains("a.mp3 -> call"), "{stdout}");
+    assert!(stdout.contains("b.mp3 -> call"), "{stdout}");
+    assert!(
+        stdout.contains("missing.mp3 -> FAILED: cannot open"),
+        "{stdout}"
+    );
+    assert_eq!(
+        count(
+            &app.store,
+            "SELECT COUNT(*) FROM calls WHERE manager_id = 'm-7' AND deal_id = 'D-1'"
+        )
+        .await,
+        2
+    );
+    app.stop().await;
+}
+
+#[test]
+fn token_commands_create_list_and_revoke() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/cli.db", dir.path().display());
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("CALLGRADE_DATABASE_URL", &db)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    let created = run(&[
+        "token",
+        "create",
+        "--role",
+        "manager",
+        "--manager",
+        "m-1",
+        "--name",
+        "Jake",
+        "--quiet",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let secret = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    assert!(secret.starts_with("cgt_") && secret.len() == 68, "{secret}");
+
+    let bad = run(&[
+        "token",
+        "create",
+        "--role",
+        "manager",
+        "--name",
+        "No manager",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("needs a manager id"));
+
+    let list = run(&["token", "list"]);
+    let listing = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        listing.contains("Jake") && listing.contains("m-1"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&secret), "secrets are never listed");
+    let id = listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("id")
+        .to_string();
+    assert!(run(&["token", "revoke", &id]).status.success());
+    assert!(
+        !run(&["token", "revoke", &id]).status.success(),
+        "revoking twice is an error"
+    );
+}
+
+#[test]
+fn a_bad_setting_is_refused_with_its_name() {
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .env("CALLGRADE_DATABASE_URL", "mysql://x")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("database_url must start with sqlite:// or postgres://"));
+}
