@@ -18,3 +18,4 @@ pub mod pipeline;
 pub mod recordings;
 pub mod store;
 pub mod telemetry;
+pub mod transcript;

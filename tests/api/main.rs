@@ -3,6 +3,7 @@
 
 mod cli;
 mod helpers;
+mod metrics_truth;
 mod openapi;
 mod process;
 mod queue;
