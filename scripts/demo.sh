@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_rust
+ensure_apt cmake clang libclang-dev
 
 echo "==> building callgrade (release)"
 cargo build --release --locked --quiet

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
-ensure_apt pkg-config
+ensure_apt pkg-config cmake clang libclang-dev
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest" >&2
   cargo install cargo-nextest --locked

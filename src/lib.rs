@@ -6,6 +6,7 @@
 //! `docs/ARCHITECTURE.md` draws the flow.
 
 pub mod app;
+pub mod audio;
 pub mod auth;
 pub mod bench;
 pub mod cli;
@@ -18,4 +19,5 @@ pub mod pipeline;
 pub mod recordings;
 pub mod store;
 pub mod telemetry;
+pub mod transcribe;
 pub mod transcript;

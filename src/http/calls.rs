@@ -156,6 +156,7 @@ fn clean_filename(name: &str) -> String {
         (status = 400, description = "Bad form", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, description = "Over the size limit", body = ErrorBody),
+        (status = 415, description = "Not an audio recording", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -184,6 +185,13 @@ pub async fn upload(
     if recording.size() == 0 {
         recording.abort().await;
         return Err(ApiError::BadRequest("the uploaded file is empty".into()));
+    }
+    // The content decides, never the file name or the declared type.
+    if let Err(e) = crate::audio::sniff(recording.head()) {
+        recording.abort().await;
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "not a supported audio recording: {e}"
+        )));
     }
     let call_id = CallId::new();
     let stored = recording.finish(&state.recordings, call_id).await?;

@@ -264,12 +264,37 @@ impl TestApp {
     }
 }
 
-/// Bytes no other test uploads (so duplicates are only the ones a test makes on purpose).
+/// A small valid WAV (0.25 s of 8 kHz noise) that no other test uploads, so duplicates are
+/// only the ones a test makes on purpose.
 pub fn unique_bytes() -> Vec<u8> {
-    let mut v = b"ID3-test-".to_vec();
-    v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    v.extend(std::iter::repeat_n(7u8, 2048));
-    v
+    wav_of(2000)
+}
+
+/// A valid 8 kHz mono 16-bit WAV of `samples` random samples.
+pub fn wav_of(samples: usize) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = hound::WavWriter::new(&mut cursor, spec).expect("wav writer");
+        let mut seed = u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        ) | 1;
+        for _ in 0..samples {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            w.write_sample((seed % 2000) as i16 - 1000).expect("sample");
+        }
+        w.finalize().expect("finalize");
+    }
+    cursor.into_inner()
 }
 
 /// Creates the table the test job handlers write their results to; the unique key is what

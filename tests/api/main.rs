@@ -10,3 +10,4 @@ mod queue;
 mod roles;
 mod test_jobs;
 mod uploads;
+mod vad;

@@ -135,7 +135,7 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing(backend
     );
     // The server is still fine.
     assert_eq!(
-        app.upload(&app.admin, "m-1", vec![2u8; 5_000], "ok.mp3")
+        app.upload(&app.admin, "m-1", crate::helpers::wav_of(2_000), "ok.mp3")
             .await
             .status(),
         202
@@ -261,6 +261,34 @@ async fn bad_forms_get_400_with_a_clear_message(backend: Backend) {
     app.stop().await;
 }
 
+async fn content_that_is_not_audio_is_refused_with_415(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/calls/bad");
+    for (file, expected) in [
+        ("text_renamed.mp3", "looks like text"),
+        ("random_bytes.wav", "not a supported audio recording"),
+    ] {
+        let bytes = std::fs::read(corpus.join(file)).expect("bad file");
+        let r = app.upload(&app.admin, "m-1", bytes, file).await;
+        assert_eq!(r.status(), 415, "{file}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains(expected), "{file}: {message}");
+    }
+    // A real call named like text is accepted: the content decides, not the name.
+    let mp3 = std::fs::read(corpus.join("../pub05_en.mp3")).expect("call");
+    assert_eq!(
+        app.upload(&app.admin, "m-1", mp3, "notes.txt")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(count(&app.store, "SELECT COUNT(*) FROM calls").await, 1);
+    app.stop().await;
+}
+
 async fn listing_pages_through_calls_with_a_cursor_and_filters(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     let mut ids = vec![];
@@ -343,6 +371,7 @@ async fn errors_share_one_json_shape_and_unknown_paths_are_404(backend: Backend)
 
 on_both_backends!(
     an_upload_is_stored_under_a_server_name_and_queued,
+    content_that_is_not_audio_is_refused_with_415,
     the_same_file_for_the_same_manager_is_a_duplicate,
     an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing,
     bad_forms_get_400_with_a_clear_message,

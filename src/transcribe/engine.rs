@@ -1,0 +1,286 @@
+//! The whisper model and one channel's transcription: VAD, decoding, guards, word times.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperVadContext,
+    WhisperVadContextParams, WhisperVadParams,
+};
+
+use super::guards::{self, Candidate, Thresholds};
+use super::speech::{self, Joined, Region};
+use super::{TranscribeError, SAMPLE_RATE};
+use crate::domain::{Language, Speaker};
+use crate::transcript::{Segment, Word};
+
+/// How to transcribe.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Spoken language, or auto-detect.
+    pub language: Language,
+    /// CPU threads for whisper.
+    pub threads: usize,
+    /// Product and company names that help the recogniser.
+    pub initial_prompt: Option<String>,
+    /// Silero VAD model; `None` transcribes the whole audio.
+    pub vad_model: Option<PathBuf>,
+    /// Hallucination thresholds.
+    pub thresholds: Thresholds,
+}
+
+/// The result for one channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelTranscript {
+    /// Kept segments on the recording's timeline.
+    pub segments: Vec<Segment>,
+    /// Language whisper used or detected (two-letter code).
+    pub language: Option<String>,
+    /// Seconds of speech VAD found (the whole audio without VAD).
+    pub speech_seconds: f64,
+    /// Wall-clock seconds spent in VAD.
+    pub vad_seconds: f64,
+    /// Wall-clock seconds spent in whisper.
+    pub whisper_seconds: f64,
+    /// Segments dropped by the guards.
+    pub dropped_segments: usize,
+}
+
+/// A loaded whisper model, shared by every transcription in the process.
+pub struct WhisperModel {
+    ctx: WhisperContext,
+    path: PathBuf,
+}
+
+impl WhisperModel {
+    /// Loads a whisper.cpp ggml model.
+    pub fn load(path: &Path) -> Result<Self, TranscribeError> {
+        let err = |reason: String| TranscribeError::Model {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(err(
+                "no such file (install one with `callgrade models install base`)".into(),
+            ));
+        }
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| err("the path is not UTF-8".into()))?;
+        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            ctx,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the model was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the model knows languages other than English.
+    pub fn is_multilingual(&self) -> bool {
+        self.ctx.is_multilingual()
+    }
+
+    /// Transcribes one speaker's 16 kHz mono audio.
+    pub fn transcribe(
+        &self,
+        audio: &[f32],
+        speaker: Speaker,
+        options: &Options,
+    ) -> Result<ChannelTranscript, TranscribeError> {
+        let started = Instant::now();
+        let joined = match &options.vad_model {
+            Some(vad) => {
+                let regions = detect_speech(vad, audio, options.threads)?;
+                // 200 ms of context around speech, regions closer than 300 ms joined, 100 ms of
+                // silence between regions so words at the joins stay apart.
+                let regions =
+                    speech::normalise(&regions, SAMPLE_RATE / 5, SAMPLE_RATE * 3 / 10, audio.len());
+                speech::join(audio, &regions, SAMPLE_RATE / 10, SAMPLE_RATE)
+            }
+            None => Joined::whole(audio.to_vec(), SAMPLE_RATE),
+        };
+        let vad_seconds = if options.vad_model.is_some() {
+            started.elapsed().as_secs_f64()
+        } else {
+            0.0
+        };
+        let mut out = ChannelTranscript {
+            speech_seconds: joined.speech_seconds(),
+            vad_seconds,
+            ..Default::default()
+        };
+        // Less than 0.1 s of speech: nothing to recognise (and whisper would invent something).
+        if joined.samples.len() < SAMPLE_RATE / 10 {
+            return Ok(out);
+        }
+        let t = Instant::now();
+        self.run_whisper(&joined, speaker, options, &mut out)?;
+        out.whisper_seconds = t.elapsed().as_secs_f64();
+        Ok(out)
+    }
+
+    fn run_whisper(
+        &self,
+        joined: &Joined,
+        speaker: Speaker,
+        options: &Options,
+        out: &mut ChannelTranscript,
+    ) -> Result<(), TranscribeError> {
+        let whisper_err = |e: whisper_rs::WhisperError| TranscribeError::Whisper(e.to_string());
+        let mut state = self.ctx.create_state().map_err(whisper_err)?;
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(i32::try_from(options.threads.max(1)).unwrap_or(1));
+        let language = match (options.language, self.ctx.is_multilingual()) {
+            (_, false) => "en",
+            (Language::Auto, true) => "auto",
+            (l, true) => l.as_str(),
+        };
+        params.set_language(Some(language));
+        // Guards against loops: no text carried between windows, no non-speech tokens, and
+        // whisper's own fallbacks (temperature steps when a window decodes badly).
+        params.set_no_context(true);
+        params.set_suppress_nst(true);
+        params.set_suppress_blank(true);
+        params.set_temperature(0.0);
+        params.set_temperature_inc(0.2);
+        params.set_no_speech_thold(options.thresholds.no_speech);
+        params.set_logprob_thold(options.thresholds.logprob);
+        params.set_token_timestamps(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        if let Some(prompt) = options
+            .initial_prompt
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+        {
+            params.set_initial_prompt(prompt);
+        }
+        state.full(params, &joined.samples).map_err(whisper_err)?;
+        out.language =
+            whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_string);
+
+        let eot = self.ctx.token_eot();
+        let mut raw = Vec::new();
+        for seg in state.as_iter() {
+            let text = seg
+                .to_str_lossy()
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default();
+            let mut words: Vec<Word> = Vec::new();
+            let (mut logprob_sum, mut prob_sum, mut n) = (0.0f32, 0.0f32, 0usize);
+            for i in 0..seg.n_tokens() {
+                let Some(token) = seg.get_token(i) else {
+                    continue;
+                };
+                let data = token.token_data();
+                if data.id >= eot {
+                    continue; // special tokens: timestamps, language, end of text
+                }
+                logprob_sum += data.plog;
+                prob_sum += data.p;
+                n += 1;
+                let piece = token
+                    .to_str_lossy()
+                    .map(|s| s.into_owned())
+                    .unwrap_or_default();
+                let (start, end) = (
+                    joined.to_original(data.t0 as f64 / 100.0),
+                    joined.to_original(data.t1 as f64 / 100.0),
+                );
+                let starts_word = piece.starts_with(' ') || words.is_empty();
+                match words.last_mut() {
+                    Some(w) if !starts_word => {
+                        w.text.push_str(&piece);
+                        w.end = w.end.max(end);
+                        w.probability = w.probability.min(data.p);
+                    }
+                    _ => words.push(Word {
+                        text: piece.trim().to_string(),
+                        start,
+                        end,
+                        probability: data.p,
+                    }),
+                }
+            }
+            words.retain(|w| !w.text.is_empty());
+            let avg_logprob = if n > 0 {
+                logprob_sum / n as f32
+            } else {
+                f32::NEG_INFINITY
+            };
+            let start = joined.to_original(seg.start_timestamp() as f64 / 100.0);
+            let end = joined
+                .to_original(seg.end_timestamp() as f64 / 100.0)
+                .max(start);
+            raw.push((
+                Candidate {
+                    text: text.clone(),
+                    no_speech_prob: seg.no_speech_probability(),
+                    avg_logprob,
+                },
+                Segment {
+                    speaker,
+                    start,
+                    end,
+                    text,
+                    confidence: if n > 0 { prob_sum / n as f32 } else { 0.0 },
+                    words,
+                },
+            ));
+        }
+        let candidates: Vec<Candidate> = raw.iter().map(|(c, _)| c.clone()).collect();
+        for ((_, segment), verdict) in raw
+            .into_iter()
+            .zip(guards::filter(&candidates, &options.thresholds))
+        {
+            match verdict {
+                None => out.segments.push(segment),
+                Some(reason) => {
+                    tracing::debug!(?reason, text = %segment.text, "dropped a segment");
+                    out.dropped_segments += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Speech regions of `audio` (16 kHz mono) found by whisper.cpp's Silero VAD, in samples.
+pub fn detect_speech(
+    model: &Path,
+    audio: &[f32],
+    threads: usize,
+) -> Result<Vec<Region>, TranscribeError> {
+    let model_str = model
+        .to_str()
+        .ok_or_else(|| TranscribeError::Vad("the VAD model path is not UTF-8".into()))?;
+    if !model.is_file() {
+        return Err(TranscribeError::Vad(format!(
+            "VAD model {} not found",
+            model.display()
+        )));
+    }
+    let mut ctx_params = WhisperVadContextParams::new();
+    ctx_params.set_n_threads(i32::try_from(threads.max(1)).unwrap_or(1));
+    let mut vad = WhisperVadContext::new(model_str, ctx_params)
+        .map_err(|e| TranscribeError::Vad(e.to_string()))?;
+    let segments = vad
+        .segments_from_samples(WhisperVadParams::new(), audio)
+        .map_err(|e| TranscribeError::Vad(e.to_string()))?;
+    // Timestamps come in centiseconds.
+    let to_sample = |cs: f32| ((cs.max(0.0) as f64 / 100.0) * SAMPLE_RATE as f64) as usize;
+    Ok(segments
+        .map(|s| Region {
+            start: to_sample(s.start).min(audio.len()),
+            end: to_sample(s.end).min(audio.len()),
+        })
+        .filter(|r| r.end > r.start)
+        .collect())
+}
