@@ -7,7 +7,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::QueueConfig;
-use crate::domain::{now_millis, JobId, JobState};
+use crate::domain::JobState;
 use crate::jobs::{JobContext, JobError, JobHandler, Registry, Worker};
 use crate::store::{NewJob, Store};
 
@@ -43,16 +43,7 @@ impl JobHandler for Noop {
 }
 
 fn jobs(n: usize) -> Vec<NewJob> {
-    (0..n)
-        .map(|_| NewJob {
-            id: JobId::new(),
-            kind: KIND.into(),
-            call_id: None,
-            payload: serde_json::json!({}),
-            max_attempts: 3,
-            run_at: now_millis(),
-        })
-        .collect()
+    (0..n).map(|_| NewJob::standalone(KIND, 3)).collect()
 }
 
 async fn clear(store: &Store) -> anyhow::Result<()> {

@@ -30,6 +30,18 @@ pub struct NewJob {
 }
 
 impl NewJob {
+    /// A job of `kind` tied to no call, runnable now (maintenance work, tests, benchmarks).
+    pub fn standalone(kind: &str, max_attempts: u32) -> Self {
+        Self {
+            id: JobId::new(),
+            kind: kind.to_string(),
+            call_id: None,
+            payload: serde_json::json!({}),
+            max_attempts,
+            run_at: now_millis(),
+        }
+    }
+
     /// A job of `kind` for `call_id`, runnable now.
     pub fn for_call(kind: &str, call_id: CallId, max_attempts: u32) -> Self {
         Self {

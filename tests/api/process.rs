@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use callgrade::domain::{now_millis, JobId};
+use callgrade::domain::JobId;
 use callgrade::jobs::{JobContext, JobError, JobHandler, Registry, Worker};
 use callgrade::store::{NewJob, Store};
 use nix::sys::signal::{kill, Signal};
@@ -138,16 +138,7 @@ async fn setup(backend: Backend, jobs: usize) -> (TestDb, Store, Vec<JobId>) {
     let db = TestDb::new(backend).await;
     let store = Store::open(&db.url).await.expect("open");
     create_results_table(&store).await;
-    let new: Vec<NewJob> = (0..jobs)
-        .map(|_| NewJob {
-            id: JobId::new(),
-            kind: KIND.into(),
-            call_id: None,
-            payload: serde_json::json!({}),
-            max_attempts: 3,
-            run_at: now_millis(),
-        })
-        .collect();
+    let new: Vec<NewJob> = (0..jobs).map(|_| NewJob::standalone(KIND, 3)).collect();
     store.enqueue_many(&new).await.expect("enqueue");
     (db, store, new.iter().map(|j| j.id).collect())
 }
@@ -270,16 +261,7 @@ async fn two_worker_processes_never_run_the_same_job(backend: Backend) {
     let mut b = spawn_worker(&db.url, 15, 2);
     // Let both start before work appears, so both compete for it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let jobs: Vec<NewJob> = (0..200)
-        .map(|_| NewJob {
-            id: JobId::new(),
-            kind: KIND.into(),
-            call_id: None,
-            payload: serde_json::json!({}),
-            max_attempts: 3,
-            run_at: now_millis(),
-        })
-        .collect();
+    let jobs: Vec<NewJob> = (0..200).map(|_| NewJob::standalone(KIND, 3)).collect();
     store.enqueue_many(&jobs).await.expect("enqueue");
     wait_until(
         &store,
