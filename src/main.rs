@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     // The isolated audio decoder is this binary started again with a hidden first argument;
     // it must not start a runtime or logging (its stdout is the audio stream).
     let mut args = std::env::args_os();
-    if args.nth(1).as_deref() == Some(OsStr::new("audio-decode-child")) {
+    if args.nth(1).as_deref() == Some(OsStr::new(callgrade::app::AUDIO_DECODE_CHILD)) {
         return callgrade::audio::run_decode_child(args);
     }
     let cli = callgrade::cli::Cli::parse();

@@ -15,6 +15,7 @@ use crate::domain::{
 use crate::pipeline::Stage;
 use crate::recordings::IncomingRecording;
 use crate::store::{CallFilter, CallRecord, InsertCall, JobRecord, NewCall, NewJob};
+use crate::transcript::metrics::ConversationMetrics;
 
 /// A call as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -440,10 +441,18 @@ pub struct CallDetail {
     pub call: CallView,
     /// The most recent pipeline job.
     pub latest_job: Option<super::jobs::JobView>,
+    /// Conversation metrics, once the call is transcribed.
+    pub metrics: Option<ConversationMetrics>,
+    /// Where the transcript is, once the call is transcribed.
+    pub transcript_url: Option<String>,
 }
 
 /// Loads a call the caller may see, or 404 (also for other managers' calls).
-async fn visible_call(state: &AppState, auth: &Auth, id: &str) -> Result<CallRecord, ApiError> {
+pub(super) async fn visible_call(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+) -> Result<CallRecord, ApiError> {
     let id: CallId = id.parse().map_err(|_| ApiError::not_found("call"))?;
     let call = state
         .store
@@ -473,7 +482,12 @@ pub async fn get(
         .latest_job_for_call(call.id)
         .await?
         .map(super::jobs::JobView::from);
+    let transcript = state.store.get_transcript(call.id).await?;
     Ok(Json(CallDetail {
+        transcript_url: transcript
+            .as_ref()
+            .map(|_| format!("/api/v1/calls/{}/transcript", call.id)),
+        metrics: transcript.map(|t| t.metrics),
         call: call.into(),
         latest_job,
     }))

@@ -6,6 +6,7 @@ mod error;
 mod health;
 pub mod jobs;
 pub mod tokens;
+pub mod transcripts;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -104,6 +105,7 @@ fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
         .merge(uploads)
         .routes(routes!(calls::get, calls::delete))
         .routes(routes!(calls::retry))
+        .routes(routes!(transcripts::get))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))

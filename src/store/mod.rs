@@ -8,6 +8,7 @@
 mod calls;
 mod jobs;
 mod tokens;
+mod transcripts;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -173,7 +173,10 @@ impl WhisperModel {
                 .to_str_lossy()
                 .map(|t| t.trim().to_string())
                 .unwrap_or_default();
-            let mut words: Vec<Word> = Vec::new();
+            // Words with the speech region each starts in: whisper sees regions joined by short
+            // gaps, so one of its segments can span a pause of minutes in the recording (while
+            // the other speaker talks). Such segments are split at the region boundaries.
+            let mut words: Vec<(Word, usize)> = Vec::new();
             let (mut logprob_sum, mut prob_sum, mut n) = (0.0f32, 0.0f32, 0usize);
             for i in 0..seg.n_tokens() {
                 let Some(token) = seg.get_token(i) else {
@@ -190,66 +193,111 @@ impl WhisperModel {
                     .to_str_lossy()
                     .map(|s| s.into_owned())
                     .unwrap_or_default();
-                let (start, end) = (
-                    joined.to_original(data.t0 as f64 / 100.0),
-                    joined.to_original(data.t1 as f64 / 100.0),
-                );
+                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
                 let starts_word = piece.starts_with(' ') || words.is_empty();
                 match words.last_mut() {
-                    Some(w) if !starts_word => {
+                    Some((w, _)) if !starts_word => {
                         w.text.push_str(&piece);
-                        w.end = w.end.max(end);
+                        w.end = w.end.max(joined.to_original(t1));
                         w.probability = w.probability.min(data.p);
                     }
-                    _ => words.push(Word {
-                        text: piece.trim().to_string(),
-                        start,
-                        end,
-                        probability: data.p,
-                    }),
+                    _ => words.push((
+                        Word {
+                            text: piece.trim().to_string(),
+                            start: joined.to_original_start(t0),
+                            end: joined.to_original(t1),
+                            probability: data.p,
+                        },
+                        joined.piece_at(t0),
+                    )),
                 }
             }
-            words.retain(|w| !w.text.is_empty());
+            words.retain(|(w, _)| !w.text.is_empty());
             let avg_logprob = if n > 0 {
                 logprob_sum / n as f32
             } else {
                 f32::NEG_INFINITY
             };
-            let start = joined.to_original(seg.start_timestamp() as f64 / 100.0);
-            let end = joined
-                .to_original(seg.end_timestamp() as f64 / 100.0)
-                .max(start);
+            let seg_t0 = seg.start_timestamp() as f64 / 100.0;
+            let seg_t1 = seg.end_timestamp() as f64 / 100.0;
+            let start = joined.to_original_start(seg_t0);
+            let end = joined.to_original(seg_t1).max(start);
+            let confidence = if n > 0 { prob_sum / n as f32 } else { 0.0 };
+            let pieces = split_at_regions(speaker, start, end, &text, confidence, words);
             raw.push((
                 Candidate {
-                    text: text.clone(),
+                    text,
                     no_speech_prob: seg.no_speech_probability(),
                     avg_logprob,
                 },
-                Segment {
-                    speaker,
-                    start,
-                    end,
-                    text,
-                    confidence: if n > 0 { prob_sum / n as f32 } else { 0.0 },
-                    words,
-                },
+                pieces,
             ));
         }
         let candidates: Vec<Candidate> = raw.iter().map(|(c, _)| c.clone()).collect();
-        for ((_, segment), verdict) in raw
+        for ((_, pieces), verdict) in raw
             .into_iter()
             .zip(guards::filter(&candidates, &options.thresholds))
         {
             match verdict {
-                None => out.segments.push(segment),
+                None => out.segments.extend(pieces),
                 Some(reason) => {
-                    tracing::debug!(?reason, text = %segment.text, "dropped a segment");
+                    tracing::debug!(?reason, pieces = pieces.len(), "dropped a segment");
                     out.dropped_segments += 1;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// One whisper segment as stored: whole when its words lie in one speech region, else one
+/// segment per region, timed by its words.
+fn split_at_regions(
+    speaker: Speaker,
+    start: f64,
+    end: f64,
+    text: &str,
+    confidence: f32,
+    words: Vec<(Word, usize)>,
+) -> Vec<Segment> {
+    let one_region = words.windows(2).all(|w| w[0].1 == w[1].1);
+    if one_region {
+        return vec![Segment {
+            speaker,
+            start,
+            end,
+            text: text.to_string(),
+            confidence,
+            words: words.into_iter().map(|(w, _)| w).collect(),
+        }];
+    }
+    let mut out: Vec<Segment> = Vec::new();
+    let mut last_region = None;
+    for (word, region) in words {
+        match out.last_mut() {
+            Some(s) if last_region == Some(region) => {
+                s.end = s.end.max(word.end);
+                s.text.push(' ');
+                s.text.push_str(&word.text);
+                s.words.push(word);
+            }
+            _ => out.push(Segment {
+                speaker,
+                start: word.start,
+                end: word.end,
+                text: word.text.clone(),
+                confidence,
+                words: vec![word],
+            }),
+        }
+        last_region = Some(region);
+    }
+    // Each piece's confidence is the mean of its words' probabilities.
+    for s in &mut out {
+        s.confidence =
+            s.words.iter().map(|w| w.probability).sum::<f32>() / s.words.len().max(1) as f32;
+    }
+    out
 }
 
 /// Speech regions of `audio` (16 kHz mono) found by whisper.cpp's Silero VAD, in samples.

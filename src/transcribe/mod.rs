@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod guards;
+pub mod job;
 pub mod speech;
 
 /// Sample rate whisper works at.

@@ -113,6 +113,31 @@ impl Joined {
         }
     }
 
+    /// Maps a start time in the joined buffer to the recording's timeline: like
+    /// [`Joined::to_original`], but a time inside a gap maps to the start of the piece after it
+    /// (speech that starts in a gap starts with the next region).
+    pub fn to_original_start(&self, t: f64) -> f64 {
+        let sample = (t.max(0.0) * self.sample_rate as f64).round() as usize;
+        match self.pieces.get(self.piece_at(t)) {
+            Some(p) if sample >= p.joined_start + p.len => {
+                match self.pieces.get(self.piece_at(t) + 1) {
+                    Some(next) => next.original_start as f64 / self.sample_rate as f64,
+                    None => self.to_original(t),
+                }
+            }
+            _ => self.to_original(t),
+        }
+    }
+
+    /// Index of the piece (speech region) a joined-buffer time falls in or after.
+    pub fn piece_at(&self, t: f64) -> usize {
+        let sample = (t.max(0.0) * self.sample_rate as f64).round() as usize;
+        self.pieces
+            .iter()
+            .rposition(|p| p.joined_start <= sample)
+            .unwrap_or(0)
+    }
+
     /// Seconds of speech in the buffer (without the gaps).
     pub fn speech_seconds(&self) -> f64 {
         self.pieces.iter().map(|p| p.len).sum::<usize>() as f64 / self.sample_rate as f64
@@ -122,6 +147,22 @@ impl Joined {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starts_in_a_gap_move_to_the_next_region_and_ends_stay_with_the_previous() {
+        let audio = vec![0.5f32; 100];
+        // Regions 10..20 and 50..60, joined with a gap of 5 samples: [0,10) gap [15,25).
+        let j = join(
+            &audio,
+            &[Region { start: 10, end: 20 }, Region { start: 50, end: 60 }],
+            5,
+            1,
+        );
+        assert_eq!(j.to_original(12.0), 20.0);
+        assert_eq!(j.to_original_start(12.0), 50.0);
+        assert_eq!(j.to_original_start(3.0), 13.0);
+        assert_eq!((j.piece_at(3.0), j.piece_at(16.0)), (0, 1));
+    }
 
     #[test]
     fn regions_are_padded_clamped_and_merged() {

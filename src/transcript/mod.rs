@@ -11,7 +11,8 @@ pub mod metrics;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::Speaker;
+use crate::domain::{CallId, Millis, Speaker};
+use metrics::ConversationMetrics;
 
 /// One recognised word with its time on the recording's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -49,6 +50,56 @@ impl Segment {
     pub fn duration(&self) -> f64 {
         (self.end - self.start).max(0.0)
     }
+}
+
+/// A call's stored transcript: what was said, by whom and when, the conversation metrics, and
+/// what producing it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Transcript {
+    /// The call.
+    #[schema(value_type = String)]
+    pub call_id: CallId,
+    /// Language of the speech: the one given at upload, or the one detected.
+    pub language: String,
+    /// Speech model that produced it.
+    pub model: String,
+    /// Length of the recording, seconds.
+    pub duration_s: f64,
+    /// Speakers by channel: two for stereo telephony, one (`unknown`) for mono.
+    pub speakers: Vec<Speaker>,
+    /// Segments of all speakers on one timeline, ordered by start.
+    pub segments: Vec<Segment>,
+    /// Talk share, questions, monologues, interruptions, pace, silence, filler words.
+    pub metrics: ConversationMetrics,
+    /// Time spent on each step.
+    pub processing: Processing,
+    /// Non-fatal problems (e.g. a truncated file), for whoever reviews the call.
+    pub warnings: Vec<String>,
+    /// When it was stored, Unix milliseconds.
+    pub created_at: Millis,
+}
+
+/// What producing a transcript cost, in wall-clock seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Processing {
+    /// Decoding and resampling (in the child process).
+    pub decode_s: f64,
+    /// Voice activity detection, all channels.
+    pub vad_s: f64,
+    /// Speech recognition, all channels.
+    pub transcription_s: f64,
+    /// Everything, from claiming the job to storing the result.
+    pub total_s: f64,
+    /// Seconds of speech VAD found (all channels), or the audio length without VAD.
+    pub speech_s: f64,
+    /// Total time over the recording's length: below 1 is faster than real time.
+    pub real_time_factor: f64,
+    /// Segments the hallucination guards dropped.
+    pub dropped_segments: usize,
+    /// CPU threads whisper used.
+    pub threads: usize,
+    /// Whether VAD was on.
+    pub vad: bool,
 }
 
 /// Puts the segments of each channel on one timeline, ordered by start (then speaker).

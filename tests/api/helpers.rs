@@ -129,6 +129,16 @@ pub async fn spawn_app_with(
     registry: Registry,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
+    spawn_app_for(backend, tweak, |_| registry).await
+}
+
+/// A server whose job handlers are built from its final configuration (e.g. the real
+/// transcription stage, which needs the data folder).
+pub async fn spawn_app_for(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+    registry: impl FnOnce(&Config) -> Registry,
+) -> TestApp {
     let db = TestDb::new(backend).await;
     let data_dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config {
@@ -138,6 +148,7 @@ pub async fn spawn_app_with(
         ..Config::default()
     };
     tweak(&mut config);
+    let registry = registry(&config);
     let store = Store::open(&config.database_url).await.expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,6 +1,7 @@
 //! One integration-test binary: a real server over a real socket, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod bad_inputs;
 mod cli;
 mod helpers;
 mod metrics_truth;
@@ -9,5 +10,6 @@ mod process;
 mod queue;
 mod roles;
 mod test_jobs;
+mod transcribe;
 mod uploads;
 mod vad;

@@ -1,0 +1,54 @@
+//! Transcripts, one per call (a second transcription replaces the first).
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::CallId;
+use crate::transcript::Transcript;
+
+impl Store {
+    /// Stores `t` as its call's transcript, replacing an earlier one (a retried job writes the
+    /// same row again).
+    pub async fn save_transcript(&self, t: &Transcript) -> Result<(), StoreError> {
+        let document = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let words: usize = t
+            .segments
+            .iter()
+            .map(|s| s.text.split_whitespace().count())
+            .sum();
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO transcripts (call_id, language, model, duration_ms, speech_ms, words, \
+             document, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (call_id) DO UPDATE SET language = excluded.language, \
+             model = excluded.model, duration_ms = excluded.duration_ms, \
+             speech_ms = excluded.speech_ms, words = excluded.words, \
+             document = excluded.document, created_at = excluded.created_at",
+        )
+        .bind(t.call_id.to_string())
+        .bind(t.language.clone())
+        .bind(t.model.clone())
+        .bind((t.duration_s * 1000.0).round() as i64)
+        .bind((t.processing.speech_s * 1000.0).round() as i64)
+        .bind(words as i64)
+        .bind(document)
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The transcript of `call`, if it has one.
+    pub async fn get_transcript(&self, call: CallId) -> Result<Option<Transcript>, StoreError> {
+        let row = sqlx::query("SELECT document FROM transcripts WHERE call_id = $1")
+            .bind(call.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let doc: String = r.try_get("document")?;
+            serde_json::from_str(&doc)
+                .map_err(|e| StoreError::Corrupt(format!("transcript of {call}: {e}")))
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,278 @@
+//! The `transcribe` job: recording -> decoded audio (child process) -> one whisper pass per
+//! speaker channel (blocking pool) -> merged segments and metrics -> stored transcript.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::sync::OnceCell;
+use tracing::{info, Instrument};
+
+use super::engine::{Options, WhisperModel};
+use super::TranscribeError;
+use crate::audio::{decode_isolated, DecodeLimits, DecodedAudio, DecoderProgram};
+use crate::config::TranscribeConfig;
+use crate::domain::{now_millis, Language, Speaker};
+use crate::jobs::{JobContext, JobError, JobHandler};
+use crate::pipeline::Stage;
+use crate::recordings::Recordings;
+use crate::transcript::metrics::{self, MetricsConfig};
+use crate::transcript::{merge_channels, Processing, Transcript};
+
+/// Everything the job needs, fixed when the worker starts.
+#[derive(Clone)]
+pub struct TranscribeSettings {
+    /// The ggml model file.
+    pub model_path: PathBuf,
+    /// Name shown in transcripts (`base`, `tiny.en`, or the file name).
+    pub model_name: String,
+    /// Silero VAD model, or `None` to transcribe the whole audio.
+    pub vad_model: Option<PathBuf>,
+    /// Language for calls uploaded with `auto` when the config names one.
+    pub default_language: Language,
+    /// Whisper threads.
+    pub threads: usize,
+    /// Vocabulary hint.
+    pub initial_prompt: Option<String>,
+    /// Hallucination thresholds.
+    pub thresholds: super::guards::Thresholds,
+    /// How the decoder child is started.
+    pub decoder: DecoderProgram,
+    /// Bounds on decoding.
+    pub limits: DecodeLimits,
+    /// Where recordings are.
+    pub recordings: Recordings,
+    /// Metrics settings.
+    pub metrics: MetricsConfig,
+}
+
+impl TranscribeSettings {
+    /// Settings from the configuration; fails when the model or VAD model is not there.
+    pub fn from_config(
+        config: &TranscribeConfig,
+        metrics: &MetricsConfig,
+        recordings: Recordings,
+        decoder: DecoderProgram,
+    ) -> Result<Self, crate::models::ModelError> {
+        let dir = config.model_dir();
+        let model_path = dir.resolve(&config.model)?;
+        let vad_model = if !config.vad {
+            None
+        } else if config.vad_model.as_os_str().is_empty() {
+            Some(dir.vad_model()?)
+        } else {
+            Some(config.vad_model.clone())
+        };
+        Ok(Self {
+            model_path,
+            model_name: config.model.clone(),
+            vad_model,
+            default_language: config.language,
+            threads: config.threads(),
+            initial_prompt: Some(config.initial_prompt.clone()).filter(|p| !p.trim().is_empty()),
+            thresholds: config.thresholds(),
+            decoder,
+            limits: config.decode_limits(),
+            recordings,
+            metrics: metrics.clone(),
+        })
+    }
+}
+
+/// The `transcribe` job handler. The model is loaded on the first job and shared after.
+pub struct TranscribeJob {
+    settings: TranscribeSettings,
+    model: OnceCell<Arc<WhisperModel>>,
+}
+
+impl TranscribeJob {
+    /// A handler with `settings`.
+    pub fn new(settings: TranscribeSettings) -> Self {
+        Self {
+            settings,
+            model: OnceCell::new(),
+        }
+    }
+
+    async fn model(&self) -> Result<Arc<WhisperModel>, JobError> {
+        self.model
+            .get_or_try_init(|| async {
+                let path = self.settings.model_path.clone();
+                let started = Instant::now();
+                let model = blocking(move || WhisperModel::load(&path)).await??;
+                info!(
+                    model = %self.settings.model_path.display(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "speech model loaded"
+                );
+                Ok(Arc::new(model))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Runs `f` on the blocking pool in the current span; a panic there fails the job, not the
+/// worker.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| JobError::Fatal(format!("transcription crashed: {e}")))
+}
+
+impl From<TranscribeError> for JobError {
+    fn from(e: TranscribeError) -> Self {
+        match e {
+            // A missing or broken model is this machine's problem: another worker (or this one
+            // after a fix) can still do the call.
+            TranscribeError::Model { .. } | TranscribeError::Vad(_) => {
+                JobError::Retryable(e.to_string())
+            }
+            TranscribeError::Whisper(_) => JobError::Fatal(e.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl JobHandler for TranscribeJob {
+    fn kind(&self) -> &'static str {
+        Stage::Transcribe.kind()
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
+        let started = Instant::now();
+        let call_id = ctx
+            .job
+            .call_id
+            .ok_or_else(|| JobError::Fatal("transcribe job without a call".into()))?;
+        let call = ctx
+            .store
+            .get_call(call_id)
+            .await?
+            .ok_or_else(|| JobError::Fatal("the call was deleted".into()))?;
+        let path = self
+            .settings
+            .recordings
+            .path(&call.storage_key)
+            .ok_or_else(|| JobError::Fatal("the recording's storage key is invalid".into()))?;
+        if !path.is_file() {
+            return Err(JobError::Fatal(format!(
+                "the recording file is missing ({})",
+                call.storage_key
+            )));
+        }
+
+        let t = Instant::now();
+        let audio = decode_isolated(&self.settings.decoder, &path, &self.settings.limits)
+            .instrument(tracing::info_span!("decode"))
+            .await
+            .map_err(|e| {
+                if e.is_retryable() {
+                    JobError::Retryable(e.to_string())
+                } else {
+                    JobError::Fatal(e.to_string())
+                }
+            })?;
+        let decode_s = t.elapsed().as_secs_f64();
+        let model = self.model().await?;
+        let language = match call.language {
+            Language::Auto => self.settings.default_language,
+            given => given,
+        };
+        if language == Language::Ru && !model.is_multilingual() {
+            return Err(JobError::Fatal(format!(
+                "the call is in Russian but the speech model {} is English-only; \
+                 configure a multilingual one (transcribe.model = \"base\")",
+                self.settings.model_name
+            )));
+        }
+        let speakers = speakers_for(&audio, call.channels.speakers());
+        let options = Options {
+            language,
+            threads: self.settings.threads,
+            initial_prompt: self.settings.initial_prompt.clone(),
+            vad_model: self.settings.vad_model.clone(),
+            thresholds: self.settings.thresholds,
+        };
+        info!(
+            %call_id,
+            duration_s = audio.duration_s(),
+            channels = audio.channels.len(),
+            codec = %audio.source.codec,
+            "decoded"
+        );
+
+        let duration_s = audio.duration_s();
+        let mut processing = Processing {
+            decode_s,
+            threads: options.threads,
+            vad: options.vad_model.is_some(),
+            ..Default::default()
+        };
+        let mut per_channel = Vec::new();
+        let mut detected: Option<String> = None;
+        for (samples, speaker) in audio.channels.into_iter().zip(speakers.iter().copied()) {
+            if ctx.cancel.is_cancelled() {
+                return Err(JobError::Retryable("stopped before finishing".into()));
+            }
+            let (model, options) = (model.clone(), options.clone());
+            let result = blocking(move || model.transcribe(&samples, speaker, &options))
+                .instrument(tracing::info_span!("whisper", speaker = speaker.as_str()))
+                .await??;
+            processing.vad_s += result.vad_seconds;
+            processing.transcription_s += result.whisper_seconds;
+            processing.speech_s += result.speech_seconds;
+            processing.dropped_segments += result.dropped_segments;
+            detected = detected.or(result.language);
+            per_channel.push(result.segments);
+        }
+        let segments = merge_channels(per_channel);
+        let language = match language {
+            Language::Auto => detected.unwrap_or_else(|| "en".into()),
+            given => given.as_str().to_string(),
+        };
+        let metrics = metrics::compute(&segments, duration_s, &language, &self.settings.metrics);
+        processing.total_s = started.elapsed().as_secs_f64();
+        processing.real_time_factor = if duration_s > 0.0 {
+            processing.total_s / duration_s
+        } else {
+            0.0
+        };
+        let transcript = Transcript {
+            call_id,
+            language,
+            model: self.settings.model_name.clone(),
+            duration_s,
+            speakers,
+            segments,
+            metrics,
+            processing,
+            warnings: audio.warnings,
+            created_at: now_millis(),
+        };
+        ctx.store.save_transcript(&transcript).await?;
+        info!(
+            %call_id,
+            segments = transcript.segments.len(),
+            rtf = transcript.processing.real_time_factor,
+            "transcribed"
+        );
+        Ok(())
+    }
+}
+
+/// Who speaks on each decoded channel: the upload's channel map for stereo; for mono the one
+/// speaker it names, else `unknown`.
+fn speakers_for(audio: &DecodedAudio, map: &[Speaker]) -> Vec<Speaker> {
+    match (audio.channels.len(), map) {
+        (1, [only]) => vec![*only],
+        (1, _) => vec![Speaker::Unknown],
+        (n, map) => (0..n)
+            .map(|i| map.get(i).copied().unwrap_or(Speaker::Unknown))
+            .collect(),
+    }
+}
