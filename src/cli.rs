@@ -39,6 +39,9 @@ pub enum Command {
     Upload(UploadArgs),
     /// List calls on a running server with their status.
     Calls(ServerArgs),
+    /// Transcribe a recording here and now, without a server or database (to try models and
+    /// settings).
+    Transcribe(TranscribeArgs),
     /// Print a call's transcript from a running server.
     Transcript(TranscriptArgs),
     /// Manage speech models (no model hub needed).
@@ -77,6 +80,31 @@ pub enum ModelsCommand {
         /// Output file.
         out: PathBuf,
     },
+}
+
+/// `callgrade transcribe ...`
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// The recording.
+    pub file: PathBuf,
+    /// Model name or ggml file (default: transcribe.model).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// auto, ru or en (default: transcribe.language).
+    #[arg(long)]
+    pub language: Option<crate::domain::Language>,
+    /// Speakers by channel.
+    #[arg(long, default_value = "manager,client")]
+    pub channels: crate::domain::ChannelMap,
+    /// Transcribe the whole audio, not only what VAD finds.
+    #[arg(long)]
+    pub no_vad: bool,
+    /// Whisper threads (default: transcribe.threads).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the segments with words as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `callgrade transcript ...`
@@ -177,6 +205,8 @@ pub enum BenchCommand {
     Queue(crate::bench::queue::QueueBenchArgs),
     /// Upload memory: a large file streamed to a real server process; its peak memory growth.
     Upload(crate::bench::upload::UploadBenchArgs),
+    /// Transcription: real-time factor, overhead and peak memory per model and setting.
+    Transcribe(crate::bench::transcribe::TranscribeBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -212,14 +242,70 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token(&config, cmd).await?,
         Command::Upload(args) => return crate::client::upload(args).await,
         Command::Calls(args) => crate::client::list_calls(args).await?,
+        Command::Transcribe(args) => transcribe_file(&config, args).await?,
         Command::Transcript(args) => crate::client::transcript(args).await?,
         Command::Models(cmd) => tokio::task::spawn_blocking(move || models(&config, cmd))
             .await
             .context("the models command crashed")??,
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
+        Command::Bench(BenchCommand::Transcribe(args)) => {
+            crate::bench::transcribe::run(args, &config).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn transcribe_file(config: &Config, args: TranscribeArgs) -> anyhow::Result<()> {
+    use crate::audio::{decode_isolated, DecoderProgram};
+    use crate::transcribe::engine::{Options, WhisperModel};
+    use crate::transcribe::job::{recognise, speakers_for};
+    let tc = &config.transcribe;
+    let dir = tc.model_dir();
+    let model_path = dir.resolve(args.model.as_deref().unwrap_or(&tc.model))?;
+    let program = DecoderProgram::current_exe([app::AUDIO_DECODE_CHILD])?;
+    let started = std::time::Instant::now();
+    let audio = decode_isolated(&program, &args.file, &tc.decode_limits()).await?;
+    let decode_s = started.elapsed().as_secs_f64();
+    let speakers = speakers_for(&audio, args.channels.speakers());
+    let options = Options {
+        language: args.language.unwrap_or(tc.language),
+        threads: args.threads.unwrap_or_else(|| tc.threads()),
+        initial_prompt: Some(tc.initial_prompt.clone()).filter(|p| !p.trim().is_empty()),
+        vad_model: if args.no_vad {
+            None
+        } else {
+            Some(dir.vad_model()?)
+        },
+        thresholds: tc.thresholds(),
+    };
+    let duration_s = audio.duration_s();
+    let recognised = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let model = WhisperModel::load(&model_path)?;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        Ok(recognise(
+            &model,
+            audio.channels,
+            &speakers,
+            &options,
+            &cancel,
+        )?)
+    })
+    .await??
+    .context("cancelled")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&recognised.segments)?);
+    } else {
+        print!("{}", crate::transcript::format::text(&recognised.segments));
+    }
+    eprintln!(
+        "{duration_s:.1} s of audio: decode {decode_s:.2} s, VAD {:.2} s, whisper {:.2} s ({} segments dropped by the guards), language {}",
+        recognised.vad_s,
+        recognised.whisper_s,
+        recognised.dropped_segments,
+        recognised.language.as_deref().unwrap_or("?")
+    );
+    Ok(())
 }
 
 fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {

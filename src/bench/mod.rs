@@ -1,4 +1,5 @@
 //! Benchmarks run from the binary (`callgrade bench ...`); results go to docs/PERFORMANCE.md.
 
 pub mod queue;
+pub mod transcribe;
 pub mod upload;

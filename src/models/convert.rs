@@ -418,7 +418,7 @@ mod tests {
 
     /// Where each whisper.cpp tensor must come from, worked out from the name alone: the CT2
     /// variable, the block of rows (for fused matrices) and the stored type.
-    fn expected_source(name: &str) -> (String, Option<(usize, usize)>, TensorType) {
+    fn expected_source(name: &str, state: usize) -> (String, Option<(usize, usize)>, TensorType) {
         let parts: Vec<&str> = name.split('.').collect();
         let (side, rest) = (parts[0], &parts[1..]);
         let field = |f: &str| if f == "weight" { "gamma" } else { "beta" };
@@ -472,7 +472,7 @@ mod tests {
             }
             ["blocks", i, attn, proj, f] => {
                 let l = format!("{side}/layer_{i}");
-                let s = STATE;
+                let s = state;
                 let (src, rows) = match (*attn, *proj) {
                     ("attn", "query") => (format!("{l}/self_attention/linear_0/{f}"), Some((0, s))),
                     ("attn", "key") => {
@@ -500,7 +500,7 @@ mod tests {
     /// Checks every tensor of `out` against `source`; returns how many were checked.
     pub(crate) fn check_every_tensor(source: &Ct2Model, out: &GgmlModel, state: usize) -> usize {
         for t in &out.tensors {
-            let (src_name, rows, ttype) = expected_source(&t.name);
+            let (src_name, rows, ttype) = expected_source(&t.name, state);
             let src = source
                 .get(&src_name)
                 .unwrap_or_else(|| panic!("{src_name} missing"));
@@ -576,7 +576,7 @@ mod tests {
         assert_eq!(back.tokens[7], b" t7");
         assert_eq!((back.mel.0, back.mel.1), (80, 201));
         let source = Ct2Model::parse(&model).expect("parses");
-        // Encoder: 5 + 2 per norm x 2 + q,k,v,out (7) + mlp (4) = 4 + 15; decoder adds cross-attention.
+        // Encoder: 5 + 15 per layer + ln_post (2); decoder: 2 + 24 per layer + ln (2).
         let checked = check_every_tensor(&source, &back, STATE);
         assert_eq!(checked, 5 + 15 + 2 + 2 + 15 + 9 + 2);
     }
@@ -603,5 +603,39 @@ mod tests {
             err.to_string().contains("encoder/layer_norm/gamma"),
             "{err}"
         );
+    }
+
+    /// The real thing: the installed `tiny.en` against the `model.bin` in its wheel, every
+    /// tensor compared value by value (`make test` installs it and sets TEST_REQUIRE_MODELS).
+    #[test]
+    fn the_installed_tiny_en_matches_its_wheel_tensor_by_tensor() {
+        let dir = crate::models::ModelDir::from_config(Path::new(""));
+        let known = crate::models::catalog::find("tiny.en").expect("in the catalog");
+        let wheel = dir.root().join(".downloads").join(known.packages[0].wheel);
+        let (Ok(installed), true) = (dir.resolve("tiny.en"), wheel.is_file()) else {
+            assert!(
+                std::env::var("TEST_REQUIRE_MODELS").as_deref() != Ok("1"),
+                "TEST_REQUIRE_MODELS=1 but tiny.en is not installed"
+            );
+            eprintln!("skipping: tiny.en is not installed");
+            return;
+        };
+        let wheels = vec![wheel];
+        let model =
+            crate::models::install::read_member(&wheels, known.model_bin[0]).expect("model.bin");
+        let vocab_text = String::from_utf8(
+            crate::models::install::read_member(&wheels, known.vocabulary).expect("vocabulary"),
+        )
+        .expect("utf-8");
+        let source = Ct2Model::parse(&model).expect("parses");
+        let file = std::fs::read(installed).expect("ggml file");
+        let back = ggml::read(&mut file.as_slice(), true).expect("reads");
+        assert_eq!(
+            back.tokens,
+            vocab::tokens_from_vocabulary(&vocab_text).expect("vocab")
+        );
+        let checked = check_every_tensor(&source, &back, 384);
+        // 5 + 4 x 15 + 2 (encoder) + 2 + 4 x 24 + 2 (decoder)
+        assert_eq!(checked, 167);
     }
 }

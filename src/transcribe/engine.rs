@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperVadContext,
-    WhisperVadContextParams, WhisperVadParams,
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
+    WhisperContextParameters, WhisperVadContext, WhisperVadContextParams, WhisperVadParams,
 };
 
 use super::guards::{self, Candidate, Thresholds};
@@ -46,6 +46,31 @@ pub struct ChannelTranscript {
     pub dropped_segments: usize,
 }
 
+/// The alignment-head preset of a standard model, from its file's dimensions.
+fn dtw_preset(path: &Path) -> Option<DtwModelPreset> {
+    let file = std::fs::File::open(path).ok()?;
+    let header = crate::models::ggml::read(&mut std::io::BufReader::new(file), false).ok()?;
+    let en = !header.hparams.is_multilingual();
+    Some(match (header.hparams.size_name()?, en) {
+        ("tiny", true) => DtwModelPreset::TinyEn,
+        ("tiny", false) => DtwModelPreset::Tiny,
+        ("base", true) => DtwModelPreset::BaseEn,
+        ("base", false) => DtwModelPreset::Base,
+        ("small", true) => DtwModelPreset::SmallEn,
+        ("small", false) => DtwModelPreset::Small,
+        ("medium", true) => DtwModelPreset::MediumEn,
+        ("medium", false) => DtwModelPreset::Medium,
+        _ => return None,
+    })
+}
+
+/// Sends whisper.cpp's and ggml's own log lines (which go to stderr by default, a few per
+/// decoded token) to `tracing`, where RUST_LOG filters them like everything else.
+fn route_native_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(whisper_rs::install_logging_hooks);
+}
+
 /// A loaded whisper model, shared by every transcription in the process.
 pub struct WhisperModel {
     ctx: WhisperContext,
@@ -55,6 +80,7 @@ pub struct WhisperModel {
 impl WhisperModel {
     /// Loads a whisper.cpp ggml model.
     pub fn load(path: &Path) -> Result<Self, TranscribeError> {
+        route_native_logs();
         let err = |reason: String| TranscribeError::Model {
             path: path.display().to_string(),
             reason,
@@ -67,8 +93,19 @@ impl WhisperModel {
         let path_str = path
             .to_str()
             .ok_or_else(|| err("the path is not UTF-8".into()))?;
-        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
-            .map_err(|e| err(e.to_string()))?;
+        // Word times from dynamic time warping over the alignment heads of known models:
+        // whisper.cpp's default token times drift by up to a second, too coarse to tell which
+        // speech region (and so which turn) a word belongs to.
+        let preset = dtw_preset(path);
+        let mut params = WhisperContextParameters::default();
+        if let Some(model_preset) = preset {
+            params.dtw_parameters(DtwParameters {
+                mode: DtwMode::ModelPreset { model_preset },
+                ..Default::default()
+            });
+        }
+        let ctx =
+            WhisperContext::new_with_params(path_str, params).map_err(|e| err(e.to_string()))?;
         Ok(Self {
             ctx,
             path: path.to_path_buf(),
@@ -96,11 +133,12 @@ impl WhisperModel {
         let joined = match &options.vad_model {
             Some(vad) => {
                 let regions = detect_speech(vad, audio, options.threads)?;
-                // 200 ms of context around speech, regions closer than 300 ms joined, 100 ms of
-                // silence between regions so words at the joins stay apart.
+                // 200 ms of context around speech, regions closer than 300 ms joined, half a
+                // second of silence between regions: whisper ends a segment at such a pause, so
+                // segments rarely straddle two regions and words at the joins stay apart.
                 let regions =
                     speech::normalise(&regions, SAMPLE_RATE / 5, SAMPLE_RATE * 3 / 10, audio.len());
-                speech::join(audio, &regions, SAMPLE_RATE / 10, SAMPLE_RATE)
+                speech::join(audio, &regions, SAMPLE_RATE / 2, SAMPLE_RATE)
             }
             None => Joined::whole(audio.to_vec(), SAMPLE_RATE),
         };
@@ -148,7 +186,13 @@ impl WhisperModel {
         params.set_suppress_blank(true);
         params.set_temperature(0.0);
         params.set_temperature_inc(0.2);
-        params.set_no_speech_thold(options.thresholds.no_speech);
+        // whisper.cpp skips a whole 30 s window when it judges it silent; on VAD-joined speech
+        // that throws away real turns. The guards judge each segment instead.
+        params.set_no_speech_thold(if options.vad_model.is_some() {
+            1.0
+        } else {
+            options.thresholds.no_speech
+        });
         params.set_logprob_thold(options.thresholds.logprob);
         params.set_token_timestamps(true);
         params.set_print_special(false);
@@ -193,7 +237,14 @@ impl WhisperModel {
                     .to_str_lossy()
                     .map(|s| s.into_owned())
                     .unwrap_or_default();
-                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+                // DTW gives one time per token (where it is said); fall back to whisper's
+                // own start/end estimate without it.
+                let (t0, t1) = if data.t_dtw >= 0 {
+                    let t = data.t_dtw as f64 / 100.0;
+                    (t, t)
+                } else {
+                    (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0)
+                };
                 let starts_word = piece.starts_with(' ') || words.is_empty();
                 match words.last_mut() {
                     Some((w, _)) if !starts_word => {
@@ -208,7 +259,9 @@ impl WhisperModel {
                             end: joined.to_original(t1),
                             probability: data.p,
                         },
-                        joined.piece_at(t0),
+                        // A word belongs to the region its middle falls in (token start times
+                        // often lie in the silence before the word).
+                        joined.piece_of_word((t0 + t1) / 2.0),
                     )),
                 }
             }
@@ -223,7 +276,7 @@ impl WhisperModel {
             let start = joined.to_original_start(seg_t0);
             let end = joined.to_original(seg_t1).max(start);
             let confidence = if n > 0 { prob_sum / n as f32 } else { 0.0 };
-            let pieces = split_at_regions(speaker, start, end, &text, confidence, words);
+            let pieces = split_at_regions(joined, speaker, (start, end), &text, confidence, words);
             raw.push((
                 Candidate {
                     text,
@@ -250,54 +303,75 @@ impl WhisperModel {
     }
 }
 
-/// One whisper segment as stored: whole when its words lie in one speech region, else one
-/// segment per region, timed by its words.
+/// One whisper segment as stored: one segment per speech region its words fall in, timed by
+/// its words and kept inside the region. whisper's own segment times are coarse (a window's
+/// last segment often "ends" at the window's end), which on the joined buffer can mean a
+/// minute of the recording; words are tighter. Without words, the segment keeps whisper's times.
 fn split_at_regions(
+    joined: &Joined,
     speaker: Speaker,
-    start: f64,
-    end: f64,
+    (start, end): (f64, f64),
     text: &str,
     confidence: f32,
     words: Vec<(Word, usize)>,
 ) -> Vec<Segment> {
-    let one_region = words.windows(2).all(|w| w[0].1 == w[1].1);
-    if one_region {
+    if words.is_empty() {
         return vec![Segment {
             speaker,
             start,
             end,
             text: text.to_string(),
             confidence,
-            words: words.into_iter().map(|(w, _)| w).collect(),
+            words: vec![],
         }];
     }
-    let mut out: Vec<Segment> = Vec::new();
-    let mut last_region = None;
+    let one_region = words.windows(2).all(|w| w[0].1 == w[1].1);
+    let mut out: Vec<(Segment, usize)> = Vec::new();
     for (word, region) in words {
         match out.last_mut() {
-            Some(s) if last_region == Some(region) => {
+            Some((s, r)) if *r == region => {
                 s.end = s.end.max(word.end);
-                s.text.push(' ');
-                s.text.push_str(&word.text);
                 s.words.push(word);
             }
-            _ => out.push(Segment {
-                speaker,
-                start: word.start,
-                end: word.end,
-                text: word.text.clone(),
-                confidence,
-                words: vec![word],
-            }),
+            _ => out.push((
+                Segment {
+                    speaker,
+                    start: word.start,
+                    end: word.end,
+                    text: String::new(),
+                    confidence,
+                    words: vec![word],
+                },
+                region,
+            )),
         }
-        last_region = Some(region);
     }
-    // Each piece's confidence is the mean of its words' probabilities.
-    for s in &mut out {
-        s.confidence =
-            s.words.iter().map(|w| w.probability).sum::<f32>() / s.words.len().max(1) as f32;
-    }
-    out
+    out.into_iter()
+        .map(|(mut s, region)| {
+            if let Some((lo, hi)) = joined.piece_span(region) {
+                for w in &mut s.words {
+                    w.start = w.start.clamp(lo, hi);
+                    w.end = w.end.clamp(w.start, hi);
+                }
+                s.start = s.words.first().map_or(lo, |w| w.start);
+                s.end = s.words.iter().map(|w| w.end).fold(s.start, f64::max);
+            }
+            s.text = if one_region {
+                text.to_string()
+            } else {
+                s.words
+                    .iter()
+                    .map(|w| w.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            if !one_region {
+                s.confidence =
+                    s.words.iter().map(|w| w.probability).sum::<f32>() / s.words.len() as f32;
+            }
+            s
+        })
+        .collect()
 }
 
 /// Speech regions of `audio` (16 kHz mono) found by whisper.cpp's Silero VAD, in samples.
@@ -315,6 +389,7 @@ pub fn detect_speech(
             model.display()
         )));
     }
+    route_native_logs();
     let mut ctx_params = WhisperVadContextParams::new();
     ctx_params.set_n_threads(i32::try_from(threads.max(1)).unwrap_or(1));
     let mut vad = WhisperVadContext::new(model_str, ctx_params)

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, Instrument};
 
 use super::engine::{Options, WhisperModel};
@@ -18,7 +19,7 @@ use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::pipeline::Stage;
 use crate::recordings::Recordings;
 use crate::transcript::metrics::{self, MetricsConfig};
-use crate::transcript::{merge_channels, Processing, Transcript};
+use crate::transcript::{merge_channels, Processing, Segment, Transcript};
 
 /// Everything the job needs, fixed when the worker starts.
 #[derive(Clone)]
@@ -213,24 +214,20 @@ impl JobHandler for TranscribeJob {
             vad: options.vad_model.is_some(),
             ..Default::default()
         };
-        let mut per_channel = Vec::new();
-        let mut detected: Option<String> = None;
-        for (samples, speaker) in audio.channels.into_iter().zip(speakers.iter().copied()) {
-            if ctx.cancel.is_cancelled() {
-                return Err(JobError::Retryable("stopped before finishing".into()));
-            }
-            let (model, options) = (model.clone(), options.clone());
-            let result = blocking(move || model.transcribe(&samples, speaker, &options))
-                .instrument(tracing::info_span!("whisper", speaker = speaker.as_str()))
-                .await??;
-            processing.vad_s += result.vad_seconds;
-            processing.transcription_s += result.whisper_seconds;
-            processing.speech_s += result.speech_seconds;
-            processing.dropped_segments += result.dropped_segments;
-            detected = detected.or(result.language);
-            per_channel.push(result.segments);
-        }
-        let segments = merge_channels(per_channel);
+        let channels = audio.channels;
+        let (model, cancel, opts) = (model.clone(), ctx.cancel.clone(), options.clone());
+        let speakers_for_job = speakers.clone();
+        let recognised =
+            blocking(move || recognise(&model, channels, &speakers_for_job, &opts, &cancel))
+                .instrument(tracing::info_span!("whisper"))
+                .await??
+                .ok_or_else(|| JobError::Retryable("stopped before finishing".into()))?;
+        processing.vad_s = recognised.vad_s;
+        processing.transcription_s = recognised.whisper_s;
+        processing.speech_s = recognised.speech_s;
+        processing.dropped_segments = recognised.dropped_segments;
+        let detected = recognised.language;
+        let segments = recognised.segments;
         let language = match language {
             Language::Auto => detected.unwrap_or_else(|| "en".into()),
             given => given.as_str().to_string(),
@@ -265,9 +262,53 @@ impl JobHandler for TranscribeJob {
     }
 }
 
+/// What whisper made of all channels of one recording.
+#[derive(Debug, Clone, Default)]
+pub struct Recognised {
+    /// Every speaker's segments on one timeline.
+    pub segments: Vec<Segment>,
+    /// Language whisper used or detected.
+    pub language: Option<String>,
+    /// Seconds in VAD.
+    pub vad_s: f64,
+    /// Seconds in whisper.
+    pub whisper_s: f64,
+    /// Seconds of speech found.
+    pub speech_s: f64,
+    /// Segments the guards dropped.
+    pub dropped_segments: usize,
+}
+
+/// Transcribes each channel as its speaker, one after the other (each pass already uses every
+/// thread it is given), and merges them by time. Blocking. `None` when `cancel` fired.
+pub fn recognise(
+    model: &WhisperModel,
+    channels: Vec<Vec<f32>>,
+    speakers: &[Speaker],
+    options: &Options,
+    cancel: &CancellationToken,
+) -> Result<Option<Recognised>, TranscribeError> {
+    let mut out = Recognised::default();
+    let mut per_channel = Vec::new();
+    for (samples, speaker) in channels.into_iter().zip(speakers.iter().copied()) {
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
+        let r = model.transcribe(&samples, speaker, options)?;
+        out.vad_s += r.vad_seconds;
+        out.whisper_s += r.whisper_seconds;
+        out.speech_s += r.speech_seconds;
+        out.dropped_segments += r.dropped_segments;
+        out.language = out.language.or(r.language);
+        per_channel.push(r.segments);
+    }
+    out.segments = merge_channels(per_channel);
+    Ok(Some(out))
+}
+
 /// Who speaks on each decoded channel: the upload's channel map for stereo; for mono the one
 /// speaker it names, else `unknown`.
-fn speakers_for(audio: &DecodedAudio, map: &[Speaker]) -> Vec<Speaker> {
+pub fn speakers_for(audio: &DecodedAudio, map: &[Speaker]) -> Vec<Speaker> {
     match (audio.channels.len(), map) {
         (1, [only]) => vec![*only],
         (1, _) => vec![Speaker::Unknown],

@@ -138,6 +138,36 @@ impl Joined {
             .unwrap_or(0)
     }
 
+    /// Index of the piece a word centred at joined time `t` belongs to: the piece it falls in,
+    /// or for a time in the silence between two pieces, the nearer of the two (whisper's word
+    /// times spill into the silence on both sides of speech).
+    pub fn piece_of_word(&self, t: f64) -> usize {
+        let sample = (t.max(0.0) * self.sample_rate as f64).round() as usize;
+        let i = self.piece_at(t);
+        match (self.pieces.get(i), self.pieces.get(i + 1)) {
+            (Some(p), Some(next)) if sample >= p.joined_start + p.len => {
+                let gap_middle = (p.joined_start + p.len + next.joined_start) / 2;
+                if sample >= gap_middle {
+                    i + 1
+                } else {
+                    i
+                }
+            }
+            _ => i,
+        }
+    }
+
+    /// The piece's span on the recording's timeline, seconds.
+    pub fn piece_span(&self, index: usize) -> Option<(f64, f64)> {
+        let sr = self.sample_rate as f64;
+        self.pieces.get(index).map(|p| {
+            (
+                p.original_start as f64 / sr,
+                (p.original_start + p.len) as f64 / sr,
+            )
+        })
+    }
+
     /// Seconds of speech in the buffer (without the gaps).
     pub fn speech_seconds(&self) -> f64 {
         self.pieces.iter().map(|p| p.len).sum::<usize>() as f64 / self.sample_rate as f64
@@ -162,6 +192,8 @@ mod tests {
         assert_eq!(j.to_original_start(12.0), 50.0);
         assert_eq!(j.to_original_start(3.0), 13.0);
         assert_eq!((j.piece_at(3.0), j.piece_at(16.0)), (0, 1));
+        assert_eq!((j.piece_at(13.0), j.piece_of_word(13.0)), (0, 1));
+        assert_eq!(j.piece_of_word(11.0), 0);
     }
 
     #[test]

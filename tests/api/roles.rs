@@ -121,6 +121,9 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("get", "/api/v1/calls", _) => 200,
         ("get", "/api/v1/calls/{id}", Colleague) => 404,
         ("get", "/api/v1/calls/{id}", _) => 200,
+        // The call is queued, so it has no transcript yet: 404 for everyone who may see it
+        // (with a message saying so), and the same 404 for a colleague.
+        ("get", "/api/v1/calls/{id}/transcript", _) => 404,
         ("delete", "/api/v1/calls/{id}", Admin | Qa) => 204,
         ("delete", "/api/v1/calls/{id}", Colleague) => 404,
         ("delete", "/api/v1/calls/{id}", _) => 403,

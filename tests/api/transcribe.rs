@@ -73,8 +73,10 @@ pub async fn upload_file(
 ) -> (u16, serde_json::Value) {
     let bytes = std::fs::read(path).expect("read test file");
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("call");
-    let mut form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+    let mut form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    );
     for (k, v) in fields {
         form = form.text(k.to_string(), v.to_string());
     }
@@ -102,7 +104,10 @@ pub async fn wait_transcribed(app: &TestApp, id: CallId, timeout: Duration) -> S
         if status == "scoring" || status == "failed" || status == "done" {
             return status;
         }
-        assert!(started.elapsed() < timeout, "call {id} still {status} after {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "call {id} still {status} after {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -122,7 +127,13 @@ pub fn wer(reference: &str, hyp: &str) -> f64 {
         s.to_lowercase()
             .replace('ё', "е")
             .chars()
-            .map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' })
+            .map(|c| {
+                if c.is_alphanumeric() || c.is_whitespace() {
+                    c
+                } else {
+                    ' '
+                }
+            })
             .collect::<String>()
             .split_whitespace()
             .map(str::to_string)
@@ -152,21 +163,54 @@ async fn jfk_wav_and_mp3_become_the_expected_sentence(backend: Backend) {
         assert_eq!(status, 202, "{body}");
         let id = call_id(&body);
         let status = wait_transcribed(&app, id, Duration::from_secs(180)).await;
-        assert_eq!(status, "scoring", "{file}: {:?}", app.store.get_call(id).await);
+        assert_eq!(
+            status,
+            "scoring",
+            "{file}: {:?}",
+            app.store.get_call(id).await
+        );
         let t = transcript(&app, id).await;
-        let text: String = t.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        let text: String = t
+            .segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         let w = wer(JFK, &text);
         assert!(w <= 0.10, "{file}: WER {w:.3} for {text:?}");
         assert_eq!(t.language, "en");
-        assert_eq!(t.speakers, vec![Speaker::Unknown], "mono is one unknown speaker");
-        assert!((t.duration_s - 11.0).abs() < 0.5, "{file}: {} s", t.duration_s);
+        assert_eq!(
+            t.speakers,
+            vec![Speaker::Unknown],
+            "mono is one unknown speaker"
+        );
+        assert!(
+            (t.duration_s - 11.0).abs() < 0.5,
+            "{file}: {} s",
+            t.duration_s
+        );
         assert!(t.segments.iter().all(|s| s.speaker == Speaker::Unknown));
         let words: Vec<_> = t.segments.iter().flat_map(|s| &s.words).collect();
         assert!(words.len() >= 18, "word timestamps: {}", words.len());
-        assert!(words.windows(2).all(|w| w[0].start <= w[1].start + 0.01), "words in order");
+        assert!(
+            words.windows(2).all(|w| w[0].start <= w[1].start + 0.01),
+            "words in order"
+        );
         assert!(t.processing.transcription_s > 0.0 && t.processing.real_time_factor > 0.0);
+        // The manager sees their own transcript; a colleague gets the same 404 as for nothing.
+        let own = app
+            .token(callgrade::domain::Role::Manager, Some("m-1"))
+            .await;
+        let other = app
+            .token(callgrade::domain::Role::Manager, Some("m-2"))
+            .await;
+        let path = format!("/api/v1/calls/{id}/transcript");
+        assert_eq!(app.get_json(&own, &path).await.0, 200);
+        assert_eq!(app.get_json(&other, &path).await.0, 404);
         // The call's JSON carries the metrics; the other formats render.
-        let (_, call) = app.get_json(&app.admin, &format!("/api/v1/calls/{id}")).await;
+        let (_, call) = app
+            .get_json(&app.admin, &format!("/api/v1/calls/{id}"))
+            .await;
         assert!(call["metrics"]["speakers"].is_array(), "{call}");
         for (format, needle) in [("text", "country"), ("srt", "-->"), ("vtt", "WEBVTT")] {
             let r = app
@@ -260,7 +304,11 @@ pub fn score(t: &Transcript, truth: &Truth) -> CallScore {
                 Speaker::Unknown => {}
             }
         }
-        let heard = if by_speaker[0] >= by_speaker[1] { Speaker::Manager } else { Speaker::Client };
+        let heard = if by_speaker[0] >= by_speaker[1] {
+            Speaker::Manager
+        } else {
+            Speaker::Client
+        };
         if by_speaker[0] + by_speaker[1] > 0.0 && heard != turn.speaker {
             misattributed += 1;
         }
@@ -289,8 +337,18 @@ pub fn score(t: &Transcript, truth: &Truth) -> CallScore {
         )
     };
     let rel = |got: f64, want: f64| (got - want) / want;
-    let reference: String = truth.turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
-    let hyp: String = t.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+    let reference: String = truth
+        .turns
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hyp: String = t
+        .segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     CallScore {
         turns: truth.turns.len(),
         misattributed,
@@ -320,14 +378,22 @@ async fn stereo_calls_put_each_turn_on_its_speaker_at_the_right_time() {
         "pub06_en.mp3",
         "pub06_en_stereo.flac",
     ];
+    // CALLGRADE_TEST_CALLS=pub05_en.mp3,... narrows the run while working on one call.
+    let only = std::env::var("CALLGRADE_TEST_CALLS").unwrap_or_default();
     let mut ids = Vec::new();
-    for f in files {
+    for f in files
+        .into_iter()
+        .filter(|f| only.is_empty() || only.split(',').any(|o| o == *f))
+    {
         let stem = f.rsplit_once('.').map_or(f, |(s, _)| s);
         let truth = truth(stem);
         let (status, body) = upload_file(
             &app,
             &shared(&format!("calls/{f}")),
-            &[("manager_id", &truth.upload.manager_id), ("language", &truth.language)],
+            &[
+                ("manager_id", &truth.upload.manager_id),
+                ("language", &truth.language),
+            ],
         )
         .await;
         assert_eq!(status, 202, "{f}: {body}");
@@ -336,10 +402,19 @@ async fn stereo_calls_put_each_turn_on_its_speaker_at_the_right_time() {
     let mut failures = Vec::new();
     for (f, _stem, truth, id) in &ids {
         let status = wait_transcribed(&app, *id, Duration::from_secs(900)).await;
-        assert_eq!(status, "scoring", "{f}: {:?}", app.store.get_call(*id).await);
+        assert_eq!(
+            status,
+            "scoring",
+            "{f}: {:?}",
+            app.store.get_call(*id).await
+        );
         let t = transcript(&app, *id).await;
         assert_eq!(t.speakers, vec![Speaker::Manager, Speaker::Client], "{f}");
-        assert!((t.duration_s - truth.duration_s).abs() < 0.5, "{f}: {} s", t.duration_s);
+        assert!(
+            (t.duration_s - truth.duration_s).abs() < 0.5,
+            "{f}: {} s",
+            t.duration_s
+        );
         let s = score(&t, truth);
         let late: Vec<String> = s
             .onset_errors
@@ -359,7 +434,10 @@ async fn stereo_calls_put_each_turn_on_its_speaker_at_the_right_time() {
             t.processing.real_time_factor
         );
         if s.misattributed > 0 {
-            failures.push(format!("{f}: {} turns on the wrong speaker", s.misattributed));
+            failures.push(format!(
+                "{f}: {} turns on the wrong speaker",
+                s.misattributed
+            ));
         }
         if !late.is_empty() {
             failures.push(format!("{f}: onsets {late:?}"));
@@ -367,7 +445,11 @@ async fn stereo_calls_put_each_turn_on_its_speaker_at_the_right_time() {
         if s.talk_error.iter().any(|e| e.abs() > 0.10) {
             failures.push(format!("{f}: talk time off by {:?}", s.talk_error));
         }
-        let bound = if truth.language == "ru" { RU_WER_BOUND } else { EN_WER_BOUND };
+        let bound = if truth.language == "ru" {
+            RU_WER_BOUND
+        } else {
+            EN_WER_BOUND
+        };
         if s.wer > bound {
             failures.push(format!("{f}: WER {:.3} over {bound}", s.wer));
         }
@@ -389,9 +471,13 @@ async fn ten_minutes_of_silence_without_vad_give_an_empty_transcript() {
     use callgrade::transcribe::engine::{Options, WhisperModel};
     let Some(tiny) = model("tiny.en") else { return };
     let program = DecoderProgram::new(env!("CARGO_BIN_EXE_callgrade"), ["audio-decode-child"]);
-    let audio = decode_isolated(&program, &shared("calls/bad/silence_10min.mp3"), &DecodeLimits::default())
-        .await
-        .expect("decodes");
+    let audio = decode_isolated(
+        &program,
+        &shared("calls/bad/silence_10min.mp3"),
+        &DecodeLimits::default(),
+    )
+    .await
+    .expect("decodes");
     assert!((audio.duration_s() - 600.0).abs() < 2.0);
     let samples = audio.channels.into_iter().next().expect("a channel");
     let out = tokio::task::spawn_blocking(move || {
@@ -403,7 +489,9 @@ async fn ten_minutes_of_silence_without_vad_give_an_empty_transcript() {
             vad_model: None,
             thresholds: Default::default(),
         };
-        model.transcribe(&samples, Speaker::Unknown, &options).expect("transcribes")
+        model
+            .transcribe(&samples, Speaker::Unknown, &options)
+            .expect("transcribes")
     })
     .await
     .expect("no panic");
