@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|transcribe
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -15,5 +15,11 @@ case "${1:-}" in
   upload)
     target/release/callgrade bench upload "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload [options]" >&2; exit 2 ;;
+  transcribe)
+    ensure_pip
+    target/release/callgrade models install tiny.en
+    target/release/callgrade models install base
+    RUST_LOG=warn target/release/callgrade bench transcribe "${@:2}"
+    ;;
+  *) echo "usage: $0 queue|upload|transcribe [options]" >&2; exit 2 ;;
 esac

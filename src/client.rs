@@ -118,11 +118,7 @@ async fn upload_one(
     let status = response.status();
     let body = response.text().await?;
     if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or(body);
-        anyhow::bail!("{status}: {message}");
+        anyhow::bail!("{status}: {}", error_message(body));
     }
     serde_json::from_str(&body).with_context(|| format!("unexpected answer: {body}"))
 }
@@ -180,15 +176,19 @@ pub async fn transcript(args: crate::cli::TranscriptArgs) -> anyhow::Result<()> 
     let status = response.status();
     let body = response.text().await?;
     if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or(body);
-        anyhow::bail!("{status}: {message}");
+        anyhow::bail!("{status}: {}", error_message(body));
     }
     print!("{body}");
     if !body.ends_with('\n') {
         println!();
     }
     Ok(())
+}
+
+/// The message of an API error body (`{"error": {"message": ...}}`), or the body itself.
+fn error_message(body: String) -> String {
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or(body)
 }

@@ -62,15 +62,20 @@ pub fn convert(files: &Ct2Files<'_>, out: &mut impl Write) -> Result<Converted, 
 pub fn convert_dir(dir: &Path, out: &Path) -> Result<Converted, ModelError> {
     let model = std::fs::read(dir.join("model.bin"))?;
     let vocabulary = std::fs::read_to_string(dir.join("vocabulary.txt"))?;
+    convert_to_file(
+        &Ct2Files {
+            model: &model,
+            vocabulary: &vocabulary,
+        },
+        out,
+    )
+}
+
+/// Converts into the file `out`, written atomically (a failed conversion leaves nothing).
+pub fn convert_to_file(files: &Ct2Files<'_>, out: &Path) -> Result<Converted, ModelError> {
     super::atomic_write(out, |file| {
         let mut w = BufWriter::new(file);
-        let converted = convert(
-            &Ct2Files {
-                model: &model,
-                vocabulary: &vocabulary,
-            },
-            &mut w,
-        )?;
+        let converted = convert(files, &mut w)?;
         w.flush()?;
         Ok(converted)
     })

@@ -6,7 +6,7 @@
 //! downloaded again, never used.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -50,18 +50,13 @@ pub fn install(
         "converting to whisper.cpp format: {}",
         target.display()
     ));
-    let converted = super::atomic_write(&target, |file| {
-        let mut w = BufWriter::new(file);
-        let c = convert::convert(
-            &Ct2Files {
-                model: &model,
-                vocabulary: &vocabulary,
-            },
-            &mut w,
-        )?;
-        w.flush()?;
-        Ok(c)
-    })?;
+    let converted = convert::convert_to_file(
+        &Ct2Files {
+            model: &model,
+            vocabulary: &vocabulary,
+        },
+        &target,
+    )?;
     progress(&format!(
         "installed {name}: {} tensors, {} encoder / {} decoder layers",
         converted.tensors, converted.hparams.n_audio_layer, converted.hparams.n_text_layer

@@ -159,14 +159,7 @@ impl ModelDir {
             let Ok(header) = ggml::read(&mut BufReader::new(File::open(&path)?), false) else {
                 continue;
             };
-            out.push(InstalledModel {
-                name,
-                bytes: std::fs::metadata(&path)?.len(),
-                sha256: sha256_file(&path)?,
-                size: header.hparams.size_name(),
-                multilingual: header.hparams.is_multilingual(),
-                path,
-            });
+            out.push(InstalledModel::describe(name, path, &header.hparams)?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -190,12 +183,18 @@ impl ModelDir {
             std::io::copy(&mut File::open(source)?, out)?;
             Ok(())
         })?;
-        Ok(InstalledModel {
+        InstalledModel::describe(name, path, &header.hparams)
+    }
+}
+
+impl InstalledModel {
+    fn describe(name: String, path: PathBuf, hp: &ggml::HParams) -> Result<Self, ModelError> {
+        Ok(Self {
             name,
             bytes: std::fs::metadata(&path)?.len(),
             sha256: sha256_file(&path)?,
-            size: header.hparams.size_name(),
-            multilingual: header.hparams.is_multilingual(),
+            size: hp.size_name(),
+            multilingual: hp.is_multilingual(),
             path,
         })
     }

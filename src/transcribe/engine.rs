@@ -136,8 +136,12 @@ impl WhisperModel {
                 // 200 ms of context around speech, regions closer than 300 ms joined, half a
                 // second of silence between regions: whisper ends a segment at such a pause, so
                 // segments rarely straddle two regions and words at the joins stay apart.
-                let regions =
-                    speech::normalise(&regions, SAMPLE_RATE / 5, SAMPLE_RATE * 3 / 10, audio.len());
+                let regions = speech::normalise(
+                    &regions,
+                    (VAD_PAD_S * SAMPLE_RATE as f64) as usize,
+                    SAMPLE_RATE * 3 / 10,
+                    audio.len(),
+                );
                 speech::join(audio, &regions, SAMPLE_RATE / 2, SAMPLE_RATE)
             }
             None => Joined::whole(audio.to_vec(), SAMPLE_RATE),
@@ -212,6 +216,7 @@ impl WhisperModel {
 
         let eot = self.ctx.token_eot();
         let mut raw = Vec::new();
+        let mut started_regions = std::collections::BTreeSet::new();
         for seg in state.as_iter() {
             let text = seg
                 .to_str_lossy()
@@ -276,7 +281,19 @@ impl WhisperModel {
             let start = joined.to_original_start(seg_t0);
             let end = joined.to_original(seg_t1).max(start);
             let confidence = if n > 0 { prob_sum / n as f32 } else { 0.0 };
-            let pieces = split_at_regions(joined, speaker, (start, end), &text, confidence, words);
+            let mut pieces =
+                split_at_regions(joined, speaker, (start, end), &text, confidence, words);
+            // The first words of a region are where whisper most often drops a word ("Sure,
+            // I'll..."), so the region's first segment starts where VAD heard speech begin.
+            for (segment, region) in &mut pieces {
+                if started_regions.insert(*region) {
+                    if let Some((lo, _)) = joined.piece_span(*region) {
+                        let onset = if lo > 0.0 { lo + VAD_PAD_S } else { lo };
+                        segment.start = segment.start.min(onset.max(lo));
+                    }
+                }
+            }
+            let pieces: Vec<Segment> = pieces.into_iter().map(|(s, _)| s).collect();
             raw.push((
                 Candidate {
                     text,
@@ -303,6 +320,9 @@ impl WhisperModel {
     }
 }
 
+/// Context VAD regions get before the speech (see `speech::normalise`), seconds.
+const VAD_PAD_S: f64 = 0.2;
+
 /// One whisper segment as stored: one segment per speech region its words fall in, timed by
 /// its words and kept inside the region. whisper's own segment times are coarse (a window's
 /// last segment often "ends" at the window's end), which on the joined buffer can mean a
@@ -314,16 +334,19 @@ fn split_at_regions(
     text: &str,
     confidence: f32,
     words: Vec<(Word, usize)>,
-) -> Vec<Segment> {
+) -> Vec<(Segment, usize)> {
     if words.is_empty() {
-        return vec![Segment {
-            speaker,
-            start,
-            end,
-            text: text.to_string(),
-            confidence,
-            words: vec![],
-        }];
+        return vec![(
+            Segment {
+                speaker,
+                start,
+                end,
+                text: text.to_string(),
+                confidence,
+                words: vec![],
+            },
+            usize::MAX, // no words: no region to time it by
+        )];
     }
     let one_region = words.windows(2).all(|w| w[0].1 == w[1].1);
     let mut out: Vec<(Segment, usize)> = Vec::new();
@@ -369,7 +392,7 @@ fn split_at_regions(
                 s.confidence =
                     s.words.iter().map(|w| w.probability).sum::<f32>() / s.words.len() as f32;
             }
-            s
+            (s, region)
         })
         .collect()
 }

@@ -416,12 +416,21 @@ async fn stereo_calls_put_each_turn_on_its_speaker_at_the_right_time() {
             t.duration_s
         );
         let s = score(&t, truth);
+        // A turn with no recognised word at all is only acceptable for a blip under half a
+        // second (pub02_ru's client says "Так..." in 0.13 s); every other onset is within 0.5 s.
         let late: Vec<String> = s
             .onset_errors
             .iter()
+            .zip(&truth.turns)
             .enumerate()
-            .filter(|(_, e)| !(e.abs() <= 0.5))
-            .map(|(i, e)| format!("turn {i}: {e:+.2}"))
+            .filter(|(_, (e, turn))| {
+                if e.is_nan() {
+                    turn.end_s - turn.start_s >= 0.5
+                } else {
+                    e.abs() > 0.5
+                }
+            })
+            .map(|(i, (e, _))| format!("turn {i}: {e:+.2}"))
             .collect();
         eprintln!(
             "{f}: {} turns, {} misattributed, onsets off by >0.5 s: {:?}, talk error manager {:+.1}% client {:+.1}%, WER {:.3}, RTF {:.3}",
@@ -458,10 +467,12 @@ async fn stereo_calls_put_each_turn_on_its_speaker_at_the_right_time() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// Measured with `base` on the synthetic Festival voices (docs/PERFORMANCE.md), plus margin.
-const RU_WER_BOUND: f64 = 0.45;
-/// Measured with `base` on the espeak-ng voices, plus margin.
-const EN_WER_BOUND: f64 = 0.25;
+/// Measured with `base` on the synthetic Festival voices: 0.19-0.30 over the five Russian
+/// files (docs/PERFORMANCE.md); the bound leaves room for thread-count nondeterminism.
+const RU_WER_BOUND: f64 = 0.35;
+/// Measured with `base` on the robotic espeak-ng voices: 0.30-0.43 over the three English
+/// files (tiny.en does the real English sentence of jfk at 0).
+const EN_WER_BOUND: f64 = 0.50;
 
 /// The hallucination guards alone (VAD off): ten minutes of digital silence through whisper
 /// give no text, not "Thank you." twenty times.
