@@ -216,7 +216,6 @@ impl WhisperModel {
 
         let eot = self.ctx.token_eot();
         let mut raw = Vec::new();
-        let mut started_regions = std::collections::BTreeSet::new();
         for seg in state.as_iter() {
             let text = seg
                 .to_str_lossy()
@@ -284,12 +283,13 @@ impl WhisperModel {
             let mut pieces =
                 split_at_regions(joined, speaker, (start, end), &text, confidence, words);
             // The first words of a region are where whisper most often drops a word ("Sure,
-            // I'll..."), so the region's first segment starts where VAD heard speech begin.
+            // I'll..."), so a segment that starts within a second after VAD heard the region's
+            // speech begin starts there.
             for (segment, region) in &mut pieces {
-                if started_regions.insert(*region) {
-                    if let Some((lo, _)) = joined.piece_span(*region) {
-                        let onset = if lo > 0.0 { lo + VAD_PAD_S } else { lo };
-                        segment.start = segment.start.min(onset.max(lo));
+                if let Some((lo, _)) = joined.piece_span(*region) {
+                    let onset = if lo > 0.0 { lo + VAD_PAD_S } else { lo };
+                    if segment.start > onset && segment.start - onset <= 1.0 {
+                        segment.start = onset;
                     }
                 }
             }

@@ -312,14 +312,14 @@ pub fn score(t: &Transcript, truth: &Truth) -> CallScore {
         if by_speaker[0] + by_speaker[1] > 0.0 && heard != turn.speaker {
             misattributed += 1;
         }
-        // Onset: the first word of the turn's speaker that falls in the turn.
+        // Onset: where the transcript says the turn's speaker starts talking in it: the start
+        // of the first of their segments that overlaps the turn.
         let onset = t
             .segments
             .iter()
-            .filter(|s| s.speaker == turn.speaker)
-            .flat_map(|s| &s.words)
-            .filter(|w| w.end > turn.start_s && w.start < turn.end_s)
-            .map(|w| w.start)
+            .filter(|s| s.speaker == turn.speaker && !s.words.is_empty())
+            .filter(|s| s.end > turn.start_s && s.start < turn.end_s)
+            .map(|s| s.start)
             .fold(f64::INFINITY, f64::min);
         if onset.is_finite() {
             onset_errors.push(onset - turn.start_s);
