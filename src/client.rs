@@ -125,21 +125,7 @@ async fn upload_one(
 
 /// Prints the newest calls with their status (one page of up to 200).
 pub async fn list_calls(args: ServerArgs) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/api/v1/calls?limit=200",
-        args.server.trim_end_matches('/')
-    );
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&args.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let body = response.text().await?;
-    if !status.is_success() {
-        anyhow::bail!("{status}: {body}");
-    }
+    let body = get(&args, "/api/v1/calls?limit=200").await?;
     let page: CallPage =
         serde_json::from_str(&body).with_context(|| format!("unexpected answer: {body}"))?;
     println!(
@@ -161,23 +147,11 @@ pub async fn list_calls(args: ServerArgs) -> anyhow::Result<()> {
 
 /// Prints a call's transcript in the requested format.
 pub async fn transcript(args: crate::cli::TranscriptArgs) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/api/v1/calls/{}/transcript?format={}",
-        args.server.server.trim_end_matches('/'),
-        args.call_id,
-        args.format
+    let path = format!(
+        "/api/v1/calls/{}/transcript?format={}",
+        args.call_id, args.format
     );
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&args.server.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let body = response.text().await?;
-    if !status.is_success() {
-        anyhow::bail!("{status}: {}", error_message(body));
-    }
+    let body = get(&args.server, &path).await?;
     print!("{body}");
     if !body.ends_with('\n') {
         println!();
@@ -191,4 +165,21 @@ fn error_message(body: String) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
         .unwrap_or(body)
+}
+
+/// GETs `path` from the server; an error status becomes an error with the API's message.
+async fn get(server: &ServerArgs, path: &str) -> anyhow::Result<String> {
+    let url = format!("{}{path}", server.server.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        anyhow::bail!("{status}: {}", error_message(body));
+    }
+    Ok(body)
 }
