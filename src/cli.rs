@@ -44,6 +44,8 @@ pub enum Command {
     Transcribe(TranscribeArgs),
     /// Print a call's transcript from a running server.
     Transcript(TranscriptArgs),
+    /// Print a call's scorecard from a running server.
+    Score(ScoreArgs),
     /// Manage speech models (no model hub needed).
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -120,6 +122,19 @@ pub struct TranscriptArgs {
     pub server: ServerArgs,
 }
 
+/// `callgrade score CALL_ID`
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The call id.
+    pub call_id: String,
+    /// Print the JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Server and token.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 /// `callgrade token ...`
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -165,6 +180,9 @@ pub struct UploadArgs {
     /// inbound or outbound.
     #[arg(long)]
     pub direction: Option<String>,
+    /// When the call took place (RFC 3339, e.g. 2026-03-10T10:05:00+03:00).
+    #[arg(long = "started-at")]
+    pub started_at: Option<String>,
     /// auto, ru or en.
     #[arg(long)]
     pub language: Option<String>,
@@ -244,6 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(args) => crate::client::list_calls(args).await?,
         Command::Transcribe(args) => transcribe_file(&config, args).await?,
         Command::Transcript(args) => crate::client::transcript(args).await?,
+        Command::Score(args) => crate::client::score(args).await?,
         Command::Models(cmd) => tokio::task::spawn_blocking(move || models(&config, cmd))
             .await
             .context("the models command crashed")??,

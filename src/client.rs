@@ -100,6 +100,7 @@ async fn upload_one(
         ("deal_id", &args.deal),
         ("customer_id", &args.customer),
         ("direction", &args.direction),
+        ("started_at", &args.started_at),
         ("language", &args.language),
         ("channels", &args.channels),
     ] {
@@ -156,6 +157,23 @@ pub async fn transcript(args: crate::cli::TranscriptArgs) -> anyhow::Result<()> 
     if !body.ends_with('\n') {
         println!();
     }
+    Ok(())
+}
+
+/// Prints a call's scorecard: a readable summary, or the JSON document.
+pub async fn score(args: crate::cli::ScoreArgs) -> anyhow::Result<()> {
+    let body = get(
+        &args.server,
+        &format!("/api/v1/calls/{}/score", args.call_id),
+    )
+    .await?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let card: crate::scoring::card::ScoreCard = serde_json::from_str(&body)
+        .context("the server sent a scorecard this client cannot read")?;
+    print!("{}", card.summary());
     Ok(())
 }
 

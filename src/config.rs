@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::DecodeLimits;
 use crate::domain::Language;
+use crate::llm::LlmConfig;
 use crate::models::ModelDir;
+use crate::scoring::ScoringConfig;
 use crate::transcribe::guards::Thresholds;
 use crate::transcript::metrics::MetricsConfig;
 
@@ -39,6 +41,10 @@ pub struct Config {
     pub transcribe: TranscribeConfig,
     /// Conversation metrics computed from transcripts.
     pub metrics: MetricsConfig,
+    /// The OpenAI-compatible LLM server that scores calls.
+    pub llm: LlmConfig,
+    /// Scorecards and when a call is scored.
+    pub scoring: ScoringConfig,
 }
 
 /// Decoding and speech-recognition settings.
@@ -172,6 +178,8 @@ impl Default for Config {
             queue: QueueConfig::default(),
             transcribe: TranscribeConfig::default(),
             metrics: MetricsConfig::default(),
+            llm: LlmConfig::default(),
+            scoring: ScoringConfig::default(),
         }
     }
 }
@@ -211,6 +219,9 @@ impl QueueConfig {
 /// `CALLGRADE_*` variables that belong to the command-line client, not the service config.
 const CLIENT_ENV_KEYS: &[&str] = &["token", "server", "config", "bench_postgres_url"];
 
+/// `CALLGRADE_LLM_*` shorthands (single underscore) read as `llm.*`.
+const LLM_ENV_SHORTHANDS: &[&str] = &["llm_base_url", "llm_api_key", "llm_model"];
+
 /// A configuration that could not be loaded; the message names the bad setting.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -235,8 +246,15 @@ impl Config {
         figment = figment.merge(Env::prefixed("CALLGRADE_").split("__").filter(|key| {
             !CLIENT_ENV_KEYS
                 .iter()
+                .chain(LLM_ENV_SHORTHANDS)
                 .any(|k| key.as_str().eq_ignore_ascii_case(k))
         }));
+        // The short names every OpenAI-style tool documents: CALLGRADE_LLM_BASE_URL, ...
+        figment = figment.merge(
+            Env::prefixed("CALLGRADE_LLM_")
+                .filter(|key| matches!(key.as_str(), "base_url" | "api_key" | "model"))
+                .map(|key| format!("llm.{key}").into()),
+        );
         let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)

@@ -28,6 +28,10 @@ pub enum ApiError {
     /// 409: the resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// 422: well-formed but invalid content (a scorecard that does not validate, an answer
+    /// outside a criterion's scale).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413: the upload is over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -71,6 +75,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

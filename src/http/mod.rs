@@ -5,6 +5,7 @@ pub mod calls;
 mod error;
 mod health;
 pub mod jobs;
+pub mod scores;
 pub mod tokens;
 pub mod transcripts;
 
@@ -73,6 +74,7 @@ pub fn metrics_handle() -> PrometheusHandle {
     modifiers(&BearerAuth),
     tags(
         (name = "calls", description = "Upload and follow calls"),
+        (name = "scores", description = "Scorecards, QA corrections and calibration"),
         (name = "jobs", description = "The processing queue"),
         (name = "tokens", description = "API tokens (admin)"),
         (name = "health", description = "Probes and metrics"),
@@ -106,6 +108,13 @@ fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
         .routes(routes!(calls::get, calls::delete))
         .routes(routes!(calls::retry))
         .routes(routes!(transcripts::get))
+        .routes(routes!(scores::get))
+        .routes(routes!(scores::rescore))
+        .routes(routes!(scores::rescore_outdated))
+        .routes(routes!(scores::correct))
+        .routes(routes!(scores::calibration))
+        .routes(routes!(scores::list_rubrics, scores::create_rubric))
+        .routes(routes!(scores::get_rubric))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))

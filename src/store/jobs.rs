@@ -215,6 +215,30 @@ impl Store {
         Ok(())
     }
 
+    /// Queues `stage` for `call` again (a rescore) and shows the call as waiting for it, in one
+    /// transaction. Returns false when that stage is already queued or running for the call.
+    pub async fn queue_stage(
+        &self,
+        call: CallId,
+        stage: crate::pipeline::Stage,
+        max_attempts: u32,
+    ) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let job = NewJob::for_call(stage.kind(), call, max_attempts);
+        match insert_job(&mut tx, &job, now).await {
+            Ok(()) => {}
+            Err(StoreError::Database(e)) if StoreError::is_unique_violation(&e) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        set_call_status_tx(&mut tx, Some(call), stage.waiting_status(), None, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Queues many jobs in one transaction (used by tools and the benchmark).
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<(), StoreError> {
         let now = now_millis();

@@ -7,6 +7,8 @@
 
 mod calls;
 mod jobs;
+mod rubrics;
+mod scores;
 mod tokens;
 mod transcripts;
 
@@ -20,6 +22,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
 pub use jobs::{ClaimedJob, JobCounts, JobFailure, JobRecord, NewJob};
+pub use rubrics::StoredRubric;
 pub use tokens::TokenRecord;
 
 /// Which database engine a [`Store`] talks to.

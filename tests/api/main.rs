@@ -3,12 +3,15 @@
 
 mod bad_inputs;
 mod cli;
+mod fake_llm;
 mod helpers;
+mod llm_e2e;
 mod metrics_truth;
 mod openapi;
 mod process;
 mod queue;
 mod roles;
+mod scoring;
 mod test_jobs;
 mod transcribe;
 mod uploads;

@@ -1,0 +1,155 @@
+//! The one retry layer between callgrade and the LLM server.
+//!
+//! async-openai sends every request through this tower service. It retries what can pass on
+//! its own: 429 (waiting as long as `Retry-After` says, else exponential backoff with jitter),
+//! 5xx, timeouts and connection failures, up to `max_retries` times. It never retries a 429
+//! whose body says `insufficient_quota`, nor any other 4xx: waiting does not fix a missing
+//! payment or a wrong key. Nothing above it retries HTTP again (the job fails with the reason).
+
+use std::time::Duration;
+
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use rand::Rng;
+use reqwest013 as reqwest;
+
+/// How often and how long to retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay.
+    pub base: Duration,
+    /// Longest single delay (also caps `Retry-After`).
+    pub max: Duration,
+    /// Limit on one attempt, from sending to the last byte of the headers.
+    pub timeout: Duration,
+}
+
+/// An attempt ran past the timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the LLM server did not answer within {0:?}")]
+pub struct TimedOut(pub Duration);
+
+/// The tower service: reqwest with [`RetryPolicy`].
+pub fn service(
+    http: reqwest::Client,
+    policy: RetryPolicy,
+) -> impl tower::Service<
+    HttpRequestFactory,
+    Response = reqwest::Response,
+    Error = OpenAIError,
+    Future = impl Send + 'static,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    tower::service_fn(move |factory: HttpRequestFactory| {
+        let http = http.clone();
+        let policy = policy.clone();
+        async move { send(&http, &policy, &factory).await }
+    })
+}
+
+async fn send(
+    http: &reqwest::Client,
+    policy: &RetryPolicy,
+    factory: &HttpRequestFactory,
+) -> Result<reqwest::Response, OpenAIError> {
+    let mut attempt = 0u32;
+    loop {
+        let request = factory.build().await?;
+        let last = attempt >= policy.max_retries;
+        let outcome = tokio::time::timeout(policy.timeout, http.execute(request)).await;
+        let delay = match outcome {
+            Err(_) if last => return Err(OpenAIError::Boxed(Box::new(TimedOut(policy.timeout)))),
+            Err(_) => backoff(policy, attempt),
+            Ok(Err(e)) if last || !(e.is_connect() || e.is_timeout()) => {
+                return Err(OpenAIError::Reqwest(e))
+            }
+            Ok(Err(_)) => backoff(policy, attempt),
+            Ok(Ok(response)) => {
+                let status = response.status();
+                if status.as_u16() != 429 && !status.is_server_error() {
+                    return Ok(response);
+                }
+                let retry_after = retry_after(response.headers());
+                // Read the body to tell a quota error (final) from a rate limit (passing);
+                // the response is rebuilt so async-openai still sees the server's error.
+                let (response, body) = buffer(response).await?;
+                let quota = status.as_u16() == 429 && body.contains("insufficient_quota");
+                if last || quota {
+                    return Ok(response);
+                }
+                tracing::warn!(%status, attempt = attempt + 1, "LLM server busy or failing; retrying");
+                match retry_after {
+                    Some(d) => d.min(policy.max),
+                    None => backoff(policy, attempt),
+                }
+            }
+        };
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay up to base * 2^attempt, capped.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let cap = policy
+        .base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(policy.max);
+    let ms = cap.as_millis().max(1) as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from LLM servers and is ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+async fn buffer(response: reqwest::Response) -> Result<(reqwest::Response, String), OpenAIError> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(OpenAIError::Reqwest)?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut rebuilt = axum::http::Response::new(bytes);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    Ok((reqwest::Response::from(rebuilt), text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_are_read_and_dates_ignored() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "2".parse().expect("header"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().expect("header"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+            timeout: Duration::from_secs(1),
+        };
+        for attempt in 0..10 {
+            let d = backoff(&p, attempt);
+            assert!(d <= Duration::from_millis(1000), "{d:?}");
+            assert!(d >= Duration::from_millis(50), "{d:?}");
+        }
+        assert!(backoff(&p, 0) <= Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,224 @@
+//! Prompts: the templates in `prompts/`, rendered with the scorecard and a compact transcript.
+//!
+//! The transcript goes in as `[01:23] M: ...` / `C: ...` lines, one per segment: a fraction
+//! of the tokens of the JSON document, and the form the model quotes from. Calls too long for
+//! the model's context are split by time into parts that each fit; the parts are judged one by
+//! one and merged (see [`super::merge`]), never truncated.
+
+use minijinja::{context, Environment};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::Speaker;
+use crate::llm::estimate_tokens;
+use crate::rubric::{Criterion, Rubric};
+use crate::transcript::Segment;
+
+const TEMPLATES: [(&str, &str); 5] = [
+    ("en/system.j2", include_str!("../../prompts/en/system.j2")),
+    ("en/user.j2", include_str!("../../prompts/en/user.j2")),
+    ("ru/system.j2", include_str!("../../prompts/ru/system.j2")),
+    ("ru/user.j2", include_str!("../../prompts/ru/user.j2")),
+    ("repair.j2", include_str!("../../prompts/repair.j2")),
+];
+
+/// A failure to render a template (a bug in a template file).
+#[derive(Debug, thiserror::Error)]
+#[error("prompt template: {0}")]
+pub struct PromptError(#[from] minijinja::Error);
+
+/// The compiled templates.
+pub struct Prompts {
+    env: Environment<'static>,
+    hash: String,
+}
+
+/// One line of the compact transcript.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Start, seconds.
+    pub start: f64,
+    /// The rendered line.
+    pub text: String,
+}
+
+/// What the user prompt is rendered with.
+pub struct CallContext<'a> {
+    /// The scorecard.
+    pub rubric: &'a Rubric,
+    /// Its version.
+    pub version: i64,
+    /// The call's length, seconds.
+    pub duration_s: f64,
+    /// The day it took place, `YYYY-MM-DD`.
+    pub started_on: Option<String>,
+    /// Language name to write in (`English`, `русский`).
+    pub output_language: &'a str,
+}
+
+#[derive(Serialize)]
+struct CriterionView<'a> {
+    #[serde(flatten)]
+    criterion: &'a Criterion,
+    section: &'a str,
+}
+
+impl Default for Prompts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Prompts {
+    /// Compiles the embedded templates.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        let mut hasher = Sha256::new();
+        for (name, source) in TEMPLATES {
+            hasher.update(name.as_bytes());
+            hasher.update(source.as_bytes());
+            // The templates are compiled in; the snapshot tests render every one of them.
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!("prompt template {name}: {e}");
+            }
+        }
+        Self {
+            env,
+            hash: hex::encode(hasher.finalize())[..16].to_string(),
+        }
+    }
+
+    /// Short SHA-256 of every template, recorded with each score.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    fn dir(language: &str) -> &'static str {
+        if language == "ru" {
+            "ru"
+        } else {
+            "en"
+        }
+    }
+
+    /// The system prompt in the scorecard's language.
+    pub fn system(&self, ctx: &CallContext<'_>) -> Result<String, PromptError> {
+        let t = self
+            .env
+            .get_template(&format!("{}/system.j2", Self::dir(&ctx.rubric.language)))?;
+        Ok(t.render(context! { output_language => ctx.output_language })?)
+    }
+
+    /// The user prompt for part `part` (1-based) of `parts`, holding `lines`.
+    pub fn user(
+        &self,
+        ctx: &CallContext<'_>,
+        lines: &[Line],
+        part: usize,
+        parts: usize,
+    ) -> Result<String, PromptError> {
+        let t = self
+            .env
+            .get_template(&format!("{}/user.j2", Self::dir(&ctx.rubric.language)))?;
+        let criteria: Vec<_> = ctx
+            .rubric
+            .criteria()
+            .map(|(s, c)| CriterionView {
+                criterion: c,
+                section: &s.title,
+            })
+            .collect();
+        let transcript = lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(t.render(context! {
+            rubric => ctx.rubric,
+            version => ctx.version,
+            criteria => criteria,
+            any_na => ctx.rubric.criteria().any(|(_, c)| c.na_allowed),
+            duration => clock(ctx.duration_s),
+            started_on => ctx.started_on,
+            parts => parts,
+            part => part,
+            part_from => lines.first().map(|l| clock(l.start)).unwrap_or_default(),
+            part_to => lines.last().map(|l| clock(l.start)).unwrap_or_default(),
+            transcript => transcript,
+        })?)
+    }
+
+    /// The follow-up message asking for a corrected answer.
+    pub fn repair(
+        &self,
+        rubric: &Rubric,
+        problems: &str,
+        truncated: bool,
+    ) -> Result<String, PromptError> {
+        let ids = rubric
+            .criteria()
+            .map(|(_, c)| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let t = self.env.get_template("repair.j2")?;
+        Ok(t.render(context! { problems => problems, truncated => truncated, ids => ids })?)
+    }
+}
+
+/// `mm:ss` (or `h:mm:ss`).
+pub fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).floor() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{:02}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The transcript as prompt lines. The fence markers are taken out of what speakers said, so
+/// no line can end the transcript early.
+pub fn lines(segments: &[Segment]) -> Vec<Line> {
+    segments
+        .iter()
+        .filter(|s| !s.text.trim().is_empty())
+        .map(|s| {
+            let who = match s.speaker {
+                Speaker::Manager => "M",
+                Speaker::Client => "C",
+                Speaker::Unknown => "?",
+            };
+            let said = s
+                .text
+                .replace("TRANSCRIPT START", "transcript start")
+                .replace("TRANSCRIPT END", "transcript end");
+            Line {
+                start: s.start,
+                text: format!("[{}] {who}: {}", clock(s.start), said.trim()),
+            }
+        })
+        .collect()
+}
+
+/// Splits `lines` into consecutive parts of at most `budget` estimated tokens each (a line
+/// longer than the budget gets a part of its own).
+pub fn split(lines: Vec<Line>, budget: u64) -> Vec<Vec<Line>> {
+    let mut parts: Vec<Vec<Line>> = vec![];
+    let mut current: Vec<Line> = vec![];
+    let mut used = 0u64;
+    for line in lines {
+        let cost = estimate_tokens(&line.text) + 1;
+        if !current.is_empty() && used + cost > budget {
+            parts.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        used += cost;
+        current.push(line);
+    }
+    if !current.is_empty() || parts.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Scorecard versions: every distinct text of a scorecard is kept, numbered per
+//! `(id, language)`; the highest number is the current one.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::{now_millis, Millis};
+use crate::rubric::Rubric;
+
+/// A registered scorecard version.
+#[derive(Debug, Clone)]
+pub struct StoredRubric {
+    /// The scorecard.
+    pub rubric: Rubric,
+    /// Its TOML.
+    pub text: String,
+    /// Version number, from 1.
+    pub version: i64,
+    /// Content hash.
+    pub content_hash: String,
+    /// `builtin`, a file path or `api`.
+    pub origin: String,
+    /// When it was registered.
+    pub created_at: Millis,
+}
+
+fn rubric_from_row(row: &AnyRow) -> Result<StoredRubric, StoreError> {
+    let text: String = row.try_get("source")?;
+    let rubric =
+        Rubric::parse(&text, "stored scorecard").map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredRubric {
+        rubric,
+        text,
+        version: row.try_get("version")?,
+        content_hash: row.try_get("content_hash")?,
+        origin: row.try_get("origin")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const COLUMNS: &str = "id, language, version, content_hash, source, origin, created_at";
+
+impl Store {
+    /// Registers `rubric` (parsed from `text`) as a new version unless this content is already
+    /// one. Returns the version and whether it was new.
+    pub async fn register_rubric(
+        &self,
+        rubric: &Rubric,
+        text: &str,
+        origin: &str,
+    ) -> Result<(StoredRubric, bool), StoreError> {
+        let hash = rubric.content_hash();
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM rubrics WHERE id = $1 AND language = $2 AND content_hash = $3"
+        ))
+        .bind(rubric.id.clone())
+        .bind(rubric.language.clone())
+        .bind(hash.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            return Ok((rubric_from_row(&row)?, false));
+        }
+        let next: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM rubrics WHERE id = $1 AND language = $2",
+        )
+        .bind(rubric.id.clone())
+        .bind(rubric.language.clone())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("v")?;
+        let now = now_millis();
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO rubrics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(rubric.id.clone())
+        .bind(rubric.language.clone())
+        .bind(next)
+        .bind(hash.clone())
+        .bind(text.to_string())
+        .bind(origin.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Another process registered the same text at the same moment.
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "scorecard {} ({}) was registered concurrently; try again",
+                    rubric.id, rubric.language
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok((
+            StoredRubric {
+                rubric: rubric.clone(),
+                text: text.to_string(),
+                version: next,
+                content_hash: hash,
+                origin: origin.to_string(),
+                created_at: now,
+            },
+            true,
+        ))
+    }
+
+    /// The current version of scorecard `id` in `language`, or of its other language variant
+    /// when that one does not exist.
+    pub async fn current_rubric(
+        &self,
+        id: &str,
+        language: &str,
+    ) -> Result<Option<StoredRubric>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM rubrics WHERE id = $1 \
+             ORDER BY CASE WHEN language = $2 THEN 0 ELSE 1 END, version DESC LIMIT 1"
+        ))
+        .bind(id.to_string())
+        .bind(language.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rubric_from_row).transpose()
+    }
+
+    /// One version of a scorecard.
+    pub async fn rubric_version(
+        &self,
+        id: &str,
+        language: &str,
+        version: i64,
+    ) -> Result<Option<StoredRubric>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM rubrics WHERE id = $1 AND language = $2 AND version = $3"
+        ))
+        .bind(id.to_string())
+        .bind(language.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rubric_from_row).transpose()
+    }
+
+    /// Every version of every scorecard, newest first within each.
+    pub async fn list_rubrics(&self) -> Result<Vec<StoredRubric>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM rubrics ORDER BY id, language, version DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rubric_from_row).collect()
+    }
+}

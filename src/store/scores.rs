@@ -1,0 +1,168 @@
+//! Scorecards: the document per call plus one row per criterion for reports.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::{now_millis, CallId};
+use crate::rubric::Level;
+use crate::scoring::calibration::Pair;
+use crate::scoring::card::{QaCorrection, ScoreCard};
+
+impl Store {
+    /// Stores `card` as its call's score, replacing an earlier one, in one transaction.
+    pub async fn save_score(&self, card: &ScoreCard) -> Result<(), StoreError> {
+        let document =
+            serde_json::to_string(card).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now_millis();
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO scores (call_id, status, rubric_id, rubric_language, rubric_version, \
+             overall, model_overall, confidence, critical_failures, language, reason, document, \
+             scored_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, \
+             rubric_id = excluded.rubric_id, rubric_language = excluded.rubric_language, \
+             rubric_version = excluded.rubric_version, overall = excluded.overall, \
+             model_overall = excluded.model_overall, confidence = excluded.confidence, \
+             critical_failures = excluded.critical_failures, language = excluded.language, \
+             reason = excluded.reason, document = excluded.document, \
+             scored_at = excluded.scored_at, updated_at = excluded.updated_at",
+        )
+        .bind(card.call_id.to_string())
+        .bind(card.status.as_str().to_string())
+        .bind(card.rubric.id.clone())
+        .bind(card.rubric.language.clone())
+        .bind(card.rubric.version)
+        .bind(card.overall)
+        .bind(card.model_overall)
+        .bind(card.confidence)
+        .bind(card.critical_failures.len() as i64)
+        .bind(card.language.clone())
+        .bind(card.reason.clone())
+        .bind(document)
+        .bind(card.scored_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM score_criteria WHERE call_id = $1")
+            .bind(card.call_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for c in &card.criteria {
+            let qa = c.qa.as_ref();
+            let met = match c.final_level {
+                Level::Na => None,
+                level => Some(i64::from(level == Level::Strong)),
+            };
+            sqlx::query(
+                "INSERT INTO score_criteria (call_id, criterion_id, section_id, weight, critical, \
+                 scale_max, model_answer, model_level, qa_answer, qa_level, qa_comment, qa_by, \
+                 qa_at, value, level, met, low_confidence) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(card.call_id.to_string())
+            .bind(c.id.clone())
+            .bind(c.section.clone())
+            .bind(c.weight)
+            .bind(i64::from(c.critical))
+            .bind(i64::from(c.scale_max))
+            .bind(c.answer.map(i64::from))
+            .bind(c.level.as_str().to_string())
+            .bind(qa.and_then(|q| q.answer).map(i64::from))
+            .bind(qa.map(|q| q.level.as_str().to_string()))
+            .bind(qa.map(|q| q.comment.clone()))
+            .bind(qa.map(|q| q.by.clone()))
+            .bind(qa.map(|q| q.at))
+            .bind(c.final_value)
+            .bind(c.final_level.as_str().to_string())
+            .bind(met)
+            .bind(i64::from(c.low_confidence))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The score of `call`, if it has one.
+    pub async fn get_score(&self, call: CallId) -> Result<Option<ScoreCard>, StoreError> {
+        let row = sqlx::query("SELECT document FROM scores WHERE call_id = $1")
+            .bind(call.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let doc: String = r.try_get("document")?;
+            serde_json::from_str(&doc)
+                .map_err(|e| StoreError::Corrupt(format!("score of {call}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Records a QA correction of one criterion and recomputes the call's figures; the model's
+    /// answer stays beside it. `None` when the call has no score or no such criterion.
+    pub async fn correct_criterion(
+        &self,
+        call: CallId,
+        criterion: &str,
+        correction: QaCorrection,
+    ) -> Result<Option<ScoreCard>, StoreError> {
+        let Some(mut card) = self.get_score(call).await? else {
+            return Ok(None);
+        };
+        let Some(c) = card.criteria.iter_mut().find(|c| c.id == criterion) else {
+            return Ok(None);
+        };
+        c.qa = Some(correction);
+        card.recompute(None);
+        self.save_score(&card).await?;
+        Ok(Some(card))
+    }
+
+    /// Corrected criteria in `[from, to)` (by correction time, Unix ms), by criterion id.
+    pub async fn calibration_pairs(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, Pair)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT criterion_id, scale_max, model_answer, qa_answer FROM score_criteria \
+             WHERE qa_at IS NOT NULL AND qa_at >= $1 AND qa_at < $2 ORDER BY criterion_id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let answer = |col: &str| -> Result<Option<u8>, StoreError> {
+                    Ok(r.try_get::<Option<i64>, _>(col)?
+                        .map(|v| u8::try_from(v).unwrap_or(u8::MAX)))
+                };
+                Ok((
+                    r.try_get("criterion_id")?,
+                    Pair {
+                        scale_max: u8::try_from(r.try_get::<i64, _>("scale_max")?).unwrap_or(1),
+                        model: answer("model_answer")?,
+                        qa: answer("qa_answer")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Calls scored with scorecard `rubric_id` at a version older than its current one.
+    pub async fn outdated_scores(&self, rubric_id: &str) -> Result<Vec<CallId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.call_id FROM scores s WHERE s.rubric_id = $1 AND s.rubric_version < \
+             (SELECT MAX(r.version) FROM rubrics r WHERE r.id = s.rubric_id \
+              AND r.language = s.rubric_language) ORDER BY s.call_id",
+        )
+        .bind(rubric_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| super::parse_col(r, "call_id"))
+            .collect()
+    }
+}
