@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|transcribe
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|transcribe|score
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -21,5 +21,17 @@ case "${1:-}" in
     target/release/callgrade models install base
     RUST_LOG=warn target/release/callgrade bench transcribe "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload|transcribe [options]" >&2; exit 2 ;;
+  score)
+    # Against CALLGRADE_LLM_BASE_URL if set, else the small local server (a smoke-test model:
+    # its latency says what this machine does with a 135M model, not what a real one costs).
+    if [ -z "${CALLGRADE_LLM_BASE_URL:-}" ]; then
+      ensure_venv_module
+      CALLGRADE_LLM_BASE_URL="$(scripts/llm-server.sh start)"
+      CALLGRADE_LLM_MODEL="${CALLGRADE_LLM_MODEL:-SmolLM2-135M-Instruct.Q4_1}"
+      export CALLGRADE_LLM_BASE_URL CALLGRADE_LLM_MODEL
+      export CALLGRADE_LLM__TIMEOUT_SECONDS="${CALLGRADE_LLM__TIMEOUT_SECONDS:-900}"
+    fi
+    RUST_LOG=warn target/release/callgrade bench score "${@:2}"
+    ;;
+  *) echo "usage: $0 queue|upload|transcribe|score [options]" >&2; exit 2 ;;
 esac

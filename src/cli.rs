@@ -225,6 +225,8 @@ pub enum BenchCommand {
     Upload(crate::bench::upload::UploadBenchArgs),
     /// Transcription: real-time factor, overhead and peak memory per model and setting.
     Transcribe(crate::bench::transcribe::TranscribeBenchArgs),
+    /// Scoring: prompt tokens per call-minute, latency, and the share of callgrade's own work.
+    Score(crate::bench::score::ScoreBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -271,6 +273,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?
         }
+        Command::Bench(BenchCommand::Score(args)) => crate::bench::score::run(args, &config).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -252,8 +252,12 @@ impl Config {
         // The short names every OpenAI-style tool documents: CALLGRADE_LLM_BASE_URL, ...
         figment = figment.merge(
             Env::prefixed("CALLGRADE_LLM_")
-                .filter(|key| matches!(key.as_str(), "base_url" | "api_key" | "model"))
-                .map(|key| format!("llm.{key}").into()),
+                .filter(|key| {
+                    ["base_url", "api_key", "model"]
+                        .iter()
+                        .any(|k| key.as_str().eq_ignore_ascii_case(k))
+                })
+                .map(|key| format!("llm.{}", key.as_str().to_ascii_lowercase()).into()),
         );
         let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
@@ -335,6 +339,22 @@ mod tests {
             assert_eq!(c.listen.port(), 9999);
             assert_eq!(c.queue.lease_seconds, 7);
             assert_eq!(c.queue.concurrency_for("transcribe"), 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn llm_settings_take_the_usual_short_variable_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CALLGRADE_LLM_BASE_URL", "http://127.0.0.1:11434/v1");
+            jail.set_env("CALLGRADE_LLM_API_KEY", "sk-test");
+            jail.set_env("CALLGRADE_LLM_MODEL", "qwen2.5:7b-instruct");
+            jail.set_env("CALLGRADE_LLM__MAX_TOKENS", "512");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.llm.base_url, "http://127.0.0.1:11434/v1");
+            assert_eq!(c.llm.api_key, "sk-test");
+            assert_eq!(c.llm.model, "qwen2.5:7b-instruct");
+            assert_eq!(c.llm.max_tokens, 512);
             Ok(())
         });
     }

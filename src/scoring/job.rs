@@ -21,7 +21,7 @@ use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::llm::{estimate_tokens, json::extract_object, LlmClient, LlmError, ResponseMode};
 use crate::pipeline::Stage;
 use crate::rubric::{Level, Rubric};
-use crate::store::{CallRecord, StoredRubric};
+use crate::store::StoredRubric;
 use crate::transcript::Transcript;
 
 /// The `score` job handler.
@@ -72,11 +72,12 @@ impl ScoreJob {
         }
     }
 
-    /// Scores `t` (one LLM request per part, plus at most one repair each).
+    /// Scores `t`, a call that took place on `call_day` (one LLM request per part, plus at
+    /// most one repair each).
     pub async fn score(
         &self,
-        call: &CallRecord,
         t: &Transcript,
+        call_day: chrono::NaiveDate,
         stored: &StoredRubric,
     ) -> Result<ScoreCard, JobError> {
         let started = Instant::now();
@@ -90,7 +91,6 @@ impl ScoreJob {
         } else {
             "English"
         };
-        let call_day = to_datetime(call.started_at.unwrap_or(call.created_at)).date_naive();
         let ctx = CallContext {
             rubric,
             version: stored.version,
@@ -139,7 +139,7 @@ impl ScoreJob {
         }
         let merged = answer::merge(answers)
             .ok_or_else(|| JobError::Fatal("the transcript has no lines to score".into()))?;
-        let mut card = build_card(call, t, stored, &language, merged, call_day);
+        let mut card = build_card(t, stored, &language, merged, call_day);
         usage.local_ms = (started.elapsed().as_millis() as u64).saturating_sub(usage.llm_ms);
         card.provenance = Some(usage);
         Ok(card)
@@ -211,7 +211,6 @@ fn fatal(e: impl std::fmt::Display) -> JobError {
 
 /// The scorecard for `answer`: levels from the scorecard, quotes verified, dates resolved.
 fn build_card(
-    call: &CallRecord,
     t: &Transcript,
     stored: &StoredRubric,
     language: &str,
@@ -275,7 +274,7 @@ fn build_card(
         })
         .collect();
     let mut card = ScoreCard {
-        call_id: call.id,
+        call_id: t.call_id,
         status: ScoreStatus::Scored,
         reason: None,
         rubric: RubricRef {
@@ -355,8 +354,9 @@ impl JobHandler for ScoreJob {
             ctx.store.save_score(&card).await?;
             return Ok(());
         }
+        let call_day = to_datetime(call.started_at.unwrap_or(call.created_at)).date_naive();
         let card = tokio::select! {
-            card = self.score(&call, &t, &stored) => card?,
+            card = self.score(&t, call_day, &stored) => card?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Retryable("stopped".into())),
         };
         ctx.store.save_score(&card).await?;

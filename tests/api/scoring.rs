@@ -48,33 +48,8 @@ async fn app_with_llm(backend: Backend, llm: &FakeLlm, tweak: impl FnOnce(&mut C
 
 /// The true turns of a corpus call as its transcript.
 pub fn corpus_transcript(call: CallId, stem: &str) -> Transcript {
-    let truth: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared(&format!("calls/{stem}.json"))).expect("truth json"),
-    )
-    .expect("json");
-    let segments: Vec<Segment> = truth["turns"]
-        .as_array()
-        .expect("turns")
-        .iter()
-        .map(|t| Segment {
-            speaker: t["speaker"]
-                .as_str()
-                .expect("speaker")
-                .parse()
-                .expect("speaker"),
-            start: t["start_s"].as_f64().expect("start"),
-            end: t["end_s"].as_f64().expect("end"),
-            text: t["text"].as_str().expect("text").to_string(),
-            confidence: 0.9,
-            words: vec![],
-        })
-        .collect();
-    transcript_of(
-        call,
-        truth["language"].as_str().expect("language"),
-        segments,
-        truth["duration_s"].as_f64().expect("duration"),
-    )
+    let text = std::fs::read_to_string(shared(&format!("calls/{stem}.json"))).expect("truth json");
+    callgrade::bench::score::transcript_from_truth(call, &text).expect("truth parses")
 }
 
 fn transcript_of(
