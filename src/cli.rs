@@ -273,7 +273,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?
         }
-        Command::Bench(BenchCommand::Score(args)) => crate::bench::score::run(args, &config).await?,
+        Command::Bench(BenchCommand::Score(args)) => {
+            crate::bench::score::run(args, &config).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

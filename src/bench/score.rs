@@ -134,7 +134,11 @@ pub async fn run(args: ScoreBenchArgs, config: &Config) -> anyhow::Result<()> {
             .with_context(|| path.display().to_string())?;
         let loaded = rubrics
             .get(&config.scoring.rubric, &t.language)
-            .or_else(|| rubrics.iter().find(|r| r.rubric.id == config.scoring.rubric))
+            .or_else(|| {
+                rubrics
+                    .iter()
+                    .find(|r| r.rubric.id == config.scoring.rubric)
+            })
             .with_context(|| format!("no scorecard {}", config.scoring.rubric))?;
         let stored = StoredRubric {
             rubric: loaded.rubric.clone(),

@@ -68,7 +68,9 @@ pub struct Step {
 }
 
 /// The JSON Schema of the answer for `rubric`. String lengths and list sizes are bounded so a
-/// small model cannot run on until the token limit cuts it off.
+/// small model cannot run on until the token limit cuts it off: filled to every bound, the
+/// answer is about 4,500 characters (about 2,300 tokens of Russian for a small-vocabulary
+/// tokenizer), under the `llm.max_tokens` the demo and tests use.
 pub fn schema(rubric: &Rubric) -> Value {
     let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max});
     let mut props = Map::new();
@@ -86,8 +88,8 @@ pub fn schema(rubric: &Rubric) -> Value {
                 "required": ["answer", "rationale", "quotes"],
                 "properties": {
                     "answer": {"enum": values},
-                    "rationale": text(240),
-                    "quotes": {"type": "array", "maxItems": 2, "items": text(160)},
+                    "rationale": text(160),
+                    "quotes": {"type": "array", "maxItems": 2, "items": text(120)},
                 },
             }),
         );
@@ -98,11 +100,11 @@ pub fn schema(rubric: &Rubric) -> Value {
             "type": "object",
             "additionalProperties": false,
             "required": ["text", "quote"],
-            "properties": {"text": text(200), "quote": text(160)},
+            "properties": {"text": text(160), "quote": text(120)},
         });
         if with_phrasing {
             p["required"] = json!(["text", "quote", "better_phrasing"]);
-            p["properties"]["better_phrasing"] = text(200);
+            p["properties"]["better_phrasing"] = text(160);
         }
         json!({"type": "array", "minItems": 1, "maxItems": 3, "items": p})
     };
@@ -128,7 +130,7 @@ pub fn schema(rubric: &Rubric) -> Value {
                     "additionalProperties": false,
                     "required": ["action", "owner", "due_in_days"],
                     "properties": {
-                        "action": text(160),
+                        "action": text(120),
                         "owner": {"enum": ["manager", "client", "both"]},
                         "due_in_days": {"type": "integer", "minimum": 0, "maximum": 90},
                     },

@@ -41,6 +41,10 @@ async fn a_real_local_llm_scores_a_call_end_to_end() {
             c.llm.model = model;
             c.llm.timeout_seconds = 600;
             c.llm.max_retries = 1;
+            c.llm.compact_json = true;
+            // make test starts the server with a 16k context (scripts/test.sh).
+            c.llm.context_tokens = 16384;
+            c.llm.max_tokens = 3000;
         },
         |c| {
             Registry::new().register(ScoreJob::new(
