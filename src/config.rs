@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::analytics::AnalyticsConfig;
 use crate::audio::DecodeLimits;
 use crate::domain::Language;
 use crate::models::ModelDir;
@@ -39,6 +40,8 @@ pub struct Config {
     pub transcribe: TranscribeConfig,
     /// Conversation metrics computed from transcripts.
     pub metrics: MetricsConfig,
+    /// Sales analytics: the funnel and the response SLA.
+    pub analytics: AnalyticsConfig,
 }
 
 /// Decoding and speech-recognition settings.
@@ -172,6 +175,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             transcribe: TranscribeConfig::default(),
             metrics: MetricsConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -249,6 +253,11 @@ impl Config {
                 "database_url must start with sqlite:// or postgres://, got {:?}",
                 redact_url(&self.database_url)
             )));
+        }
+        if self.analytics.funnel_stages.len() < 2 {
+            return Err(ConfigError(
+                "analytics.funnel_stages needs at least two stages".into(),
+            ));
         }
         if self.max_upload_bytes == 0 {
             return Err(ConfigError("max_upload_bytes must be positive".into()));
