@@ -24,7 +24,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
 pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
-pub use crm::CrmImport;
+pub use crm::{push_placeholder, CrmImport};
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal};
 pub use jobs::{ClaimedJob, JobCounts, JobFailure, JobRecord, NewJob};
