@@ -9,7 +9,7 @@ use super::entity::PlanMetric;
 use super::stats::{mean, median, percentile, Ratio};
 use super::AnalyticsConfig;
 use crate::domain::{now_millis, to_datetime};
-use crate::store::{KpiScope, Store, StoreError};
+use crate::store::{KpiScope, PlanRow, Store, StoreError};
 
 const MINUTE_MS: f64 = 60_000.0;
 const DAY_MS: f64 = 86_400_000.0;
@@ -183,7 +183,25 @@ pub async fn compute(
 ) -> Result<Kpis, StoreError> {
     let Period { from, to } = period;
     let funnel = &config.funnel_stages;
-    let reach = store.kpi_stage_reach(scope, from, to, funnel).await?;
+    // Independent queries run side by side: on PostgreSQL each is a round trip, and the pool
+    // has connections to spare.
+    let (
+        reach,
+        (won, lost),
+        won_deals,
+        leads,
+        (customers, repeaters),
+        (activities, productive, on_won),
+        plan_attainment,
+    ) = tokio::try_join!(
+        store.kpi_stage_reach(scope, from, to, funnel),
+        store.kpi_closed(scope, from, to),
+        store.kpi_won_deals(scope, from, to),
+        store.kpi_leads(scope, from, to),
+        store.kpi_repeat_customers(scope, from, to),
+        store.kpi_activities(scope, from, to),
+        plans(store, scope, period),
+    )?;
     let reached = |i: usize| -> i64 {
         reach
             .iter()
@@ -201,15 +219,12 @@ pub async fn compute(
         })
         .collect();
 
-    let (won, lost) = store.kpi_closed(scope, from, to).await?;
-    let won_deals = store.kpi_won_deals(scope, from, to).await?;
     let cycles: Vec<f64> = won_deals
         .iter()
         .map(|d| (d.closed_at - d.created_at) as f64 / DAY_MS)
         .collect();
     let amounts: Vec<f64> = won_deals.iter().filter_map(|d| d.amount).collect();
 
-    let leads = store.kpi_leads(scope, from, to).await?;
     let sla_ms = i64::try_from(config.response_sla_minutes)
         .unwrap_or(i64::MAX / 60_000)
         .saturating_mul(60_000);
@@ -230,10 +245,6 @@ pub async fn compute(
         .count() as i64;
     let mql = leads.iter().filter(|l| l.mql).count() as i64;
     let mql_sql = leads.iter().filter(|l| l.mql && l.sql).count() as i64;
-
-    let (customers, repeaters) = store.kpi_repeat_customers(scope, from, to).await?;
-    let (activities, productive, on_won) = store.kpi_activities(scope, from, to).await?;
-    let plan_attainment = plans(store, scope, period).await?;
 
     Ok(Kpis {
         stage_conversion,
@@ -280,45 +291,47 @@ async fn plans(
             &last.format("%Y-%m-%d").to_string(),
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for p in rows {
-        let metric: PlanMetric = p
-            .metric
-            .parse()
-            .map_err(|e: crate::domain::ParseError| StoreError::Corrupt(e.0))?;
-        let start = super::entity::parse_date(&p.period_start).map_err(StoreError::Corrupt)?;
-        let end = super::entity::parse_date(&p.period_end).map_err(StoreError::Corrupt)?;
-        // period_end is inclusive: the plan runs until 00:00 UTC of the next day.
-        let (from, to) = (
-            day_start(start),
-            day_start(end.checked_add_days(Days::new(1)).unwrap_or(end)),
-        );
-        let actual = match metric.activity_type() {
-            Some(kind) => {
-                store
-                    .kpi_count_activities(&p.manager_id, kind, from, to)
-                    .await? as f64
+    // Each row's actual is its own small indexed query; they run side by side (in order).
+    futures::future::try_join_all(rows.into_iter().map(|p| attainment(store, p))).await
+}
+
+/// One plan row's actual and attainment, counted in the plan's own days.
+async fn attainment(store: &Store, p: PlanRow) -> Result<PlanAttainment, StoreError> {
+    let metric: PlanMetric = p
+        .metric
+        .parse()
+        .map_err(|e: crate::domain::ParseError| StoreError::Corrupt(e.0))?;
+    let start = super::entity::parse_date(&p.period_start).map_err(StoreError::Corrupt)?;
+    let end = super::entity::parse_date(&p.period_end).map_err(StoreError::Corrupt)?;
+    // period_end is inclusive: the plan runs until 00:00 UTC of the next day.
+    let (from, to) = (
+        day_start(start),
+        day_start(end.checked_add_days(Days::new(1)).unwrap_or(end)),
+    );
+    let actual = match metric.activity_type() {
+        Some(kind) => {
+            store
+                .kpi_count_activities(&p.manager_id, kind, from, to)
+                .await? as f64
+        }
+        None => {
+            let (n, revenue) = store.kpi_manager_wins(&p.manager_id, from, to).await?;
+            if metric == PlanMetric::Revenue {
+                revenue
+            } else {
+                n as f64
             }
-            None => {
-                let (n, revenue) = store.kpi_manager_wins(&p.manager_id, from, to).await?;
-                if metric == PlanMetric::Revenue {
-                    revenue
-                } else {
-                    n as f64
-                }
-            }
-        };
-        out.push(PlanAttainment {
-            manager_id: p.manager_id,
-            metric,
-            period_start: p.period_start,
-            period_end: p.period_end,
-            target: p.target,
-            actual,
-            value: (p.target != 0.0).then(|| actual / p.target),
-        });
-    }
-    Ok(out)
+        }
+    };
+    Ok(PlanAttainment {
+        manager_id: p.manager_id,
+        metric,
+        period_start: p.period_start,
+        period_end: p.period_end,
+        target: p.target,
+        actual,
+        value: (p.target != 0.0).then(|| actual / p.target),
+    })
 }
 
 #[cfg(test)]

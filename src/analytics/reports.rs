@@ -177,10 +177,13 @@ pub async fn quality(
     period: Period,
 ) -> Result<Quality, StoreError> {
     let Period { from, to } = period;
-    let summary = store.report_summary(scope, from, to).await?;
-    let criteria: Vec<CriterionStat> = store
-        .report_criteria(scope, from, to)
-        .await?
+    let (summary, criteria, weeks, conversation) = tokio::try_join!(
+        store.report_summary(scope, from, to),
+        store.report_criteria(scope, from, to),
+        store.report_weeks(scope, from, to),
+        store.report_conversation(scope, from, to),
+    )?;
+    let criteria: Vec<CriterionStat> = criteria
         .into_iter()
         .map(|c: CriterionRow| CriterionStat {
             average: c.average,
@@ -205,9 +208,7 @@ pub async fn quality(
         .take(NAMED_CRITERIA)
         .map(|(c, _)| c.to_string())
         .collect();
-    let weekly_trend = store
-        .report_weeks(scope, from, to)
-        .await?
+    let weekly_trend = weeks
         .into_iter()
         .map(|w| WeekPoint {
             week_start: to_datetime(w.week_start),
@@ -215,7 +216,7 @@ pub async fn quality(
             average_overall: w.average,
         })
         .collect();
-    let conversation = store.report_conversation(scope, from, to).await?.into();
+    let conversation = conversation.into();
     Ok(Quality {
         calls_analysed: summary.calls,
         average_overall: summary.average,
@@ -236,11 +237,19 @@ pub async fn manager_report(
     period: Period,
 ) -> Result<ManagerReport, StoreError> {
     let scope = KpiScope::Manager(manager.to_string());
-    let mut own = quality(store, &scope, period).await?;
-    let team_quality = match &team {
-        Some(t) => Some(quality(store, &KpiScope::Team(t.clone()), period).await?),
-        None => None,
+    let team_scope = team.clone().map(KpiScope::Team);
+    let team_quality = async {
+        match &team_scope {
+            Some(t) => quality(store, t, period).await.map(Some),
+            None => Ok(None),
+        }
     };
+    let (mut own, team_quality, recent, kpis) = tokio::try_join!(
+        quality(store, &scope, period),
+        team_quality,
+        store.report_recent_scores(&scope, period.from, period.to, RECENT_SCORECARDS),
+        compute(store, config, &scope, period),
+    )?;
     if let Some(tq) = &team_quality {
         for c in &mut own.criteria {
             c.team_average = tq
@@ -250,16 +259,13 @@ pub async fn manager_report(
                 .and_then(|t| t.average);
         }
     }
-    let latest_coaching = store
-        .report_recent_scores(&scope, period.from, period.to, RECENT_SCORECARDS)
-        .await?
+    let latest_coaching = recent
         .into_iter()
         .map(|r| {
             let doc: Json = serde_json::from_str(&r.document).unwrap_or(Json::Null);
             coaching_of(r.call_id, r.at, r.overall, &doc)
         })
         .collect();
-    let kpis = compute(store, config, &scope, period).await?;
     Ok(ManagerReport {
         manager_id: manager.to_string(),
         team,
