@@ -1,5 +1,5 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
-.PHONY: demo test bench bench-queue bench-upload bench-transcribe fmt openapi clean
+.PHONY: demo test bench bench-queue bench-upload bench-transcribe bench-reports fmt openapi clean
 
 ## demo: build, start the service on SQLite, upload the sample calls and show their states.
 demo:
@@ -10,7 +10,7 @@ test:
 	@scripts/test.sh
 
 ## bench: every benchmark whose figures are in docs/PERFORMANCE.md.
-bench: bench-queue bench-upload bench-transcribe
+bench: bench-queue bench-upload bench-transcribe bench-reports
 
 bench-queue:
 	@scripts/bench.sh queue
@@ -20,6 +20,9 @@ bench-upload:
 
 bench-transcribe:
 	@scripts/bench.sh transcribe
+
+bench-reports:
+	@scripts/bench.sh reports
 
 fmt:
 	cargo fmt

@@ -209,6 +209,8 @@ pub enum BenchCommand {
     Upload(crate::bench::upload::UploadBenchArgs),
     /// Transcription: real-time factor, overhead and peak memory per model and setting.
     Transcribe(crate::bench::transcribe::TranscribeBenchArgs),
+    /// Sales analytics: CRM import time, and report and KPI latency on a large database.
+    Reports(crate::bench::reports::ReportsBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -251,6 +253,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .context("the models command crashed")??,
         Command::Import(args) => return crate::analytics::cli::import(&config, args).await,
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
+        Command::Bench(BenchCommand::Reports(args)) => crate::bench::reports::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?

@@ -289,3 +289,48 @@ async fn the_import_command_loads_a_folder_managers_first() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reports_benchmark_runs_at_a_tiny_size() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_callgrade"))
+            .args([
+                "bench",
+                "reports",
+                "--calls",
+                "300",
+                "--managers",
+                "20",
+                "--deals",
+                "200",
+            ])
+            .args([
+                "--activities",
+                "1000",
+                "--requests",
+                "3",
+                "--load-threads",
+                "0",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run callgrade bench reports")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| SQLite | import 1000 activities (fresh) |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| SQLite | manager report (3 requests"),
+        "{stdout}"
+    );
+}
