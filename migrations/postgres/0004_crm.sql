@@ -1,4 +1,4 @@
--- CRM data (docs: /api/v1/import, contract in the sales-analytics section of README.md):
+-- CRM data (the contract: docs/crm-data.md; loaded by `callgrade import` and /api/v1/import):
 -- managers, customers, leads, deals, deal stages, activities and plans, upserted by the
 -- contract's keys. Timestamps are Unix ms (UTC, offsets normalised on import); plan periods are
 -- dates (YYYY-MM-DD, period_end inclusive). The indexes serve the KPI queries: every figure

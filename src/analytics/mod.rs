@@ -1,7 +1,7 @@
 //! Sales analytics: CRM data in ([`import`]), KPIs over it ([`kpis`]), quality reports
 //! ([`reports`]) and insights linking call quality to outcomes ([`insights`]).
 //!
-//! The CRM export follows the data contract in README.md ("Sales analytics"): one CSV file per
+//! The CRM export follows the data contract in `docs/crm-data.md`: one CSV file per
 //! entity, upserted by key. KPIs are computed from the stored rows for a period `[from, to)` in
 //! UTC, for everyone, one manager or one team.
 
