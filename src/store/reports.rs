@@ -86,13 +86,15 @@ fn scored_calls(scope: &KpiScope) -> String {
 
 impl Store {
     /// Keeps the conversation figures of a call's transcript where reports can average them.
+    /// The caller must hold the SQLite write turn.
     pub(super) async fn save_call_conversation(
         &self,
         call: CallId,
         m: &ConversationMetrics,
     ) -> Result<(), StoreError> {
         let manager = m.speakers.iter().find(|s| s.speaker == Speaker::Manager);
-        let _turn = self.write_turn().await;
+        // No write_turn here: the caller (`save_transcript`) holds it, and the gate is not
+        // re-entrant (taking it again deadlocked every transcription on SQLite).
         sqlx::query(
             "INSERT INTO call_conversation (call_id, manager_talk_share, manager_questions, \
              manager_longest_monologue_s, duration_s) VALUES ($1, $2, $3, $4, $5) \

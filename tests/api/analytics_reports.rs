@@ -351,3 +351,48 @@ on_both_backends!(
     a_team_report_has_one_row_per_manager,
     managers_read_only_their_own_report,
 );
+
+/// `save_transcript` copies the manager's talk share, questions and longest monologue into
+/// `call_conversation`, and a second save (a retried job) replaces them.
+async fn saving_a_transcript_keeps_its_conversation_figures(backend: Backend) {
+    use sqlx::Row;
+    let app = spawn_app(backend, Registry::new()).await;
+    let id = app.upload_call("m1").await;
+    let speaker = |who: &str, share: f64, mono: f64| {
+        json!({"speaker": who, "talk_seconds": 30.0, "talk_share": share, "turns": 3,
+               "longest_monologue_s": mono, "words": 100, "words_per_minute": 200.0,
+               "filler_words": 1, "fillers_per_100_words": 1.0, "interruptions": 0})
+    };
+    let transcript = |share: f64, questions: u32| -> callgrade::transcript::Transcript {
+        serde_json::from_value(json!({
+            "call_id": id.to_string(), "language": "en", "model": "tiny.en", "duration_s": 60.0,
+            "speakers": ["manager", "client"], "segments": [],
+            "metrics": {"duration_s": 60.0, "speakers": [speaker("manager", share, 20.0), speaker("client", 1.0 - share, 5.0)],
+                        "manager_questions": questions, "manager_questions_per_minute": 4.0,
+                        "interruptions": 0, "silence_share": 0.1, "longest_silence_s": 2.0},
+            "processing": {"decode_s": 0.1, "vad_s": 0.1, "transcription_s": 1.0, "total_s": 1.2,
+                           "speech_s": 50.0, "real_time_factor": 0.02, "dropped_segments": 0,
+                           "threads": 2, "vad": true},
+            "warnings": [], "created_at": 0
+        }))
+        .expect("transcript")
+    };
+    app.store
+        .save_transcript(&transcript(0.6, 4))
+        .await
+        .expect("save");
+    app.store
+        .save_transcript(&transcript(0.7, 5))
+        .await
+        .expect("save again");
+    let row = sqlx::query("SELECT manager_talk_share, manager_questions, manager_longest_monologue_s FROM call_conversation WHERE call_id = $1")
+        .bind(id.to_string())
+        .fetch_one(app.store.pool())
+        .await
+        .expect("row");
+    let values: (f64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(values, (0.7, 5.0, 20.0));
+    app.stop().await;
+}
+
+on_both_backends!(saving_a_transcript_keeps_its_conversation_figures);
