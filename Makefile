@@ -1,5 +1,5 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
-.PHONY: demo test bench bench-queue bench-upload bench-transcribe bench-score fmt openapi clean
+.PHONY: demo test bench bench-queue bench-upload bench-transcribe bench-score bench-reports fmt openapi clean
 
 ## demo: build, start the service on SQLite, upload the sample calls and show their states.
 demo:
@@ -10,7 +10,7 @@ test:
 	@scripts/test.sh
 
 ## bench: every benchmark whose figures are in docs/PERFORMANCE.md.
-bench: bench-queue bench-upload bench-transcribe bench-score
+bench: bench-queue bench-upload bench-transcribe bench-score bench-reports
 
 bench-queue:
 	@scripts/bench.sh queue
@@ -23,6 +23,9 @@ bench-transcribe:
 
 bench-score:
 	@scripts/bench.sh score
+
+bench-reports:
+	@scripts/bench.sh reports
 
 fmt:
 	cargo fmt

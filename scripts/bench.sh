@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|transcribe|score
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|transcribe|score|reports
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -35,5 +35,11 @@ case "${1:-}" in
     fi
     RUST_LOG=warn target/release/callgrade bench score "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload|transcribe|score [options]" >&2; exit 2 ;;
+  reports)
+    PG_ADMIN="$(scripts/postgres.sh)"
+    PG_BENCH="${PG_ADMIN%/*}/callgrade_bench_reports"
+    as_root su postgres -c "dropdb --if-exists callgrade_bench_reports; createdb -O callgrade callgrade_bench_reports"
+    RUST_LOG=warn target/release/callgrade bench reports --postgres "$PG_BENCH" "${@:2}"
+    ;;
+  *) echo "usage: $0 queue|upload|transcribe|score|reports [options]" >&2; exit 2 ;;
 esac

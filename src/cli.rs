@@ -1,4 +1,4 @@
-//! The command line: `serve`, `worker`, `migrate`, `token`, `upload`, `bench`.
+//! The command line: `serve`, `worker`, `migrate`, `token`, `upload`, `import`, `bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +52,8 @@ pub enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Import CRM data (a CSV file or a folder of them) straight into the database.
+    Import(crate::analytics::cli::ImportArgs),
 }
 
 /// `callgrade models ...`
@@ -227,6 +229,8 @@ pub enum BenchCommand {
     Transcribe(crate::bench::transcribe::TranscribeBenchArgs),
     /// Scoring: prompt tokens per call-minute, latency, and the share of callgrade's own work.
     Score(crate::bench::score::ScoreBenchArgs),
+    /// Sales analytics: CRM import time, and report and KPI latency on a large database.
+    Reports(crate::bench::reports::ReportsBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -268,7 +272,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(cmd) => tokio::task::spawn_blocking(move || models(&config, cmd))
             .await
             .context("the models command crashed")??,
+        Command::Import(args) => return crate::analytics::cli::import(&config, args).await,
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
+        Command::Bench(BenchCommand::Reports(args)) => crate::bench::reports::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?

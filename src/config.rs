@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::analytics::AnalyticsConfig;
 use crate::audio::DecodeLimits;
 use crate::domain::Language;
 use crate::llm::LlmConfig;
@@ -45,6 +46,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Scorecards and when a call is scored.
     pub scoring: ScoringConfig,
+    /// Sales analytics: the funnel and the response SLA.
+    pub analytics: AnalyticsConfig,
 }
 
 /// Decoding and speech-recognition settings.
@@ -180,6 +183,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             llm: LlmConfig::default(),
             scoring: ScoringConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -271,6 +275,11 @@ impl Config {
                 "database_url must start with sqlite:// or postgres://, got {:?}",
                 redact_url(&self.database_url)
             )));
+        }
+        if self.analytics.funnel_stages.len() < 2 {
+            return Err(ConfigError(
+                "analytics.funnel_stages needs at least two stages".into(),
+            ));
         }
         if self.max_upload_bytes == 0 {
             return Err(ConfigError("max_upload_bytes must be positive".into()));

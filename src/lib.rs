@@ -5,6 +5,7 @@
 //! the database ([`jobs`]). [`app`] wires it together; `main.rs` only parses the command line.
 //! `docs/ARCHITECTURE.md` draws the flow.
 
+pub mod analytics;
 pub mod app;
 pub mod audio;
 pub mod auth;

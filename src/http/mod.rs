@@ -1,10 +1,14 @@
 //! The HTTP API: one router per feature module, merged here with the OpenAPI document.
 
+pub mod analytics;
 mod auth;
 pub mod calls;
+pub mod deals;
 mod error;
 mod health;
+pub mod insights;
 pub mod jobs;
+pub mod reports;
 pub mod scores;
 pub mod tokens;
 pub mod transcripts;
@@ -78,6 +82,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         (name = "jobs", description = "The processing queue"),
         (name = "tokens", description = "API tokens (admin)"),
         (name = "health", description = "Probes and metrics"),
+        (name = "analytics", description = "CRM import, sales KPIs and quality reports"),
     )
 )]
 struct ApiDoc;
@@ -105,6 +110,7 @@ fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(body_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(uploads)
+        .merge(analytics::routes(body_limit))
         .routes(routes!(calls::get, calls::delete))
         .routes(routes!(calls::retry))
         .routes(routes!(transcripts::get))

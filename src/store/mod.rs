@@ -6,7 +6,12 @@
 //! binary and applied at start-up. See `docs/decisions/0002-storage.md`.
 
 mod calls;
+mod crm;
+mod deals;
+mod insights;
 mod jobs;
+mod kpis;
+mod reports;
 mod rubrics;
 mod scores;
 mod tokens;
@@ -21,7 +26,12 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
 pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
+pub use crm::{push_placeholder, CrmImport};
+pub use deals::{DealFeatures, LastCall};
+pub use insights::{DealCriterion, ScoredDeal};
 pub use jobs::{ClaimedJob, JobCounts, JobFailure, JobRecord, NewJob};
+pub use kpis::{KpiScope, LeadTimes, PlanRow, WonDeal};
+pub use reports::{ConversationRow, CriterionRow, RecentScore, ScoreSummary, WeekRow};
 pub use rubrics::StoredRubric;
 pub use tokens::TokenRecord;
 

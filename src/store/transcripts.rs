@@ -35,6 +35,7 @@ impl Store {
         .bind(t.created_at)
         .execute(&self.pool)
         .await?;
+        self.save_call_conversation(t.call_id, &t.metrics).await?;
         Ok(())
     }
 

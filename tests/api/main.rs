@@ -1,6 +1,11 @@
 //! One integration-test binary: a real server over a real socket, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod analytics_deals;
+mod analytics_import;
+mod analytics_insights;
+mod analytics_kpis;
+mod analytics_reports;
 mod bad_inputs;
 mod cli;
 mod fake_llm;

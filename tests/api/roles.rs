@@ -77,7 +77,16 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
     let path = route
         .replace("/api/v1/calls/{id}", &format!("/api/v1/calls/{call}"))
         .replace("/api/v1/jobs/{id}", &format!("/api/v1/jobs/{job}"))
-        .replace("/api/v1/tokens/{id}", &format!("/api/v1/tokens/{token_id}"));
+        .replace("/api/v1/tokens/{id}", &format!("/api/v1/tokens/{token_id}"))
+        .replace("/api/v1/managers/{id}", "/api/v1/managers/m-1")
+        .replace("{team}", "east")
+        .replace("{entity}", "managers");
+    let needs_period = ["/api/v1/kpis", "/report", "/quality-vs-outcome"];
+    let path = if needs_period.iter().any(|p| path.ends_with(p)) {
+        format!("{path}?from=2026-03-01&to=2026-04-01")
+    } else {
+        path
+    };
     let mut req = match method {
         "get" => app.client.get(app.url(&path)),
         "post" => app.client.post(app.url(&path)),
@@ -143,6 +152,22 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("post", "/api/v1/tokens", Admin) => 201,
         ("delete", "/api/v1/tokens/{id}", Admin) => 204,
         (_, "/api/v1/tokens" | "/api/v1/tokens/{id}", _) => 403,
+        // Sales analytics. No CRM data is loaded: unknown managers and teams are 404 for those
+        // who may read them; a manager's own report exists even before the CRM knows them.
+        ("post", "/api/v1/import/{entity}", Admin | Qa | Head) => 200,
+        ("post", "/api/v1/import/{entity}", _) => 403,
+        ("get", "/api/v1/kpis" | "/api/v1/deals/open", _) => 200,
+        ("get", "/api/v1/managers/{id}/report", Owner) => 200,
+        ("get", "/api/v1/managers/{id}/report", Colleague) => 403,
+        ("get", "/api/v1/managers/{id}/report", _) => 404,
+        ("get", "/api/v1/teams/{team}/report", Admin | Qa | Head) => 404,
+        ("get", "/api/v1/teams/{team}/report", _) => 403,
+        (
+            "get",
+            "/api/v1/insights/quality-vs-outcome" | "/api/v1/insights/attention",
+            Admin | Qa | Head,
+        ) => 200,
+        ("get", "/api/v1/insights/quality-vs-outcome" | "/api/v1/insights/attention", _) => 403,
         other => panic!("no expectation for {other:?}: add the new endpoint to this table"),
     }
 }

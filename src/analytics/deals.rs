@@ -1,0 +1,305 @@
+//! Open deals ranked by win probability, with the next best steps for each.
+//!
+//! The probability comes from a logistic regression trained on this deployment's closed deals
+//! ([`super::logistic`]); its calibration is measured on the most recently closed fifth of them,
+//! held out from training (Brier score, beside the score of always answering the base rate).
+//! With too few closed deals there is no model and no number, and the answer says why.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::logistic::{brier, Logistic};
+use super::reports::NextStep;
+use super::AnalyticsConfig;
+use crate::domain::{now_millis, to_datetime, CallId};
+use crate::store::{DealFeatures, KpiScope, Store, StoreError};
+
+const DAY_MS: f64 = 86_400_000.0;
+/// Each outcome must occur at least this often among closed deals to train on them.
+const MIN_PER_OUTCOME: usize = 5;
+/// Names of the model's features, in order.
+const FEATURES: [&str; 7] = [
+    "stage_reached",
+    "days_since_last_activity",
+    "log_activities",
+    "log_response_minutes",
+    "no_response_known",
+    "call_quality",
+    "no_scored_calls",
+];
+
+/// Why a next step is suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepReason {
+    /// Nobody touched the deal for a while.
+    NoRecentTouch,
+    /// Its lead was answered later than the SLA, or not at all.
+    MissedSla,
+    /// The last call ended without an agreed next step.
+    NoAgreedNextStep,
+}
+
+/// A rule-based next step.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct NextBestStep {
+    /// Which rule.
+    pub reason: StepReason,
+    /// What to do, for the manager.
+    pub text: String,
+}
+
+/// An open deal with its chances and next steps.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OpenDeal {
+    /// The deal.
+    pub deal_id: String,
+    /// Its manager.
+    pub manager_id: String,
+    /// Created at.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Highest funnel stage reached (by its stage rows).
+    pub stage: Option<String>,
+    /// Activities logged on it.
+    pub activities: i64,
+    /// Days since its last activity (or creation).
+    pub days_since_last_touch: f64,
+    /// Mean overall score of its scored calls.
+    pub call_quality: Option<f64>,
+    /// Model's win probability; null without a model.
+    pub win_probability: Option<f64>,
+    /// Rule-based next steps.
+    pub next_steps: Vec<NextBestStep>,
+    /// The latest scored call, if any.
+    pub last_call_id: Option<CallId>,
+    /// Next steps the latest call's scorecard suggested.
+    pub last_call_next_steps: Vec<NextStep>,
+}
+
+/// The model behind the probabilities.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ModelInfo {
+    /// Closed deals the final model was trained on.
+    pub trained_on: i64,
+    /// Most recently closed deals held out to measure calibration.
+    pub held_out: i64,
+    /// Brier score on the held-out deals (0 best; lower than `brier_base_rate` = useful).
+    pub brier_held_out: Option<f64>,
+    /// Brier score of always answering the training win rate, on the same deals.
+    pub brier_base_rate: Option<f64>,
+    /// Features, in order.
+    pub features: Vec<String>,
+}
+
+/// `GET /api/v1/deals/open`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OpenDeals {
+    /// The model, or null when there is too little history.
+    pub model: Option<ModelInfo>,
+    /// Why there is no model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Open deals in scope, most likely to win first (without a model: longest untouched first).
+    pub deals: Vec<OpenDeal>,
+}
+
+fn features(d: &DealFeatures, at: i64) -> Vec<f64> {
+    let last = d.last_activity_at.unwrap_or(d.created_at);
+    let response = match (d.lead_created_at, d.lead_first_response_at) {
+        (Some(c), Some(r)) => Some(((r - c) as f64 / 60_000.0).max(0.0)),
+        _ => None,
+    };
+    vec![
+        d.stage.unwrap_or(-1) as f64,
+        ((at - last) as f64 / DAY_MS).max(0.0),
+        (d.activities as f64).ln_1p(),
+        response.map_or(0.0, f64::ln_1p),
+        f64::from(u8::from(response.is_none())),
+        d.quality.map_or(0.0, |q| q / 100.0),
+        f64::from(u8::from(d.quality.is_none())),
+    ]
+}
+
+/// Trains on closed deals; `Err(note)` when there are too few.
+fn train(
+    config: &AnalyticsConfig,
+    closed: &[&DealFeatures],
+) -> Result<(Logistic, ModelInfo), String> {
+    let won = closed.iter().filter(|d| d.status == "won").count();
+    let lost = closed.len() - won;
+    if (closed.len() as u64) < config.min_training_deals
+        || won < MIN_PER_OUTCOME
+        || lost < MIN_PER_OUTCOME
+    {
+        return Err(format!(
+            "too few closed deals to estimate win probabilities: {} won and {} lost; the model \
+             needs at least {} closed deals with {MIN_PER_OUTCOME} of each outcome",
+            won, lost, config.min_training_deals
+        ));
+    }
+    let mut by_close: Vec<&&DealFeatures> = closed.iter().collect();
+    by_close.sort_by_key(|d| (d.closed_at.unwrap_or(d.created_at), d.deal_id.clone()));
+    let rows = |ds: &[&&DealFeatures]| -> (Vec<Vec<f64>>, Vec<bool>) {
+        ds.iter()
+            .map(|d| {
+                (
+                    features(d, d.closed_at.unwrap_or(d.created_at)),
+                    d.status == "won",
+                )
+            })
+            .unzip()
+    };
+    let held = (by_close.len() / 5).max(1);
+    let (train_x, train_y) = rows(&by_close[..by_close.len() - held]);
+    let (test_x, test_y) = rows(&by_close[by_close.len() - held..]);
+    let (all_x, all_y) = rows(&by_close);
+    let no_fit = || "the model could not be fitted on these deals".to_string();
+    let held_model = Logistic::fit(&train_x, &train_y).ok_or_else(no_fit)?;
+    let base = train_y.iter().filter(|w| **w).count() as f64 / train_y.len().max(1) as f64;
+    let brier_base = test_y
+        .iter()
+        .map(|&w| (base - f64::from(u8::from(w))).powi(2))
+        .sum::<f64>()
+        / test_y.len().max(1) as f64;
+    let model = Logistic::fit(&all_x, &all_y).ok_or_else(no_fit)?;
+    Ok((
+        model,
+        ModelInfo {
+            trained_on: all_x.len() as i64,
+            held_out: test_x.len() as i64,
+            brier_held_out: brier(&held_model, &test_x, &test_y),
+            brier_base_rate: Some(brier_base),
+            features: FEATURES.map(String::from).to_vec(),
+        },
+    ))
+}
+
+/// Open deals of `manager` (or everyone's), ranked, at most `limit`.
+pub async fn open_deals(
+    store: &Store,
+    config: &AnalyticsConfig,
+    manager: Option<&str>,
+    limit: usize,
+) -> Result<OpenDeals, StoreError> {
+    let funnel = &config.funnel_stages;
+    let stages = &funnel[..funnel.len().saturating_sub(1)];
+    // The model learns from every closed deal of the deployment, whoever asks.
+    let all = store.deal_features(&KpiScope::All, stages).await?;
+    let closed: Vec<&DealFeatures> = all.iter().filter(|d| d.status != "open").collect();
+    let (model, info, note) = match train(config, &closed) {
+        Ok((m, i)) => (Some(m), Some(i), None),
+        Err(note) => (None, None, Some(note)),
+    };
+    let now = now_millis();
+    let mut open: Vec<(Option<f64>, f64, &DealFeatures)> = all
+        .iter()
+        .filter(|d| d.status == "open" && manager.is_none_or(|m| d.manager_id == m))
+        .map(|d| {
+            let f = features(d, now);
+            (model.as_ref().map(|m| m.predict(&f)), f[1], d)
+        })
+        .collect();
+    open.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => y.total_cmp(&x).then(a.2.deal_id.cmp(&b.2.deal_id)),
+        _ => b.1.total_cmp(&a.1).then(a.2.deal_id.cmp(&b.2.deal_id)),
+    });
+    let mut deals = Vec::new();
+    for (p, idle_days, d) in open.into_iter().take(limit) {
+        deals.push(describe(store, config, d, p, idle_days).await?);
+    }
+    Ok(OpenDeals {
+        model: info,
+        note,
+        deals,
+    })
+}
+
+async fn describe(
+    store: &Store,
+    config: &AnalyticsConfig,
+    d: &DealFeatures,
+    p: Option<f64>,
+    idle_days: f64,
+) -> Result<OpenDeal, StoreError> {
+    let mut steps = Vec::new();
+    if idle_days > config.stale_days as f64 {
+        steps.push(NextBestStep {
+            reason: StepReason::NoRecentTouch,
+            text: format!(
+                "No activity for {idle_days:.0} days: contact the customer to keep the deal moving."
+            ),
+        });
+    }
+    let sla = config.response_sla_minutes as f64;
+    match (d.lead_created_at, d.lead_first_response_at) {
+        (Some(c), Some(r)) if (r - c) as f64 / 60_000.0 > sla => steps.push(NextBestStep {
+            reason: StepReason::MissedSla,
+            text: format!(
+                "The lead behind this deal waited {:.0} minutes for a first response (SLA {sla:.0}); \
+                 make sure the customer now hears back promptly.",
+                (r - c) as f64 / 60_000.0
+            ),
+        }),
+        (Some(c), None) if (now_millis() - c) as f64 / 60_000.0 > sla => steps.push(NextBestStep {
+            reason: StepReason::MissedSla,
+            text: "The lead behind this deal has no first response logged; check that someone got \
+                   back to the customer."
+                .into(),
+        }),
+        _ => {}
+    }
+    let last = store.last_scored_call(&d.deal_id).await?;
+    let mut suggested = Vec::new();
+    if let Some(call) = &last {
+        if call.closing_met == Some(false) {
+            steps.push(NextBestStep {
+                reason: StepReason::NoAgreedNextStep,
+                text: format!(
+                    "The last call ({}) ended without an agreed next step: agree a concrete one \
+                     at the next contact.",
+                    to_datetime(call.at).format("%Y-%m-%d")
+                ),
+            });
+        }
+        let doc: serde_json::Value = serde_json::from_str(&call.document).unwrap_or_default();
+        suggested = doc["next_steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .filter_map(|s| {
+                        let text = |k: &str| {
+                            s[k].as_str()
+                                .map(str::trim)
+                                .filter(|t| !t.is_empty())
+                                .map(str::to_string)
+                        };
+                        Some(NextStep {
+                            action: text("action")?,
+                            owner: text("owner"),
+                            due_date: text("due_date"),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    let stage = d
+        .stage
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| config.funnel_stages.get(i))
+        .cloned();
+    Ok(OpenDeal {
+        deal_id: d.deal_id.clone(),
+        manager_id: d.manager_id.clone(),
+        created_at: to_datetime(d.created_at),
+        stage,
+        activities: d.activities,
+        days_since_last_touch: idle_days,
+        call_quality: d.quality,
+        win_probability: p,
+        next_steps: steps,
+        last_call_id: last.map(|c| c.call_id),
+        last_call_next_steps: suggested,
+    })
+}

@@ -1,0 +1,456 @@
+//! The CRM files of the data contract: which file holds which entity, its columns, its key, and
+//! how one CSV cell is checked and turned into a stored value.
+//!
+//! One table describes every file, so import, upsert and validation are written once and the
+//! contract can be read off [`Entity::columns`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::ParseError;
+
+/// Declares a closed set of CRM values with serde, `FromStr` and the stored text form.
+macro_rules! crm_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored / wire form.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => {
+                        let allowed: Vec<&str> = vec![$($text),+];
+                        Err(ParseError(format!(
+                            "unknown {} {other:?} (expected one of: {})",
+                            stringify!($name), allowed.join(", ")
+                        )))
+                    }
+                }
+            }
+        }
+    };
+}
+
+crm_enum!(
+    /// A CRM file, named after the entity it holds (`deals.csv` holds deals).
+    Entity {
+        /// managers.csv
+        Managers => "managers",
+        /// customers.csv
+        Customers => "customers",
+        /// leads.csv
+        Leads => "leads",
+        /// deals.csv
+        Deals => "deals",
+        /// deal_stages.csv
+        DealStages => "deal_stages",
+        /// activities.csv
+        Activities => "activities",
+        /// plans.csv
+        Plans => "plans",
+    }
+);
+
+crm_enum!(
+    /// Where a deal stands.
+    DealStatus {
+        /// Still being worked.
+        Open => "open",
+        /// Closed and won.
+        Won => "won",
+        /// Closed and lost.
+        Lost => "lost",
+    }
+);
+
+crm_enum!(
+    /// What kind of touch an activity was.
+    ActivityType {
+        /// Phone call.
+        Call => "call",
+        /// E-mail.
+        Email => "email",
+        /// Meeting.
+        Meeting => "meeting",
+        /// Product demo.
+        Demo => "demo",
+        /// Proposal sent.
+        Proposal => "proposal",
+        /// Chat or messenger message.
+        Message => "message",
+    }
+);
+
+crm_enum!(
+    /// Whether a touch moved the deal on.
+    Outcome {
+        /// It did.
+        Productive => "productive",
+        /// It did not.
+        Unproductive => "unproductive",
+    }
+);
+
+crm_enum!(
+    /// What a plan row sets a target for.
+    PlanMetric {
+        /// Call activities.
+        Calls => "calls",
+        /// E-mail activities.
+        Emails => "emails",
+        /// Meetings.
+        Meetings => "meetings",
+        /// Demos.
+        Demos => "demos",
+        /// Proposals.
+        Proposals => "proposals",
+        /// Messages.
+        Messages => "messages",
+        /// Deals won (by closed_at).
+        DealsWon => "deals_won",
+        /// Sum of won deals' amounts.
+        Revenue => "revenue",
+    }
+);
+
+impl PlanMetric {
+    /// The activity type this metric counts, if it counts activities.
+    pub fn activity_type(self) -> Option<ActivityType> {
+        match self {
+            PlanMetric::Calls => Some(ActivityType::Call),
+            PlanMetric::Emails => Some(ActivityType::Email),
+            PlanMetric::Meetings => Some(ActivityType::Meeting),
+            PlanMetric::Demos => Some(ActivityType::Demo),
+            PlanMetric::Proposals => Some(ActivityType::Proposal),
+            PlanMetric::Messages => Some(ActivityType::Message),
+            PlanMetric::DealsWon | PlanMetric::Revenue => None,
+        }
+    }
+}
+
+/// How a cell is checked and stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Free text, stored as is (trimmed).
+    Text,
+    /// A manager id that must be in managers.csv (imported earlier or in the same folder).
+    KnownManager,
+    /// RFC 3339 timestamp, stored as Unix ms UTC.
+    Time,
+    /// `YYYY-MM-DD`, stored as text.
+    Date,
+    /// A decimal number.
+    Real,
+    /// A whole number.
+    Int,
+    /// One of a closed set; the function checks it and returns the stored form.
+    Enum(fn(&str) -> Result<&'static str, ParseError>),
+}
+
+/// One column of a CRM file.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Header name, also the stored column's name.
+    pub name: &'static str,
+    /// How it is checked.
+    pub kind: Kind,
+    /// Whether an empty cell rejects the row.
+    pub required: bool,
+    /// Part of the upsert key.
+    pub key: bool,
+}
+
+const fn col(name: &'static str, kind: Kind, required: bool, key: bool) -> Column {
+    Column {
+        name,
+        kind,
+        required,
+        key,
+    }
+}
+
+fn deal_status(s: &str) -> Result<&'static str, ParseError> {
+    s.parse::<DealStatus>().map(DealStatus::as_str)
+}
+fn activity_type(s: &str) -> Result<&'static str, ParseError> {
+    s.parse::<ActivityType>().map(ActivityType::as_str)
+}
+fn outcome(s: &str) -> Result<&'static str, ParseError> {
+    s.parse::<Outcome>().map(Outcome::as_str)
+}
+fn plan_metric(s: &str) -> Result<&'static str, ParseError> {
+    s.parse::<PlanMetric>().map(PlanMetric::as_str)
+}
+
+use Kind::{Date, Int, KnownManager, Real, Text, Time};
+
+const MANAGERS: &[Column] = &[
+    col("manager_id", Text, true, true),
+    col("name", Text, true, false),
+    col("team", Text, false, false),
+    col("email", Text, false, false),
+];
+const CUSTOMERS: &[Column] = &[
+    col("customer_id", Text, true, true),
+    col("name", Text, false, false),
+    col("segment", Text, false, false),
+];
+const LEADS: &[Column] = &[
+    col("lead_id", Text, true, true),
+    col("created_at", Time, true, false),
+    col("source", Text, false, false),
+    col("manager_id", KnownManager, false, false),
+    col("first_response_at", Time, false, false),
+    col("mql_at", Time, false, false),
+    col("sql_at", Time, false, false),
+    col("customer_id", Text, false, false),
+];
+const DEALS: &[Column] = &[
+    col("deal_id", Text, true, true),
+    col("manager_id", KnownManager, true, false),
+    col("created_at", Time, true, false),
+    col("status", Kind::Enum(deal_status), true, false),
+    col("customer_id", Text, false, false),
+    col("lead_id", Text, false, false),
+    col("closed_at", Time, false, false),
+    col("amount", Real, false, false),
+    col("currency", Text, false, false),
+    col("lost_reason", Text, false, false),
+];
+const DEAL_STAGES: &[Column] = &[
+    col("deal_id", Text, true, true),
+    col("stage", Text, true, true),
+    col("entered_at", Time, true, false),
+];
+const ACTIVITIES: &[Column] = &[
+    col("activity_id", Text, true, true),
+    col("manager_id", KnownManager, true, false),
+    col("type", Kind::Enum(activity_type), true, false),
+    col("at", Time, true, false),
+    col("deal_id", Text, false, false),
+    col("outcome", Kind::Enum(outcome), false, false),
+    col("duration_s", Int, false, false),
+];
+const PLANS: &[Column] = &[
+    col("manager_id", KnownManager, true, true),
+    col("period_start", Date, true, true),
+    col("period_end", Date, true, true),
+    col("metric", Kind::Enum(plan_metric), true, true),
+    col("target", Real, true, false),
+];
+
+impl Entity {
+    /// Files of a folder are imported in this order, so managers exist before what refers to them.
+    pub const IMPORT_ORDER: &'static [Entity] = Entity::ALL;
+
+    /// The entity a file holds, from its name (`deals.csv` -> deals).
+    pub fn from_path(path: &Path) -> Option<Entity> {
+        let ext = path.extension()?.to_str()?;
+        if !ext.eq_ignore_ascii_case("csv") {
+            return None;
+        }
+        path.file_stem()?
+            .to_str()?
+            .to_ascii_lowercase()
+            .parse()
+            .ok()
+    }
+
+    /// The file's columns, in the stored table's order.
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            Entity::Managers => MANAGERS,
+            Entity::Customers => CUSTOMERS,
+            Entity::Leads => LEADS,
+            Entity::Deals => DEALS,
+            Entity::DealStages => DEAL_STAGES,
+            Entity::Activities => ACTIVITIES,
+            Entity::Plans => PLANS,
+        }
+    }
+
+    /// The table the rows go to.
+    pub fn table(self) -> &'static str {
+        match self {
+            Entity::Managers => "crm_managers",
+            Entity::Customers => "crm_customers",
+            Entity::Leads => "crm_leads",
+            Entity::Deals => "crm_deals",
+            Entity::DealStages => "crm_deal_stages",
+            Entity::Activities => "crm_activities",
+            Entity::Plans => "crm_plans",
+        }
+    }
+}
+
+/// A checked cell, ready to bind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Text or NULL.
+    Text(Option<String>),
+    /// Whole number (also timestamps in ms) or NULL.
+    Int(Option<i64>),
+    /// Decimal or NULL.
+    Real(Option<f64>),
+}
+
+/// Why one cell was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellError {
+    /// The column.
+    pub column: &'static str,
+    /// Why, in words a CRM admin can act on.
+    pub reason: String,
+}
+
+/// Parses an RFC 3339 timestamp (any offset) into Unix ms UTC.
+pub fn parse_timestamp(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("not an RFC 3339 timestamp ({e}): {s:?}"))
+}
+
+/// Parses a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("not a YYYY-MM-DD date: {s:?}"))
+}
+
+impl Column {
+    /// Checks one cell (`None` when the file has no such column).
+    pub fn check(&self, cell: Option<&str>, managers: &HashSet<String>) -> Result<Value, String> {
+        let cell = cell.map(str::trim).filter(|c| !c.is_empty());
+        let Some(cell) = cell else {
+            if self.required {
+                return Err("required value is empty".into());
+            }
+            return Ok(match self.kind {
+                Kind::Time | Kind::Int => Value::Int(None),
+                Kind::Real => Value::Real(None),
+                _ => Value::Text(None),
+            });
+        };
+        Ok(match self.kind {
+            Kind::Text | Kind::Date if cell.chars().any(char::is_control) => {
+                return Err("contains control characters".into())
+            }
+            Kind::Text => Value::Text(Some(cell.to_string())),
+            Kind::KnownManager => {
+                if !managers.contains(cell) {
+                    return Err(format!(
+                        "unknown manager {cell:?} (not in managers.csv; import managers first)"
+                    ));
+                }
+                Value::Text(Some(cell.to_string()))
+            }
+            Kind::Time => Value::Int(Some(parse_timestamp(cell)?)),
+            Kind::Date => Value::Text(Some(parse_date(cell)?.format("%Y-%m-%d").to_string())),
+            Kind::Real => {
+                let v: f64 = cell
+                    .parse()
+                    .map_err(|_| format!("not a number: {cell:?}"))?;
+                if !v.is_finite() {
+                    return Err(format!("not a finite number: {cell:?}"));
+                }
+                Value::Real(Some(v))
+            }
+            Kind::Int => Value::Int(Some(
+                cell.parse()
+                    .map_err(|_| format!("not a whole number: {cell:?}"))?,
+            )),
+            Kind::Enum(check) => Value::Text(Some(
+                check(&cell.to_ascii_lowercase())
+                    .map_err(|e| e.0)?
+                    .to_string(),
+            )),
+        })
+    }
+}
+
+/// Checks rules that span cells of one row (after every cell passed).
+pub fn check_row(entity: Entity, values: &[Value]) -> Result<(), CellError> {
+    if entity == Entity::Plans {
+        if let (Value::Text(Some(start)), Value::Text(Some(end))) = (&values[1], &values[2]) {
+            // Both are normalised YYYY-MM-DD, so text order is date order.
+            if end < start {
+                return Err(CellError {
+                    column: "period_end",
+                    reason: format!("period_end {end} is before period_start {start}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_name_entities() {
+        assert_eq!(
+            Entity::from_path(Path::new("x/Deal_Stages.CSV")),
+            Some(Entity::DealStages)
+        );
+        assert_eq!(Entity::from_path(Path::new("x/deals.txt")), None);
+        assert_eq!(Entity::from_path(Path::new("x/notes.csv")), None);
+    }
+
+    #[test]
+    fn timestamps_with_offsets_become_utc_ms() {
+        assert_eq!(
+            parse_timestamp("2026-03-01T02:30:00+03:00"),
+            parse_timestamp("2026-02-28T23:30:00Z")
+        );
+        assert!(parse_timestamp("2026-03-01 10:00").is_err());
+    }
+
+    #[test]
+    fn cells_are_checked_by_kind() {
+        let managers = HashSet::from(["m1".to_string()]);
+        let status = DEALS[3];
+        assert_eq!(
+            status.check(Some("Won"), &managers),
+            Ok(Value::Text(Some("won".into())))
+        );
+        assert!(status.check(Some("maybe"), &managers).is_err());
+        assert!(status.check(Some(" "), &managers).is_err());
+        let manager = DEALS[1];
+        assert!(manager.check(Some("m2"), &managers).is_err());
+        assert_eq!(
+            DEALS[7].check(None, &managers),
+            Ok(Value::Real(None)),
+            "an optional column missing from the file is NULL"
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The sales KPIs of the data contract for a period `[from, to)`, for everyone, a manager or a
+//! team. Each ratio carries the counts behind it and is null when its denominator is zero.
+
+use chrono::{Days, NaiveDate};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::entity::PlanMetric;
+use super::stats::{mean, median, percentile, Ratio};
+use super::AnalyticsConfig;
+use crate::domain::{now_millis, to_datetime};
+use crate::store::{KpiScope, PlanRow, Store, StoreError};
+
+const MINUTE_MS: f64 = 60_000.0;
+const DAY_MS: f64 = 86_400_000.0;
+
+/// A period `[from, to)` in Unix ms UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// Start, inclusive.
+    pub from: i64,
+    /// End, exclusive.
+    pub to: i64,
+}
+
+/// A period that does not parse or is empty.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PeriodError(pub String);
+
+impl Period {
+    /// Parses `from` and `to`, each a date (`YYYY-MM-DD`, 00:00 UTC) or an RFC 3339 time.
+    pub fn parse(from: &str, to: &str) -> Result<Self, PeriodError> {
+        let from_ms = parse_bound("from", from)?;
+        let to_ms = parse_bound("to", to)?;
+        if to_ms <= from_ms {
+            return Err(PeriodError(format!(
+                "to ({to}) must be after from ({from})"
+            )));
+        }
+        Ok(Self {
+            from: from_ms,
+            to: to_ms,
+        })
+    }
+
+    /// The calendar days (UTC) the period touches, first and last.
+    fn days(&self) -> (NaiveDate, NaiveDate) {
+        (
+            to_datetime(self.from).date_naive(),
+            to_datetime(self.to - 1).date_naive(),
+        )
+    }
+}
+
+fn parse_bound(name: &str, s: &str) -> Result<i64, PeriodError> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(day_start(d));
+    }
+    super::entity::parse_timestamp(s).map_err(|_| {
+        PeriodError(format!(
+            "{name}: expected YYYY-MM-DD or an RFC 3339 time, got {s:?}"
+        ))
+    })
+}
+
+/// 00:00 UTC of a day, in ms.
+fn day_start(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or_default()
+}
+
+/// Conversion from one funnel stage to the next.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct StageConversion {
+    /// The stage deals reached first.
+    pub from_stage: String,
+    /// The next stage.
+    pub to_stage: String,
+    /// Deals that reached `to_stage` / deals that reached `from_stage`.
+    #[serde(flatten)]
+    pub ratio: Ratio,
+}
+
+/// Days from creation to close of the deals won in the period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SalesCycle {
+    /// Won deals measured.
+    pub deals: i64,
+    /// Mean days.
+    pub mean_days: Option<f64>,
+    /// Median days.
+    pub median_days: Option<f64>,
+}
+
+/// Minutes from lead creation to first response, over answered leads.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ResponseTime {
+    /// Answered leads measured.
+    pub answered: i64,
+    /// Median minutes.
+    pub median_minutes: Option<f64>,
+    /// 90th percentile minutes (linear interpolation).
+    pub p90_minutes: Option<f64>,
+}
+
+/// Share of leads answered later than the SLA, or not answered though the SLA has passed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SlaBreach {
+    /// The SLA in minutes (exactly this long is on time).
+    pub sla_minutes: u64,
+    /// Breaches / all leads created in the period.
+    #[serde(flatten)]
+    pub ratio: Ratio,
+}
+
+/// Amounts of the deals won in the period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DealSize {
+    /// Won deals with an amount.
+    pub deals_with_amount: i64,
+    /// Won deals without one (in win figures, not here).
+    pub deals_without_amount: i64,
+    /// Mean amount.
+    pub average: Option<f64>,
+    /// Sum of amounts.
+    pub revenue: f64,
+}
+
+/// One plan row's attainment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PlanAttainment {
+    /// The manager.
+    pub manager_id: String,
+    /// What is planned.
+    pub metric: PlanMetric,
+    /// First day.
+    pub period_start: String,
+    /// Last day (inclusive).
+    pub period_end: String,
+    /// Target.
+    pub target: f64,
+    /// Actual in the plan's own period.
+    pub actual: f64,
+    /// actual / target, or null for a zero target.
+    pub value: Option<f64>,
+}
+
+/// Every KPI of the contract for one period and scope.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Kpis {
+    /// S_i -> S_i+1 for each funnel step, over deals created in the period.
+    pub stage_conversion: Vec<StageConversion>,
+    /// Won / (won + lost), deals closed in the period.
+    pub win_rate: Ratio,
+    /// Won deals' creation-to-close days.
+    pub sales_cycle: SalesCycle,
+    /// Lead response time.
+    pub lead_response: ResponseTime,
+    /// SLA breach rate.
+    pub sla_breach_rate: SlaBreach,
+    /// Leads with sql_at / leads with mql_at.
+    pub mql_to_sql: Ratio,
+    /// Average deal size and revenue.
+    pub deal_size: DealSize,
+    /// Customers with 2+ won deals / customers with a deal won in the period.
+    pub repeat_sale_rate: Ratio,
+    /// Productive activities / all activities.
+    pub productive_touch_share: Ratio,
+    /// Activities on deals won in the period / those deals.
+    pub activities_per_won_deal: Ratio,
+    /// Each plan row overlapping the period.
+    pub plan_attainment: Vec<PlanAttainment>,
+}
+
+/// Computes every KPI for `scope` over `period`.
+pub async fn compute(
+    store: &Store,
+    config: &AnalyticsConfig,
+    scope: &KpiScope,
+    period: Period,
+) -> Result<Kpis, StoreError> {
+    let Period { from, to } = period;
+    let funnel = &config.funnel_stages;
+    // Independent queries run side by side: on PostgreSQL each is a round trip, and the pool
+    // has connections to spare.
+    let (
+        reach,
+        (won, lost),
+        won_deals,
+        leads,
+        (customers, repeaters),
+        (activities, productive, on_won),
+        plan_attainment,
+    ) = tokio::try_join!(
+        store.kpi_stage_reach(scope, from, to, funnel),
+        store.kpi_closed(scope, from, to),
+        store.kpi_won_deals(scope, from, to),
+        store.kpi_leads(scope, from, to),
+        store.kpi_repeat_customers(scope, from, to),
+        store.kpi_activities(scope, from, to),
+        plans(store, scope, period),
+    )?;
+    let reached = |i: usize| -> i64 {
+        reach
+            .iter()
+            .filter(|(r, _)| *r >= i as i64)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let stage_conversion = funnel
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| StageConversion {
+            from_stage: w[0].clone(),
+            to_stage: w[1].clone(),
+            ratio: Ratio::of(reached(i + 1), reached(i)),
+        })
+        .collect();
+
+    let cycles: Vec<f64> = won_deals
+        .iter()
+        .map(|d| (d.closed_at - d.created_at) as f64 / DAY_MS)
+        .collect();
+    let amounts: Vec<f64> = won_deals.iter().filter_map(|d| d.amount).collect();
+
+    let sla_ms = i64::try_from(config.response_sla_minutes)
+        .unwrap_or(i64::MAX / 60_000)
+        .saturating_mul(60_000);
+    let horizon = to.min(now_millis());
+    let responses: Vec<f64> = leads
+        .iter()
+        .filter_map(|l| {
+            l.first_response_at
+                .map(|r| (r - l.created_at) as f64 / MINUTE_MS)
+        })
+        .collect();
+    let breaches = leads
+        .iter()
+        .filter(|l| match l.first_response_at {
+            Some(r) => r - l.created_at > sla_ms,
+            None => horizon - l.created_at > sla_ms,
+        })
+        .count() as i64;
+    let mql = leads.iter().filter(|l| l.mql).count() as i64;
+    let mql_sql = leads.iter().filter(|l| l.mql && l.sql).count() as i64;
+
+    Ok(Kpis {
+        stage_conversion,
+        win_rate: Ratio::of(won, won + lost),
+        sales_cycle: SalesCycle {
+            deals: cycles.len() as i64,
+            mean_days: mean(&cycles),
+            median_days: median(&cycles),
+        },
+        lead_response: ResponseTime {
+            answered: responses.len() as i64,
+            median_minutes: median(&responses),
+            p90_minutes: percentile(&responses, 0.9),
+        },
+        sla_breach_rate: SlaBreach {
+            sla_minutes: config.response_sla_minutes,
+            ratio: Ratio::of(breaches, leads.len() as i64),
+        },
+        mql_to_sql: Ratio::of(mql_sql, mql),
+        deal_size: DealSize {
+            deals_with_amount: amounts.len() as i64,
+            deals_without_amount: (won_deals.len() - amounts.len()) as i64,
+            average: mean(&amounts),
+            revenue: amounts.iter().sum(),
+        },
+        repeat_sale_rate: Ratio::of(repeaters, customers),
+        productive_touch_share: Ratio::of(productive, activities),
+        activities_per_won_deal: Ratio::of(on_won, won_deals.len() as i64),
+        plan_attainment,
+    })
+}
+
+/// Attainment of each plan row overlapping the period, counted in the plan's own days.
+async fn plans(
+    store: &Store,
+    scope: &KpiScope,
+    period: Period,
+) -> Result<Vec<PlanAttainment>, StoreError> {
+    let (first, last) = period.days();
+    let rows = store
+        .kpi_plans(
+            scope,
+            &first.format("%Y-%m-%d").to_string(),
+            &last.format("%Y-%m-%d").to_string(),
+        )
+        .await?;
+    // Each row's actual is its own small indexed query; they run side by side (in order).
+    futures::future::try_join_all(rows.into_iter().map(|p| attainment(store, p))).await
+}
+
+/// One plan row's actual and attainment, counted in the plan's own days.
+async fn attainment(store: &Store, p: PlanRow) -> Result<PlanAttainment, StoreError> {
+    let metric: PlanMetric = p
+        .metric
+        .parse()
+        .map_err(|e: crate::domain::ParseError| StoreError::Corrupt(e.0))?;
+    let start = super::entity::parse_date(&p.period_start).map_err(StoreError::Corrupt)?;
+    let end = super::entity::parse_date(&p.period_end).map_err(StoreError::Corrupt)?;
+    // period_end is inclusive: the plan runs until 00:00 UTC of the next day.
+    let (from, to) = (
+        day_start(start),
+        day_start(end.checked_add_days(Days::new(1)).unwrap_or(end)),
+    );
+    let actual = match metric.activity_type() {
+        Some(kind) => {
+            store
+                .kpi_count_activities(&p.manager_id, kind, from, to)
+                .await? as f64
+        }
+        None => {
+            let (n, revenue) = store.kpi_manager_wins(&p.manager_id, from, to).await?;
+            if metric == PlanMetric::Revenue {
+                revenue
+            } else {
+                n as f64
+            }
+        }
+    };
+    Ok(PlanAttainment {
+        manager_id: p.manager_id,
+        metric,
+        period_start: p.period_start,
+        period_end: p.period_end,
+        target: p.target,
+        actual,
+        value: (p.target != 0.0).then(|| actual / p.target),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_accept_dates_and_times_in_utc() {
+        let p = Period::parse("2026-03-01", "2026-04-01T02:00:00+02:00").expect("valid");
+        assert_eq!(
+            p.from,
+            day_start(NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"))
+        );
+        assert_eq!(
+            p.to,
+            day_start(NaiveDate::from_ymd_opt(2026, 4, 1).expect("date"))
+        );
+        let (first, last) = p.days();
+        assert_eq!(first.to_string(), "2026-03-01");
+        assert_eq!(last.to_string(), "2026-03-31");
+        assert!(Period::parse("2026-04-01", "2026-03-01").is_err());
+        assert!(Period::parse("March", "2026-03-01").is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! `/api/v1/deals/open`: open deals ranked by win probability, with next best steps.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::auth::Auth;
+use super::error::ErrorBody;
+use super::{ApiError, AppState};
+use crate::analytics::deals::{open_deals, OpenDeals};
+
+/// Query of the open-deals list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OpenDealsQuery {
+    /// Only this manager's deals (managers: only their own, the default for them).
+    pub manager_id: Option<String>,
+    /// Most deals listed (default 50, at most 500).
+    pub limit: Option<usize>,
+}
+
+/// Open deals ranked by win probability.
+///
+/// The probability comes from a logistic regression trained on the closed deals (features:
+/// stage reached, days since the last activity, activity count, lead response time, call
+/// quality), with its Brier score on the most recently closed fifth held out. With too few
+/// closed deals there is no probability and `note` says why. Each deal carries next best steps:
+/// rules (no touch for `analytics.stale_days`, missed response SLA, last call without an agreed
+/// next step) and the next steps the last call's scorecard suggested.
+#[utoipa::path(
+    get, path = "/api/v1/deals/open", tag = "analytics", params(OpenDealsQuery),
+    responses(
+        (status = 200, body = OpenDeals),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn open(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<OpenDealsQuery>,
+) -> Result<Json<OpenDeals>, ApiError> {
+    let wanted = q
+        .manager_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let manager = match auth.0.scope() {
+        Some(own) => {
+            if wanted.is_some_and(|m| m != own.as_str()) {
+                return Err(ApiError::Forbidden(
+                    "managers see only their own deals".into(),
+                ));
+            }
+            Some(own.as_str().to_string())
+        }
+        None => wanted.map(str::to_string),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let deals = open_deals(
+        &state.store,
+        &state.config.analytics,
+        manager.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(deals))
+}

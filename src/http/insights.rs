@@ -1,0 +1,100 @@
+//! `/api/v1/insights/...`: what links call quality to outcomes, and who may need support.
+//! For the people who coach (admin, qa, head), not for managers.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::auth::Auth;
+use super::error::ErrorBody;
+use super::reports::PeriodQuery;
+use super::{ApiError, AppState};
+use crate::analytics::insights::{attention as find_attention, quality_vs_outcome as qvo};
+use crate::analytics::insights::{Attention, QualityVsOutcome};
+use crate::analytics::kpis::Period;
+use crate::domain::{now_millis, Role};
+
+const COACHES: &[Role] = &[Role::Admin, Role::Qa, Role::Head];
+/// The attention list looks at the last four weeks unless told otherwise.
+const DEFAULT_WINDOW_MS: i64 = 28 * 86_400_000;
+
+/// Win rates by call quality.
+///
+/// Over deals closed in `[from, to)` that have scored calls: win rate by average-score band; per
+/// criterion, the win rate when it was met and when not, the lift, 95% Wilson intervals and
+/// sample sizes (`insufficient_data` below `analytics.min_sample`); per manager, average quality
+/// beside win rate. Correlation, not causation.
+#[utoipa::path(
+    get, path = "/api/v1/insights/quality-vs-outcome", tag = "analytics", params(PeriodQuery),
+    responses(
+        (status = 200, body = QualityVsOutcome),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn quality_vs_outcome(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<PeriodQuery>,
+) -> Result<Json<QualityVsOutcome>, ApiError> {
+    auth.require(COACHES)?;
+    let period = q.period()?;
+    Ok(Json(
+        qvo(&state.store, &state.config.analytics, period).await?,
+    ))
+}
+
+/// Period of the attention list (both optional: the last 28 days).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttentionQuery {
+    /// Period start (`YYYY-MM-DD` or RFC 3339); default 28 days before `to`.
+    pub from: Option<String>,
+    /// Period end, exclusive; default now.
+    pub to: Option<String>,
+}
+
+/// Managers who may need support.
+///
+/// Managers well behind their team on call quality, win rate, SLA breach rate or plan
+/// attainment, each with the figures, the calls behind them and a suggested training focus
+/// (their weakest criteria). Advice for a person, not a verdict; nothing is flagged on fewer
+/// than `analytics.min_sample` calls, deals or leads, and a team of one is never compared.
+#[utoipa::path(
+    get, path = "/api/v1/insights/attention", tag = "analytics", params(AttentionQuery),
+    responses(
+        (status = 200, body = Attention),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn attention(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<AttentionQuery>,
+) -> Result<Json<Attention>, ApiError> {
+    auth.require(COACHES)?;
+    let period = match (&q.from, &q.to) {
+        (Some(from), Some(to)) => PeriodQuery {
+            from: from.clone(),
+            to: to.clone(),
+        }
+        .period()?,
+        (None, None) => {
+            let to = now_millis();
+            Period {
+                from: to - DEFAULT_WINDOW_MS,
+                to,
+            }
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give both from and to, or neither".into(),
+            ))
+        }
+    };
+    Ok(Json(
+        find_attention(&state.store, &state.config.analytics, period).await?,
+    ))
+}

@@ -1,0 +1,122 @@
+//! Deal features for the win-probability model and the last call of each open deal.
+
+use sqlx::Row;
+
+use super::kpis::{literal, KpiScope};
+use super::{Store, StoreError};
+use crate::domain::CallId;
+
+/// What the model knows about a deal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealFeatures {
+    /// The deal.
+    pub deal_id: String,
+    /// Its manager.
+    pub manager_id: String,
+    /// open / won / lost (checked on import).
+    pub status: String,
+    /// Created at (ms).
+    pub created_at: i64,
+    /// Closed at (ms).
+    pub closed_at: Option<i64>,
+    /// Highest funnel stage index from its stage rows, excluding the last (won) stage.
+    pub stage: Option<i64>,
+    /// Activities linked to it (up to its close).
+    pub activities: i64,
+    /// Its latest activity (up to its close).
+    pub last_activity_at: Option<i64>,
+    /// Its lead's creation and first response.
+    pub lead_created_at: Option<i64>,
+    /// First response to its lead.
+    pub lead_first_response_at: Option<i64>,
+    /// Mean overall score of its scored calls.
+    pub quality: Option<f64>,
+}
+
+/// The latest scored call of a deal.
+#[derive(Debug, Clone)]
+pub struct LastCall {
+    /// The call.
+    pub call_id: CallId,
+    /// When it took place.
+    pub at: i64,
+    /// Whether the closing (agreed next step) criterion was met; `None` if not rated.
+    pub closing_met: Option<bool>,
+    /// The scorecard document.
+    pub document: String,
+}
+
+impl Store {
+    /// Features of every deal in scope; `stages` are the funnel's stages but the won one.
+    pub async fn deal_features(
+        &self,
+        scope: &KpiScope,
+        stages: &[String],
+    ) -> Result<Vec<DealFeatures>, StoreError> {
+        let cases: String = stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!(" WHEN {} THEN {i}", literal(s)))
+            .collect();
+        let until = "(d.closed_at IS NULL OR a.at <= d.closed_at)";
+        // $1 and $2 are unused bounds kept so the scope stays $3, as in every analytics query.
+        let sql = format!(
+            "SELECT d.deal_id AS deal_id, d.manager_id AS manager_id, d.status AS status, \
+                    d.created_at AS created_at, d.closed_at AS closed_at, \
+                    (SELECT CAST(MAX(CASE s.stage{cases} END) AS BIGINT) FROM crm_deal_stages s WHERE s.deal_id = d.deal_id) AS stage, \
+                    (SELECT COUNT(*) FROM crm_activities a WHERE a.deal_id = d.deal_id AND {until}) AS acts, \
+                    (SELECT MAX(a.at) FROM crm_activities a WHERE a.deal_id = d.deal_id AND {until}) AS last_at, \
+                    l.created_at AS lead_created, l.first_response_at AS lead_response, \
+                    (SELECT AVG(s.overall) FROM calls c JOIN scores s ON s.call_id = c.id \
+                      WHERE c.deal_id = d.deal_id AND s.status = 'scored') AS quality \
+             FROM crm_deals d LEFT JOIN crm_leads l ON l.lead_id = d.lead_id \
+             WHERE d.created_at >= $1 AND d.created_at < $2{} ORDER BY d.deal_id",
+            scope.filter("d.manager_id")
+        );
+        let rows = scope
+            .bind(sqlx::query(&sql).bind(i64::MIN).bind(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DealFeatures {
+                    deal_id: r.try_get("deal_id")?,
+                    manager_id: r.try_get("manager_id")?,
+                    status: r.try_get("status")?,
+                    created_at: r.try_get("created_at")?,
+                    closed_at: r.try_get("closed_at")?,
+                    stage: r.try_get("stage")?,
+                    activities: r.try_get("acts")?,
+                    last_activity_at: r.try_get("last_at")?,
+                    lead_created_at: r.try_get("lead_created")?,
+                    lead_first_response_at: r.try_get("lead_response")?,
+                    quality: r.try_get("quality")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The latest scored call of `deal`, if any.
+    pub async fn last_scored_call(&self, deal: &str) -> Result<Option<LastCall>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id AS id, COALESCE(c.started_at, c.created_at) AS at, s.document AS document, \
+                    sc.met AS met \
+             FROM calls c JOIN scores s ON s.call_id = c.id \
+             LEFT JOIN score_criteria sc ON sc.call_id = c.id AND sc.criterion_id = 'closing' \
+             WHERE c.deal_id = $1 AND s.status = 'scored' \
+             ORDER BY at DESC, c.id DESC LIMIT 1",
+        )
+        .bind(deal)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(LastCall {
+                call_id: super::parse_col(&r, "id")?,
+                at: r.try_get("at")?,
+                closing_met: r.try_get::<Option<i64>, _>("met")?.map(|m| m == 1),
+                document: r.try_get("document")?,
+            })
+        })
+        .transpose()
+    }
+}

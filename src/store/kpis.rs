@@ -1,0 +1,394 @@
+//! The KPI queries: each filters one CRM table by a time range and a scope, and aggregates in
+//! the database where a count or a sum is enough; durations come back as rows for medians.
+//!
+//! Placeholders: `$1` = from, `$2` = to (Unix ms), `$3` = the scope's manager or team, bound
+//! only when there is a scope.
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use super::{Store, StoreError};
+use crate::analytics::entity::{ActivityType, DealStatus};
+
+/// Whose figures a query counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KpiScope {
+    /// Everyone (leads without a manager included).
+    All,
+    /// One manager's leads, deals and activities.
+    Manager(String),
+    /// The leads, deals and activities of the managers of one team.
+    Team(String),
+}
+
+impl KpiScope {
+    /// `AND <column> ...` restricting `column` (a manager id) to the scope.
+    pub(super) fn filter(&self, column: &str) -> String {
+        match self {
+            KpiScope::All => String::new(),
+            KpiScope::Manager(_) => format!(" AND {column} = $3"),
+            KpiScope::Team(_) => {
+                format!(" AND {column} IN (SELECT manager_id FROM crm_managers WHERE team = $3)")
+            }
+        }
+    }
+
+    pub(super) fn bind<'q>(
+        &'q self,
+        q: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Query<'q, Any, AnyArguments<'q>> {
+        match self {
+            KpiScope::All => q,
+            KpiScope::Manager(m) => q.bind(m.as_str()),
+            KpiScope::Team(t) => q.bind(t.as_str()),
+        }
+    }
+}
+
+/// A won deal as the KPIs need it.
+#[derive(Debug, Clone)]
+pub struct WonDeal {
+    /// Created at (ms).
+    pub created_at: i64,
+    /// Closed at (ms).
+    pub closed_at: i64,
+    /// Amount, if known.
+    pub amount: Option<f64>,
+}
+
+/// A lead as the KPIs need it.
+#[derive(Debug, Clone)]
+pub struct LeadTimes {
+    /// Created at (ms).
+    pub created_at: i64,
+    /// First response (ms).
+    pub first_response_at: Option<i64>,
+    /// Became an MQL.
+    pub mql: bool,
+    /// Became an SQL.
+    pub sql: bool,
+}
+
+/// A plan row overlapping a period.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    /// The manager.
+    pub manager_id: String,
+    /// First day (YYYY-MM-DD).
+    pub period_start: String,
+    /// Last day, inclusive.
+    pub period_end: String,
+    /// The metric (checked on import).
+    pub metric: String,
+    /// Target.
+    pub target: f64,
+}
+
+/// SQL literal for a configured stage name.
+pub(super) fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Store {
+    /// For deals created in `[from, to)`: how many reached each funnel stage index (the last one
+    /// is implied by status won), as (index, count); index -1 = no funnel stage.
+    pub async fn kpi_stage_reach(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+        funnel: &[String],
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let last = funnel.len() as i64 - 1;
+        let cases: String = funnel
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!(" WHEN {} THEN {i}", literal(s)))
+            .collect();
+        let sql = format!(
+            "SELECT r, COUNT(*) AS n FROM (\
+               SELECT d.deal_id, CASE WHEN d.status = 'won' THEN {last} \
+                 ELSE COALESCE(MAX(CASE s.stage{cases} END), -1) END AS r \
+               FROM crm_deals d LEFT JOIN crm_deal_stages s ON s.deal_id = d.deal_id \
+               WHERE d.created_at >= $1 AND d.created_at < $2{} \
+               GROUP BY d.deal_id, d.status) t GROUP BY r",
+            scope.filter("d.manager_id")
+        );
+        let rows = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((int(r, "r")?, r.try_get::<i64, _>("n")?)))
+            .collect()
+    }
+
+    /// Deals closed in `[from, to)`: (won, lost).
+    pub async fn kpi_closed(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let sql = format!(
+            "SELECT COUNT(CASE WHEN status = '{}' THEN 1 END) AS won, \
+                    COUNT(CASE WHEN status = '{}' THEN 1 END) AS lost \
+             FROM crm_deals d WHERE d.closed_at >= $1 AND d.closed_at < $2{}",
+            DealStatus::Won,
+            DealStatus::Lost,
+            scope.filter("d.manager_id")
+        );
+        let row = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("won")?, row.try_get("lost")?))
+    }
+
+    /// Deals won (closed) in `[from, to)`.
+    pub async fn kpi_won_deals(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<WonDeal>, StoreError> {
+        let sql = format!(
+            "SELECT created_at, closed_at, amount FROM crm_deals d \
+             WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{}",
+            DealStatus::Won,
+            scope.filter("d.manager_id")
+        );
+        let rows = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WonDeal {
+                    created_at: r.try_get("created_at")?,
+                    closed_at: r.try_get("closed_at")?,
+                    amount: r.try_get("amount")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Leads created in `[from, to)`.
+    pub async fn kpi_leads(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<LeadTimes>, StoreError> {
+        let sql = format!(
+            "SELECT created_at, first_response_at, mql_at, sql_at FROM crm_leads l \
+             WHERE l.created_at >= $1 AND l.created_at < $2{}",
+            scope.filter("l.manager_id")
+        );
+        let rows = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeadTimes {
+                    created_at: r.try_get("created_at")?,
+                    first_response_at: r.try_get("first_response_at")?,
+                    mql: r.try_get::<Option<i64>, _>("mql_at")?.is_some(),
+                    sql: r.try_get::<Option<i64>, _>("sql_at")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Customers with a deal won in `[from, to)`: (all of them, those with 2+ won deals
+    /// closed before `to`).
+    pub async fn kpi_repeat_customers(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS customers, COUNT(CASE WHEN n >= 2 THEN 1 END) AS repeaters FROM (\
+               SELECT d.customer_id, COUNT(*) AS n FROM crm_deals d \
+               WHERE d.status = '{}' AND d.customer_id IS NOT NULL AND d.closed_at < $2{} \
+               GROUP BY d.customer_id HAVING MAX(d.closed_at) >= $1) t",
+            DealStatus::Won,
+            scope.filter("d.manager_id")
+        );
+        let row = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("customers")?, row.try_get("repeaters")?))
+    }
+
+    /// Activities in `[from, to)`: (all, productive, linked to deals won in the period).
+    pub async fn kpi_activities(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<(i64, i64, i64), StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS total, COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) AS productive \
+             FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{}",
+            scope.filter("a.manager_id")
+        );
+        let row = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_one(&self.pool)
+            .await?;
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM crm_activities a JOIN crm_deals d ON d.deal_id = a.deal_id \
+             WHERE a.at >= $1 AND a.at < $2 AND d.status = '{}' \
+               AND d.closed_at >= $1 AND d.closed_at < $2{}{}",
+            DealStatus::Won,
+            scope.filter("a.manager_id"),
+            scope.filter("d.manager_id")
+        );
+        let on_won = scope
+            .bind(sqlx::query(&sql).bind(from).bind(to))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            row.try_get("total")?,
+            row.try_get("productive")?,
+            on_won.try_get("n")?,
+        ))
+    }
+
+    /// Plan rows whose days `[first, last]` overlap the days `[first_day, last_day]`.
+    pub async fn kpi_plans(
+        &self,
+        scope: &KpiScope,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<PlanRow>, StoreError> {
+        // The period's days take the places of from and to, so the scope stays $3.
+        let sql = format!(
+            "SELECT manager_id, period_start, period_end, metric, target FROM crm_plans p \
+             WHERE p.period_end >= $1 AND p.period_start <= $2{} \
+             ORDER BY manager_id, period_start, metric, period_end",
+            scope.filter("p.manager_id")
+        );
+        let rows = scope
+            .bind(sqlx::query(&sql).bind(first_day).bind(last_day))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlanRow {
+                    manager_id: r.try_get("manager_id")?,
+                    period_start: r.try_get("period_start")?,
+                    period_end: r.try_get("period_end")?,
+                    metric: r.try_get("metric")?,
+                    target: r.try_get("target")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One manager's activities of `kind` in `[from, to)`.
+    pub async fn kpi_count_activities(
+        &self,
+        manager: &str,
+        kind: ActivityType,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM crm_activities \
+             WHERE manager_id = $1 AND type = $2 AND at >= $3 AND at < $4",
+        )
+        .bind(manager)
+        .bind(kind.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// One manager's deals won in `[from, to)`: (count, sum of known amounts).
+    pub async fn kpi_manager_wins(
+        &self,
+        manager: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<(i64, f64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, SUM(amount) AS revenue FROM crm_deals \
+             WHERE manager_id = $1 AND status = 'won' AND closed_at >= $2 AND closed_at < $3",
+        )
+        .bind(manager)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get("n")?,
+            row.try_get::<Option<f64>, _>("revenue")?.unwrap_or(0.0),
+        ))
+    }
+
+    /// The managers of a team, or all managers (sorted by id).
+    pub async fn crm_managers_of(&self, team: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let rows = match team {
+            Some(t) => {
+                sqlx::query(
+                    "SELECT manager_id FROM crm_managers WHERE team = $1 ORDER BY manager_id",
+                )
+                .bind(t)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT manager_id FROM crm_managers ORDER BY manager_id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Every team named in managers.csv (sorted).
+    pub async fn crm_teams(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT team FROM crm_managers WHERE team IS NOT NULL ORDER BY team",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Whether a manager is in managers.csv, and its team.
+    pub async fn crm_manager_team(
+        &self,
+        manager: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let row = sqlx::query("SELECT team FROM crm_managers WHERE manager_id = $1")
+            .bind(manager)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            r.try_get::<Option<String>, _>("team")
+                .map_err(StoreError::from)
+        })
+        .transpose()
+    }
+}
+
+/// Reads an integer column whatever width the engine gave it.
+fn int(row: &sqlx::any::AnyRow, col: &str) -> Result<i64, StoreError> {
+    match row.try_get::<i64, _>(col) {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(i64::from(row.try_get::<i32, _>(col)?)),
+    }
+}

@@ -1,0 +1,164 @@
+//! Open deals: ranked by a model trained on closed deals, or honestly unranked without enough
+//! history; next best steps from rules and from the last call's scorecard.
+
+use callgrade::domain::Role;
+use callgrade::jobs::Registry;
+use serde_json::json;
+
+use crate::analytics_import::{import_csv, FIXTURES};
+use crate::analytics_reports::{insert_scored, Scored};
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::on_both_backends;
+
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
+}
+
+/// 12 won deals that reached negotiation with 6 activities each, 12 lost ones that stopped at
+/// `new` with one activity; then two open deals, one like the winners and one like the losers.
+async fn seed(app: &TestApp, closed_each: usize) {
+    let managers = std::fs::read_to_string(format!("{FIXTURES}/managers.csv")).expect("fixture");
+    import_csv(app, &app.admin, "managers", "", &managers).await;
+    let mut deals = String::from("deal_id,manager_id,created_at,status,closed_at,lead_id\n");
+    let mut stages = String::from("deal_id,stage,entered_at\n");
+    let mut acts = String::from("activity_id,manager_id,type,at,deal_id\n");
+    for i in 0..closed_each {
+        for (kind, stage, n) in [("won", "negotiation", 6), ("lost", "new", 1)] {
+            let id = format!("{kind}{i}");
+            deals += &format!("{id},m1,{},{kind},{},\n", days_ago(100), days_ago(60));
+            stages += &format!("{id},{stage},{}\n", days_ago(90));
+            for a in 0..n {
+                acts += &format!("{id}-a{a},m1,call,{},{id}\n", days_ago(61 + a));
+            }
+        }
+    }
+    deals += &format!(
+        "HOT,m1,{},open,,L1\nCOLD,m2,{},open,,\n",
+        days_ago(20),
+        days_ago(40)
+    );
+    stages += &format!(
+        "HOT,negotiation,{}\nCOLD,new,{}\n",
+        days_ago(5),
+        days_ago(40)
+    );
+    for a in 0..6 {
+        acts += &format!("HOT-a{a},m1,call,{},HOT\n", days_ago(1 + a));
+    }
+    let leads = format!(
+        "lead_id,created_at,manager_id,first_response_at\nL1,{},m1,{}\n",
+        days_ago(21),
+        (chrono::Utc::now() - chrono::Duration::days(21) + chrono::Duration::minutes(45))
+            .to_rfc3339()
+    );
+    for (entity, csv) in [
+        ("leads", leads),
+        ("deals", deals),
+        ("deal_stages", stages),
+        ("activities", acts),
+    ] {
+        let (status, report) = import_csv(app, &app.admin, entity, "", &csv).await;
+        assert_eq!(
+            (status, report["rejected"].as_u64()),
+            (200, Some(0)),
+            "{entity}: {report}"
+        );
+    }
+    let call = "01900000-0000-7000-8000-000000000099";
+    insert_scored(&app.store, &Scored {
+        id: call, manager: "m1", started_at: Some(&days_ago(2)), created_at: &days_ago(2), status: "scored", overall: 70.0,
+        criteria: &[("closing", Some(0.0), Some(0))], conversation: None,
+        document: json!({"next_steps": [{"action": "Send the revised quote", "owner": "manager", "due_date": "2026-12-10"}]}),
+    }).await;
+    sqlx::query("UPDATE calls SET deal_id = 'HOT' WHERE id = $1")
+        .bind(call)
+        .execute(app.store.pool())
+        .await
+        .expect("link");
+}
+
+async fn open_deals_are_ranked_by_a_calibrated_model_with_next_steps(backend: Backend) {
+    let app = spawn_app_with(backend, Registry::new(), |c| {
+        c.analytics.min_training_deals = 10
+    })
+    .await;
+    seed(&app, 12).await;
+    let (status, r) = app.get_json(&app.admin, "/api/v1/deals/open").await;
+    assert_eq!(status, 200, "{r}");
+    let model = &r["model"];
+    assert_eq!(model["trained_on"], 24);
+    assert_eq!(model["held_out"], 4, "the most recent fifth");
+    let brier = model["brier_held_out"].as_f64().expect("brier");
+    assert!(
+        (0.0..0.25).contains(&brier),
+        "better than a coin on separable history: {brier}"
+    );
+    let ids: Vec<&str> = r["deals"]
+        .as_array()
+        .expect("deals")
+        .iter()
+        .map(|d| d["deal_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["HOT", "COLD"]);
+    let hot = &r["deals"][0];
+    let cold = &r["deals"][1];
+    assert!(hot["win_probability"].as_f64().expect("p") > 0.5, "{hot}");
+    assert!(cold["win_probability"].as_f64().expect("p") < 0.5, "{cold}");
+    assert_eq!(hot["stage"], "negotiation");
+    let reasons = |d: &serde_json::Value| -> Vec<String> {
+        d["next_steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .map(|s| s["reason"].as_str().expect("reason").to_string())
+            .collect()
+    };
+    assert_eq!(reasons(hot), ["missed_sla", "no_agreed_next_step"], "{hot}");
+    assert_eq!(reasons(cold), ["no_recent_touch"], "{cold}");
+    assert_eq!(
+        hot["last_call_next_steps"][0]["action"],
+        "Send the revised quote"
+    );
+
+    let m2 = app.token(Role::Manager, Some("m2")).await;
+    let (status, own) = app.get_json(&m2, "/api/v1/deals/open").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        own["deals"].as_array().map(Vec::len),
+        Some(1),
+        "only COLD is m2's"
+    );
+    let (status, _) = app.get_json(&m2, "/api/v1/deals/open?manager_id=m1").await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
+async fn too_few_closed_deals_give_no_probability_and_say_why(backend: Backend) {
+    let app = spawn_app_with(backend, Registry::new(), |_| {}).await;
+    seed(&app, 3).await;
+    let (status, r) = app.get_json(&app.admin, "/api/v1/deals/open").await;
+    assert_eq!(status, 200, "{r}");
+    assert!(r["model"].is_null(), "{r}");
+    assert!(
+        r["note"]
+            .as_str()
+            .expect("note")
+            .contains("too few closed deals"),
+        "{r}"
+    );
+    assert!(r["deals"]
+        .as_array()
+        .expect("deals")
+        .iter()
+        .all(|d| d["win_probability"].is_null()));
+    assert_eq!(
+        r["deals"][0]["deal_id"], "COLD",
+        "longest untouched first without a model"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(
+    open_deals_are_ranked_by_a_calibrated_model_with_next_steps,
+    too_few_closed_deals_give_no_probability_and_say_why,
+);

@@ -1,0 +1,336 @@
+//! CRM import over HTTP and from the command line: bad rows are listed and never poison good
+//! ones, re-imports change nothing, strict mode refuses a whole file.
+
+use std::process::Command;
+
+use callgrade::domain::Role;
+use callgrade::jobs::Registry;
+use serde_json::Value;
+
+use crate::helpers::{count, spawn_app, Backend, TestApp};
+use crate::on_both_backends;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crm");
+
+/// POSTs `csv` as the body of an import of `entity`.
+pub async fn import_csv(
+    app: &TestApp,
+    token: &str,
+    entity: &str,
+    query: &str,
+    csv: &str,
+) -> (u16, Value) {
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/import/{entity}{query}")))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/{name}")).expect("fixture")
+}
+
+const MALFORMED_DEALS: &str = "\
+deal_id,manager_id,created_at,status,amount,notes
+d1,m1,2026-03-02T10:00:00Z,won,1000,first good row
+d2,m9,2026-03-02T10:00:00Z,open,,unknown manager
+d3,m1,2026-03-02 10:00,open,,bad timestamp
+d4,m1,2026-03-02T10:00:00Z,pending,,unknown status
+,m1,2026-03-02T10:00:00Z,open,,missing key
+d5,m2,2026-03-03T10:00:00+02:00,lost,abc,bad amount
+d6,m2,2026-03-03T10:00:00+02:00,lost,,second good row
+";
+
+fn errors(report: &Value) -> Vec<(u64, String)> {
+    report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().expect("line"),
+                e["column"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn a_malformed_file_keeps_its_good_rows_and_lists_each_bad_one(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let (status, managers) =
+        import_csv(&app, &app.admin, "managers", "", &fixture("managers.csv")).await;
+    assert_eq!(status, 200, "{managers}");
+    assert_eq!(managers["inserted"], 3);
+
+    let (status, report) = import_csv(&app, &app.admin, "deals", "", MALFORMED_DEALS).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["rows"], 7);
+    assert_eq!(report["inserted"], 2);
+    assert_eq!(report["updated"], 0);
+    assert_eq!(report["rejected"], 5);
+    assert_eq!(report["committed"], true);
+    assert_eq!(
+        errors(&report),
+        vec![
+            (3, "manager_id".to_string()),
+            (4, "created_at".to_string()),
+            (5, "status".to_string()),
+            (6, "deal_id".to_string()),
+            (7, "amount".to_string()),
+        ]
+    );
+    let reasons: Vec<&str> = report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["reason"].as_str().expect("reason"))
+        .collect();
+    assert!(reasons[0].contains("unknown manager \"m9\""), "{reasons:?}");
+    assert!(reasons[1].contains("RFC 3339"), "{reasons:?}");
+    assert!(reasons[2].contains("pending"), "{reasons:?}");
+    assert!(reasons[3].contains("required"), "{reasons:?}");
+    assert!(reasons[4].contains("not a number"), "{reasons:?}");
+    // The offset is normalised: 10:00+02:00 is stored as 08:00 UTC.
+    assert_eq!(
+        count(
+            &app.store,
+            "SELECT created_at FROM crm_deals WHERE deal_id = 'd6'"
+        )
+        .await,
+        chrono::DateTime::parse_from_rfc3339("2026-03-03T08:00:00Z")
+            .expect("time")
+            .timestamp_millis()
+    );
+
+    // The same file again: nothing changes, and the bad rows are reported again.
+    let (_, again) = import_csv(&app, &app.admin, "deals", "", MALFORMED_DEALS).await;
+    assert_eq!(
+        (
+            again["inserted"].clone(),
+            again["updated"].clone(),
+            again["unchanged"].clone(),
+            again["rejected"].clone()
+        ),
+        (0.into(), 0.into(), 2.into(), 5.into()),
+        "{again}"
+    );
+
+    // One changed value is one update.
+    let changed = MALFORMED_DEALS.replace("lost,,second good row", "lost,750,second good row");
+    let (_, changed) = import_csv(&app, &app.admin, "deals", "", &changed).await;
+    assert_eq!(
+        (
+            changed["inserted"].clone(),
+            changed["updated"].clone(),
+            changed["unchanged"].clone()
+        ),
+        (0.into(), 1.into(), 1.into()),
+        "{changed}"
+    );
+    assert_eq!(count(&app.store, "SELECT COUNT(*) FROM crm_deals").await, 2);
+    app.stop().await;
+}
+
+async fn strict_mode_refuses_the_whole_file_on_one_bad_row(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    import_csv(&app, &app.admin, "managers", "", &fixture("managers.csv")).await;
+    let (status, report) =
+        import_csv(&app, &app.admin, "deals", "?strict=true", MALFORMED_DEALS).await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["committed"], false);
+    assert_eq!(report["inserted"], 0);
+    assert_eq!(
+        report["rejected"], 7,
+        "every row of a refused file is rejected"
+    );
+    assert_eq!(
+        errors(&report).len(),
+        5,
+        "the bad rows are listed: {report}"
+    );
+    assert_eq!(count(&app.store, "SELECT COUNT(*) FROM crm_deals").await, 0);
+    app.stop().await;
+}
+
+async fn every_fixture_file_imports_cleanly_and_reimports_unchanged(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    for entity in [
+        "managers",
+        "customers",
+        "leads",
+        "deals",
+        "deal_stages",
+        "activities",
+        "plans",
+    ] {
+        let csv = fixture(&format!("{entity}.csv"));
+        let rows = csv.lines().count() as u64 - 1;
+        let (status, first) = import_csv(&app, &app.admin, entity, "", &csv).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(
+            (first["inserted"].as_u64(), first["rejected"].as_u64()),
+            (Some(rows), Some(0)),
+            "{entity}: {first}"
+        );
+        let (_, second) = import_csv(&app, &app.admin, entity, "", &csv).await;
+        assert_eq!(
+            (
+                second["inserted"].as_u64(),
+                second["updated"].as_u64(),
+                second["unchanged"].as_u64()
+            ),
+            (Some(0), Some(0), Some(rows)),
+            "{entity}: {second}"
+        );
+    }
+    app.stop().await;
+}
+
+on_both_backends!(
+    a_malformed_file_keeps_its_good_rows_and_lists_each_bad_one,
+    strict_mode_refuses_the_whole_file_on_one_bad_row,
+    every_fixture_file_imports_cleanly_and_reimports_unchanged,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_without_a_required_column_rejects_every_row() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    import_csv(&app, &app.admin, "managers", "", &fixture("managers.csv")).await;
+    let (status, report) = import_csv(
+        &app,
+        &app.admin,
+        "activities",
+        "",
+        "activity_id,manager_id,at\na1,m1,2026-03-01T00:00:00Z\na2,m1,2026-03-01T00:00:00Z\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["rows"].as_u64(), report["rejected"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(report["errors"][0]["column"], "type");
+    assert_eq!(report["errors"][1]["line"], 3);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_take_multipart_and_need_an_admin_qa_or_head_token() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::text(fixture("managers.csv")).file_name("managers.csv"),
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/import/managers"))
+        .bearer_auth(&app.admin)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        (body["file"].as_str(), body["inserted"].as_u64()),
+        (Some("managers.csv"), Some(3))
+    );
+
+    let head = app.token(Role::Head, None).await;
+    let (status, _) = import_csv(&app, &head, "customers", "", &fixture("customers.csv")).await;
+    assert_eq!(status, 200);
+    let manager = app.token(Role::Manager, Some("m1")).await;
+    let (status, body) =
+        import_csv(&app, &manager, "customers", "", &fixture("customers.csv")).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = import_csv(&app, &app.admin, "invoices", "", "x\n1\n").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_command_loads_a_folder_managers_first() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let url = app.config.database_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_callgrade"))
+            .args(["import", "--quiet", FIXTURES])
+            .env("CALLGRADE_DATABASE_URL", url)
+            .output()
+            .expect("run callgrade import")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("managers.csv: 3 rows: 3 inserted, 0 updated, 0 unchanged, 0 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("activities.csv: 11 rows: 11 inserted"),
+        "{stdout}"
+    );
+    assert_eq!(
+        count(&app.store, "SELECT COUNT(*) FROM crm_deal_stages").await,
+        22
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reports_benchmark_runs_at_a_tiny_size() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_callgrade"))
+            .args([
+                "bench",
+                "reports",
+                "--calls",
+                "300",
+                "--managers",
+                "20",
+                "--deals",
+                "200",
+            ])
+            .args([
+                "--activities",
+                "1000",
+                "--requests",
+                "3",
+                "--load-threads",
+                "0",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run callgrade bench reports")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| SQLite | import 1000 activities (fresh) |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| SQLite | manager report (3 requests"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,276 @@
+//! KPIs over the hand-computed fixture (`tests/fixtures/crm/README.md` has the arithmetic).
+
+use callgrade::analytics::import::{import_path, ImportOptions};
+use callgrade::domain::Role;
+use callgrade::jobs::Registry;
+use serde_json::{json, Value};
+
+use crate::analytics_import::{import_csv, FIXTURES};
+use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::on_both_backends;
+
+const MARCH: &str = "from=2026-03-01&to=2026-04-01";
+
+async fn app_with_fixture(backend: Backend) -> TestApp {
+    let app = spawn_app(backend, Registry::new()).await;
+    let reports = import_path(
+        &app.store,
+        std::path::Path::new(FIXTURES),
+        ImportOptions::default(),
+        |_, _| None,
+    )
+    .await
+    .expect("import fixture");
+    assert!(reports.iter().all(|r| r.rejected == 0), "{reports:?}");
+    app
+}
+
+#[track_caller]
+fn close(v: &Value, expected: f64) {
+    let got = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("{v} is not a number, expected {expected}"));
+    assert!(
+        (got - expected).abs() < 1e-6,
+        "got {got}, expected {expected}"
+    );
+}
+
+#[track_caller]
+fn ratio(v: &Value, numerator: i64, denominator: i64) {
+    assert_eq!(
+        (v["numerator"].as_i64(), v["denominator"].as_i64()),
+        (Some(numerator), Some(denominator)),
+        "{v}"
+    );
+    if denominator == 0 {
+        assert!(v["value"].is_null(), "{v}");
+    } else {
+        close(&v["value"], numerator as f64 / denominator as f64);
+    }
+}
+
+#[track_caller]
+fn stages(k: &Value, expected: [(i64, i64); 5]) {
+    let steps = k["stage_conversion"].as_array().expect("stages");
+    let names: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["from_stage"].as_str().expect("from"),
+                s["to_stage"].as_str().expect("to"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("new", "qualified"),
+            ("qualified", "meeting"),
+            ("meeting", "proposal"),
+            ("proposal", "negotiation"),
+            ("negotiation", "won")
+        ]
+    );
+    for (step, (n, d)) in steps.iter().zip(expected) {
+        ratio(step, n, d);
+    }
+}
+
+async fn kpis(app: &TestApp, token: &str, query: &str) -> Value {
+    let (status, body) = app
+        .get_json(token, &format!("/api/v1/kpis?{MARCH}{query}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn company_kpis_match_the_hand_computed_figures(backend: Backend) {
+    let app = app_with_fixture(backend).await;
+    let body = kpis(&app, &app.admin, "").await;
+    assert_eq!(body["from"], "2026-03-01T00:00:00Z");
+    let k = &body["kpis"];
+    stages(k, [(5, 5), (5, 5), (4, 5), (3, 4), (3, 3)]);
+    ratio(&k["win_rate"], 3, 5);
+    assert_eq!(k["sales_cycle"]["deals"], 3);
+    close(
+        &k["sales_cycle"]["mean_days"],
+        (10.0 + 15.5 + 2.0 + 2.0 / 24.0) / 3.0,
+    );
+    close(&k["sales_cycle"]["median_days"], 10.0);
+    assert_eq!(k["lead_response"]["answered"], 6);
+    close(&k["lead_response"]["median_minutes"], 15.0);
+    close(&k["lead_response"]["p90_minutes"], 35.0);
+    ratio(&k["sla_breach_rate"], 4, 8);
+    assert_eq!(k["sla_breach_rate"]["sla_minutes"], 10);
+    ratio(&k["mql_to_sql"], 3, 4);
+    assert_eq!(
+        (
+            k["deal_size"]["deals_with_amount"].as_i64(),
+            k["deal_size"]["deals_without_amount"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    close(&k["deal_size"]["average"], 750.0);
+    close(&k["deal_size"]["revenue"], 1500.0);
+    ratio(&k["repeat_sale_rate"], 1, 2);
+    ratio(&k["productive_touch_share"], 4, 7);
+    ratio(&k["activities_per_won_deal"], 4, 3);
+    let plans: Vec<(String, String, f64, f64, Option<f64>)> = k["plan_attainment"]
+        .as_array()
+        .expect("plans")
+        .iter()
+        .map(|p| {
+            (
+                p["manager_id"].as_str().expect("m").to_string(),
+                p["metric"].as_str().expect("metric").to_string(),
+                p["target"].as_f64().expect("target"),
+                p["actual"].as_f64().expect("actual"),
+                p["value"].as_f64(),
+            )
+        })
+        .collect();
+    let s = |m: &str, metric: &str, t: f64, a: f64, v: Option<f64>| {
+        (m.to_string(), metric.to_string(), t, a, v)
+    };
+    assert_eq!(
+        plans,
+        vec![
+            s("m1", "calls", 4.0, 2.0, Some(0.5)),
+            s("m1", "deals_won", 5.0, 2.0, Some(0.4)),
+            s("m1", "meetings", 2.0, 1.0, Some(0.5)),
+            s("m1", "revenue", 2000.0, 1000.0, Some(0.5)),
+            s("m2", "revenue", 0.0, 500.0, None),
+            s("m3", "calls", 3.0, 3.0, Some(1.0)),
+        ]
+    );
+    assert_eq!(k["plan_attainment"][0]["period_end"], "2026-03-31");
+    app.stop().await;
+}
+
+async fn manager_and_team_kpis_count_only_their_own_rows(backend: Backend) {
+    let app = app_with_fixture(backend).await;
+    let m1 = kpis(&app, &app.admin, "&manager_id=m1").await;
+    let k = &m1["kpis"];
+    stages(k, [(3, 3), (3, 3), (3, 3), (2, 3), (2, 2)]);
+    ratio(&k["win_rate"], 2, 3);
+    close(&k["sales_cycle"]["mean_days"], 12.75);
+    close(&k["sales_cycle"]["median_days"], 12.75);
+    close(&k["lead_response"]["median_minutes"], 10.0);
+    close(&k["lead_response"]["p90_minutes"], 26.0);
+    ratio(&k["sla_breach_rate"], 1, 3);
+    ratio(&k["mql_to_sql"], 1, 2);
+    close(&k["deal_size"]["average"], 1000.0);
+    close(&k["deal_size"]["revenue"], 1000.0);
+    ratio(&k["repeat_sale_rate"], 0, 2);
+    ratio(&k["productive_touch_share"], 2, 4);
+    ratio(&k["activities_per_won_deal"], 3, 2);
+    assert_eq!(k["plan_attainment"].as_array().map(Vec::len), Some(4));
+
+    let east = kpis(&app, &app.admin, "&team=east").await;
+    let k = &east["kpis"];
+    stages(k, [(3, 3), (3, 3), (3, 3), (2, 3), (2, 2)]);
+    ratio(&k["win_rate"], 3, 4);
+    close(&k["sales_cycle"]["median_days"], 10.0);
+    close(&k["lead_response"]["median_minutes"], 15.0);
+    close(&k["lead_response"]["p90_minutes"], 27.0);
+    ratio(&k["sla_breach_rate"], 3, 6);
+    ratio(&k["mql_to_sql"], 2, 3);
+    close(&k["deal_size"]["revenue"], 1500.0);
+    ratio(&k["repeat_sale_rate"], 1, 2);
+    ratio(&k["productive_touch_share"], 3, 5);
+    ratio(&k["activities_per_won_deal"], 4, 3);
+    assert_eq!(k["plan_attainment"].as_array().map(Vec::len), Some(5));
+
+    let by_manager = kpis(&app, &app.admin, "&by=manager").await;
+    let rows = by_manager["rows"].as_array().expect("rows");
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["manager_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["m1", "m2", "m3"]);
+    assert_eq!(rows[0]["kpis"], m1["kpis"]);
+    let m3 = &rows[2]["kpis"];
+    ratio(&m3["win_rate"], 0, 1);
+    assert!(m3["sales_cycle"]["mean_days"].is_null());
+    ratio(&m3["activities_per_won_deal"], 0, 0);
+    close(&m3["lead_response"]["median_minutes"], 1.0);
+    ratio(&m3["mql_to_sql"], 0, 0);
+
+    let by_team = kpis(&app, &app.admin, "&by=team").await;
+    let teams: Vec<&str> = by_team["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["team"].as_str().expect("team"))
+        .collect();
+    assert_eq!(teams, ["east", "west"]);
+    assert_eq!(by_team["rows"][0]["kpis"], east["kpis"]);
+    app.stop().await;
+}
+
+async fn a_manager_token_sees_only_its_own_figures(backend: Backend) {
+    let app = app_with_fixture(backend).await;
+    let token = app.token(Role::Manager, Some("m1")).await;
+    let own = kpis(&app, &token, "").await;
+    assert_eq!(own["manager_id"], "m1");
+    let admin_view = kpis(&app, &app.admin, "&manager_id=m1").await;
+    assert_eq!(own["kpis"], admin_view["kpis"]);
+    for forbidden in ["&manager_id=m2", "&team=east", "&by=team"] {
+        let (status, body) = app
+            .get_json(&token, &format!("/api/v1/kpis?{MARCH}{forbidden}"))
+            .await;
+        assert_eq!(status, 403, "{forbidden}: {body}");
+    }
+    let by_manager = kpis(&app, &token, "&by=manager").await;
+    assert_eq!(by_manager["rows"].as_array().map(Vec::len), Some(1));
+    let (status, _) = app
+        .get_json(&app.admin, &format!("/api/v1/kpis?{MARCH}&team=north"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get_json(&app.admin, "/api/v1/kpis?from=2026-04-01&to=2026-03-01")
+        .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+on_both_backends!(
+    company_kpis_match_the_hand_computed_figures,
+    manager_and_team_kpis_count_only_their_own_rows,
+    a_manager_token_sees_only_its_own_figures,
+);
+
+/// Leads still inside their SLA at `now` are not breaches yet when the period runs past now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_lead_breaches_only_once_the_sla_has_passed_by_now() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now - chrono::Duration::minutes(minutes)).to_rfc3339();
+    let csv = format!(
+        "lead_id,created_at\nfresh,{}\nstale,{}\nedge,{}\n",
+        at(3),
+        at(15),
+        at(9)
+    );
+    let (status, report) = import_csv(&app, &app.admin, "leads", "", &csv).await;
+    assert_eq!(status, 200, "{report}");
+    let (_, body) = app
+        .get_json(
+            &app.admin,
+            &format!(
+                "/api/v1/kpis?from={}&to=2100-01-01",
+                (now - chrono::Duration::days(1)).format("%Y-%m-%d")
+            ),
+        )
+        .await;
+    let breach = &body["kpis"]["sla_breach_rate"];
+    assert_eq!(
+        (breach["numerator"].clone(), breach["denominator"].clone()),
+        (json!(1), json!(3)),
+        "{body}"
+    );
+    assert_eq!(body["kpis"]["lead_response"]["answered"], 0);
+    assert!(body["kpis"]["lead_response"]["median_minutes"].is_null());
+    app.stop().await;
+}
