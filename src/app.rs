@@ -104,7 +104,9 @@ pub async fn serve(
     serve_with_store(listener, config, store, registry, shutdown).await
 }
 
-/// [`serve`] over an already opened store (tests share one between the app and assertions).
+/// [`serve`] over an already opened store (tests share one between the app and assertions);
+/// the store is expected to be migrated and to have the scorecards registered
+/// ([`sync_rubrics`]), as [`open_store`] leaves it.
 pub async fn serve_with_store(
     listener: TcpListener,
     config: Config,
@@ -112,7 +114,6 @@ pub async fn serve_with_store(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
-    sync_rubrics(&store, &config).await?;
     let config = Arc::new(config);
     let worker = Worker::new(store.clone(), registry, config.queue.clone());
     let state = AppState {

@@ -51,63 +51,42 @@ impl Store {
         origin: &str,
     ) -> Result<(StoredRubric, bool), StoreError> {
         let hash = rubric.content_hash();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(&format!(
+        // One statement: the next version is computed and inserted under the write lock, and
+        // content registered before (by this or another process) is left alone.
+        let inserted = {
+            let _turn = self.write_turn().await;
+            sqlx::query(&format!(
+                "INSERT INTO rubrics ({COLUMNS}) VALUES ($1, $2, \
+                 (SELECT COALESCE(MAX(version), 0) + 1 FROM rubrics WHERE id = $1 AND language = $2), \
+                 $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+            ))
+            .bind(rubric.id.clone())
+            .bind(rubric.language.clone())
+            .bind(hash.clone())
+            .bind(text.to_string())
+            .bind(origin.to_string())
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1
+        };
+        let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM rubrics WHERE id = $1 AND language = $2 AND content_hash = $3"
         ))
         .bind(rubric.id.clone())
         .bind(rubric.language.clone())
-        .bind(hash.clone())
-        .fetch_optional(&mut *tx)
+        .bind(hash)
+        .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = existing {
-            return Ok((rubric_from_row(&row)?, false));
+        match row {
+            Some(row) => Ok((rubric_from_row(&row)?, inserted)),
+            // Another process took the same version number for other content at this moment.
+            None => Err(StoreError::Conflict(format!(
+                "scorecard {} ({}) was changed concurrently; try again",
+                rubric.id, rubric.language
+            ))),
         }
-        let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM rubrics WHERE id = $1 AND language = $2",
-        )
-        .bind(rubric.id.clone())
-        .bind(rubric.language.clone())
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("v")?;
-        let now = now_millis();
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO rubrics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(rubric.id.clone())
-        .bind(rubric.language.clone())
-        .bind(next)
-        .bind(hash.clone())
-        .bind(text.to_string())
-        .bind(origin.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            // Another process registered the same text at the same moment.
-            Err(e) if StoreError::is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
-                    "scorecard {} ({}) was registered concurrently; try again",
-                    rubric.id, rubric.language
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        tx.commit().await?;
-        Ok((
-            StoredRubric {
-                rubric: rubric.clone(),
-                text: text.to_string(),
-                version: next,
-                content_hash: hash,
-                origin: origin.to_string(),
-                created_at: now,
-            },
-            true,
-        ))
     }
 
     /// The current version of scorecard `id` in `language`, or of its other language variant

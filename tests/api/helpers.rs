@@ -150,6 +150,9 @@ pub async fn spawn_app_for(
     tweak(&mut config);
     let registry = registry(&config);
     let store = Store::open(&config.database_url).await.expect("open store");
+    callgrade::app::sync_rubrics(&store, &config)
+        .await
+        .expect("register scorecards");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

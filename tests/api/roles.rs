@@ -80,7 +80,15 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
         .replace("/api/v1/tokens/{id}", &format!("/api/v1/tokens/{token_id}"))
         .replace("/api/v1/managers/{id}", "/api/v1/managers/m-1")
         .replace("{team}", "east")
-        .replace("{entity}", "managers");
+        .replace("{entity}", "managers")
+        .replace("/api/v1/rubrics/{id}", "/api/v1/rubrics/sales-standard")
+        .replace("{language}", "en")
+        .replace("{criterion}", "greeting");
+    let path = if path == "/api/v1/rescore" {
+        format!("{path}?rubric=sales-standard")
+    } else {
+        path
+    };
     let needs_period = ["/api/v1/kpis", "/report", "/quality-vs-outcome"];
     let path = if needs_period.iter().any(|p| path.ends_with(p)) {
         format!("{path}?from=2026-03-01&to=2026-04-01")
@@ -91,6 +99,7 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
         "get" => app.client.get(app.url(&path)),
         "post" => app.client.post(app.url(&path)),
         "delete" => app.client.delete(app.url(&path)),
+        "put" => app.client.put(app.url(&path)),
         other => panic!("method {other}"),
     };
     if (method, route) == ("post", "/api/v1/calls") {
@@ -101,6 +110,14 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
             )
             .text("manager_id", "m-1");
         req = req.multipart(form);
+    }
+    if method == "put" {
+        req = req.json(&serde_json::json!({"answer": 1, "comment": "checked by QA"}));
+    }
+    if (method, route) == ("post", "/api/v1/rubrics") {
+        req = req
+            .header("content-type", "application/toml")
+            .body(include_str!("../../rubrics/sales-standard.en.toml"));
     }
     if (method, route) == ("post", "/api/v1/tokens") {
         req = req.json(&serde_json::json!({"name": "new", "role": "qa"}));
@@ -140,6 +157,28 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("post", "/api/v1/calls/{id}/retry", Admin | Qa) => 409,
         ("post", "/api/v1/calls/{id}/retry", Colleague) => 404,
         ("post", "/api/v1/calls/{id}/retry", _) => 403,
+        // Scores. The call is queued: no transcript, no score yet.
+        ("get", "/api/v1/calls/{id}/score", _) => 404,
+        (
+            "post" | "put",
+            "/api/v1/calls/{id}/rescore" | "/api/v1/calls/{id}/score/criteria/{criterion}",
+            Colleague,
+        ) => 404,
+        ("post", "/api/v1/calls/{id}/rescore", Admin | Qa) => 409,
+        ("put", "/api/v1/calls/{id}/score/criteria/{criterion}", Admin | Qa) => 404,
+        (
+            "post" | "put",
+            "/api/v1/calls/{id}/rescore" | "/api/v1/calls/{id}/score/criteria/{criterion}",
+            _,
+        ) => 403,
+        ("post", "/api/v1/rescore", Admin | Qa) => 202,
+        ("post", "/api/v1/rescore", _) => 403,
+        ("get", "/api/v1/calibration", Admin | Qa | Head) => 200,
+        ("get", "/api/v1/calibration", _) => 403,
+        ("get", "/api/v1/rubrics" | "/api/v1/rubrics/{id}/{language}", _) => 200,
+        // The built-in scorecard again: already a version, so 200 rather than 201.
+        ("post", "/api/v1/rubrics", Admin | Qa) => 200,
+        ("post", "/api/v1/rubrics", _) => 403,
         ("get", "/api/v1/jobs", Admin | Qa | Head) => 200,
         ("post", "/api/v1/jobs/{id}/cancel", Admin | Qa) => 200,
         ("post", "/api/v1/jobs/{id}/retry", Admin | Qa) => 409,

@@ -434,7 +434,7 @@ async fn short_calls_are_not_scorable(backend: Backend) {
 async fn long_calls_are_split_to_fit_the_context(backend: Backend) {
     let llm = FakeLlm::start(vec![]).await;
     let app = app_with_llm(backend, &llm, |c| {
-        c.llm.context_tokens = 6000;
+        c.llm.context_tokens = 5000;
         c.llm.max_tokens = 600;
     })
     .await;
