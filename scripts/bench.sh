@@ -26,10 +26,10 @@ case "${1:-}" in
     # its latency says what this machine does with a 135M model, not what a real one costs).
     if [ -z "${CALLGRADE_LLM_BASE_URL:-}" ]; then
       ensure_venv_module
-      CALLGRADE_LLM_BASE_URL="$(CALLGRADE_LLM_CTX=16384 scripts/llm-server.sh start)"
+      CALLGRADE_LLM_BASE_URL="$(scripts/llm-server.sh start)"
       CALLGRADE_LLM_MODEL="${CALLGRADE_LLM_MODEL:-SmolLM2-135M-Instruct.Q4_1}"
       export CALLGRADE_LLM_BASE_URL CALLGRADE_LLM_MODEL
-      export CALLGRADE_LLM__CONTEXT_TOKENS=16384 CALLGRADE_LLM__MAX_TOKENS=3000
+      export CALLGRADE_LLM__MAX_TOKENS=3000
       export CALLGRADE_LLM__TIMEOUT_SECONDS="${CALLGRADE_LLM__TIMEOUT_SECONDS:-900}"
       export CALLGRADE_LLM__COMPACT_JSON=true
     fi

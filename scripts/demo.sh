@@ -95,9 +95,9 @@ if [ -n "$LOCAL_LLM" ]; then
   echo "    TEST of the pipeline: a 135M model's scores and quotes carry no information. Real"
   echo "    scoring wants a capable model: see README, 'Scoring' (OpenAI, vLLM, llama.cpp, Ollama)."
   stop_server
-  CALLGRADE_LLM_BASE_URL="$(CALLGRADE_LLM_CTX=16384 scripts/llm-server.sh start)"
+  CALLGRADE_LLM_BASE_URL="$(scripts/llm-server.sh start)"
   export CALLGRADE_LLM_BASE_URL CALLGRADE_LLM_MODEL="${CALLGRADE_LLM_MODEL:-SmolLM2-135M-Instruct.Q4_1}"
-  export CALLGRADE_LLM__CONTEXT_TOKENS=16384 CALLGRADE_LLM__MAX_TOKENS=3000
+  export CALLGRADE_LLM__MAX_TOKENS=3000
   export CALLGRADE_LLM__TIMEOUT_SECONDS=900 CALLGRADE_LLM__COMPACT_JSON=true
   export CALLGRADE_QUEUE__CONCURRENCY__SCORE=1
   echo "==> restarting the server with the LLM: the calls waiting in 'scoring' are picked up"

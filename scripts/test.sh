@@ -27,7 +27,7 @@ export TEST_REQUIRE_MODELS=1
 echo "==> local LLM server for the end-to-end scoring test"
 ensure_venv_module
 LLM_PORT="${TEST_LLM_PORT:-8091}"
-TEST_LLM_BASE_URL="$(CALLGRADE_LLM_THREADS=1 CALLGRADE_LLM_CTX=16384 scripts/llm-server.sh start "$LLM_PORT")"
+TEST_LLM_BASE_URL="$(CALLGRADE_LLM_THREADS=1 scripts/llm-server.sh start "$LLM_PORT")"
 export TEST_LLM_BASE_URL TEST_REQUIRE_LLM=1
 trap 'scripts/llm-server.sh stop "$LLM_PORT" >/dev/null 2>&1 || true' EXIT
 

@@ -69,8 +69,10 @@ pub struct Step {
 
 /// The JSON Schema of the answer for `rubric`. String lengths and list sizes are bounded so a
 /// small model cannot run on until the token limit cuts it off: filled to every bound, the
-/// answer is about 4,500 characters (about 2,300 tokens of Russian for a small-vocabulary
-/// tokenizer), under the `llm.max_tokens` the demo and tests use.
+/// answer is about 2,850 characters, about 2,800 tokens of Russian for SmolLM2's tokenizer
+/// (1.15 characters a token) with the JSON around them: under the 3,000 `llm.max_tokens` the
+/// demo and tests give the local model, whose context (8,192) also holds a ~4,600-token
+/// Russian prompt. Capable models write well inside these bounds.
 pub fn schema(rubric: &Rubric) -> Value {
     let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max});
     let mut props = Map::new();
@@ -88,8 +90,8 @@ pub fn schema(rubric: &Rubric) -> Value {
                 "required": ["answer", "rationale", "quotes"],
                 "properties": {
                     "answer": {"enum": values},
-                    "rationale": text(160),
-                    "quotes": {"type": "array", "maxItems": 2, "items": text(120)},
+                    "rationale": text(120),
+                    "quotes": {"type": "array", "maxItems": 1, "items": text(120)},
                 },
             }),
         );
@@ -100,11 +102,11 @@ pub fn schema(rubric: &Rubric) -> Value {
             "type": "object",
             "additionalProperties": false,
             "required": ["text", "quote"],
-            "properties": {"text": text(160), "quote": text(120)},
+            "properties": {"text": text(100), "quote": text(90)},
         });
         if with_phrasing {
             p["required"] = json!(["text", "quote", "better_phrasing"]);
-            p["properties"]["better_phrasing"] = text(160);
+            p["properties"]["better_phrasing"] = text(100);
         }
         json!({"type": "array", "minItems": 1, "maxItems": 3, "items": p})
     };
@@ -130,7 +132,7 @@ pub fn schema(rubric: &Rubric) -> Value {
                     "additionalProperties": false,
                     "required": ["action", "owner", "due_in_days"],
                     "properties": {
-                        "action": text(120),
+                        "action": text(80),
                         "owner": {"enum": ["manager", "client", "both"]},
                         "due_in_days": {"type": "integer", "minimum": 0, "maximum": 90},
                     },
