@@ -182,6 +182,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum!(
     /// Where a call is in the pipeline; what a user sees.
     CallStatus {

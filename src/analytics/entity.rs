@@ -13,55 +13,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::ParseError;
+use crate::domain::{text_enum, ParseError};
 
-/// Declares a closed set of CRM values with serde, `FromStr` and the stored text form.
-macro_rules! crm_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stored / wire form.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.pad(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => {
-                        let allowed: Vec<&str> = vec![$($text),+];
-                        Err(ParseError(format!(
-                            "unknown {} {other:?} (expected one of: {})",
-                            stringify!($name), allowed.join(", ")
-                        )))
-                    }
-                }
-            }
-        }
-    };
-}
-
-crm_enum!(
+text_enum!(
     /// A CRM file, named after the entity it holds (`deals.csv` holds deals).
     Entity {
         /// managers.csv
@@ -81,7 +35,7 @@ crm_enum!(
     }
 );
 
-crm_enum!(
+text_enum!(
     /// Where a deal stands.
     DealStatus {
         /// Still being worked.
@@ -93,7 +47,7 @@ crm_enum!(
     }
 );
 
-crm_enum!(
+text_enum!(
     /// What kind of touch an activity was.
     ActivityType {
         /// Phone call.
@@ -111,7 +65,7 @@ crm_enum!(
     }
 );
 
-crm_enum!(
+text_enum!(
     /// Whether a touch moved the deal on.
     Outcome {
         /// It did.
@@ -121,7 +75,7 @@ crm_enum!(
     }
 );
 
-crm_enum!(
+text_enum!(
     /// What a plan row sets a target for.
     PlanMetric {
         /// Call activities.
