@@ -183,6 +183,7 @@ pub async fn compute(
 ) -> Result<Kpis, StoreError> {
     let Period { from, to } = period;
     let funnel = &config.funnel_stages;
+    let scope = &store.resolve_scope(scope).await?;
     // Independent queries run side by side: on PostgreSQL each is a round trip, and the pool
     // has connections to spare.
     let (

@@ -9,7 +9,7 @@ use super::kpis::{compute, Kpis, Period};
 use super::stats::Ratio;
 use super::AnalyticsConfig;
 use crate::domain::{to_datetime, CallId};
-use crate::store::{ConversationRow, CriterionRow, KpiScope, Store, StoreError};
+use crate::store::{ConversationTally, KpiScope, Store, StoreError, Tally, DAY_MS};
 
 /// Scorecards whose coaching a manager report lists.
 const RECENT_SCORECARDS: i64 = 5;
@@ -54,13 +54,14 @@ pub struct Conversation {
     pub longest_monologue_s: Option<f64>,
 }
 
-impl From<ConversationRow> for Conversation {
-    fn from(r: ConversationRow) -> Self {
+impl From<ConversationTally> for Conversation {
+    fn from(t: ConversationTally) -> Self {
+        let mean = |sum: f64, n: i64| (n > 0).then(|| sum / n as f64);
         Self {
-            calls: r.calls,
-            talk_share: r.talk_share,
-            questions_per_call: r.questions,
-            longest_monologue_s: r.longest_monologue_s,
+            calls: t.calls,
+            talk_share: mean(t.talk_sum, t.talk_n),
+            questions_per_call: mean(t.questions_sum, t.calls),
+            longest_monologue_s: mean(t.mono_sum, t.mono_n),
         }
     }
 }
@@ -176,19 +177,17 @@ pub async fn quality(
     scope: &KpiScope,
     period: Period,
 ) -> Result<Quality, StoreError> {
-    let Period { from, to } = period;
-    let (summary, criteria, weeks, conversation) = tokio::try_join!(
-        store.report_summary(scope, from, to),
-        store.report_criteria(scope, from, to),
-        store.report_weeks(scope, from, to),
-        store.report_conversation(scope, from, to),
-    )?;
-    let criteria: Vec<CriterionStat> = criteria
-        .into_iter()
-        .map(|c: CriterionRow| CriterionStat {
-            average: c.average,
-            met: Ratio::of(c.met, c.rated),
-            criterion_id: c.criterion_id,
+    let scope = store.resolve_scope(scope).await?;
+    let tallies = store
+        .quality_tallies(&scope, period.from, period.to)
+        .await?;
+    let criteria: Vec<CriterionStat> = tallies
+        .criteria
+        .iter()
+        .map(|(id, t)| CriterionStat {
+            criterion_id: id.clone(),
+            average: t.mean(),
+            met: Ratio::of(t.met, t.rated),
             team_average: None,
         })
         .collect();
@@ -208,18 +207,25 @@ pub async fn quality(
         .take(NAMED_CRITERIA)
         .map(|(c, _)| c.to_string())
         .collect();
+    // Weeks start on Mondays (UTC); 1970-01-05, day 4, was the first Monday after the epoch.
+    let mut weeks: std::collections::BTreeMap<i64, Tally> = Default::default();
+    let mut summary = Tally::default();
+    for (day, t) in &tallies.days {
+        weeks.entry((day - 4).div_euclid(7)).or_default().add(*t);
+        summary.add(*t);
+    }
     let weekly_trend = weeks
         .into_iter()
-        .map(|w| WeekPoint {
-            week_start: to_datetime(w.week_start),
-            calls: w.calls,
-            average_overall: w.average,
+        .map(|(week, t)| WeekPoint {
+            week_start: to_datetime((week * 7 + 4) * DAY_MS),
+            calls: t.calls,
+            average_overall: t.mean(),
         })
         .collect();
-    let conversation = conversation.into();
+    let conversation = tallies.conversation.into();
     Ok(Quality {
         calls_analysed: summary.calls,
-        average_overall: summary.average,
+        average_overall: summary.mean(),
         criteria,
         strongest_criteria: strongest,
         weakest_criteria: weakest,

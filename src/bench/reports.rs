@@ -17,9 +17,9 @@ use rand::{Rng, SeedableRng};
 use crate::analytics::entity::Value;
 use crate::analytics::import::{import_path, ImportOptions};
 use crate::analytics::kpis::{compute, Period};
-use crate::analytics::reports::manager_report;
+use crate::analytics::reports::{manager_report, quality};
 use crate::analytics::AnalyticsConfig;
-use crate::store::{KpiScope, Store};
+use crate::store::{json_rows, select_json_rows, sql_types, Backend, KpiScope, Store};
 
 /// Options of the reports benchmark.
 #[derive(Debug, Args)]
@@ -51,6 +51,10 @@ pub struct ReportsBenchArgs {
     /// Skip SQLite.
     #[arg(long)]
     pub no_sqlite: bool,
+    /// Measure the databases as a previous run left them (`--sqlite PATH`, `--postgres URL`)
+    /// instead of importing and generating again.
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 /// 2024-12-01T00:00Z: the generated history covers the 24 months before 2026-12-01.
@@ -205,6 +209,22 @@ async fn insert(
     for chunk in rows.chunks(50_000) {
         let _turn = store.write_turn().await;
         let mut tx = store.pool().begin().await?;
+        if store.backend() == Backend::Postgres {
+            // One JSON parameter per batch, as the CRM import does on PostgreSQL.
+            let sql = format!(
+                "INSERT INTO {table} ({}) {}",
+                cols.join(", "),
+                select_json_rows(cols, &sql_types(&chunk[0]))
+            );
+            for batch in chunk.chunks(5_000) {
+                sqlx::query(&sql)
+                    .bind(json_rows(cols, batch)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            continue;
+        }
         for batch in chunk.chunks(500) {
             let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
             let mut n = 0;
@@ -404,13 +424,13 @@ fn cpu_load(n: usize) -> Arc<AtomicBool> {
     running
 }
 
-async fn bench_backend(
+/// Imports the CRM export and generates the scored calls (with their rollups).
+async fn load(
+    store: &Store,
     name: &str,
-    url: &str,
     args: &ReportsBenchArgs,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let store = Store::open(url).await?;
     for table in [
         "crm_activities",
         "crm_deal_stages",
@@ -425,9 +445,8 @@ async fn bench_backend(
             .execute(store.pool())
             .await?;
     }
-    let config = AnalyticsConfig::default();
     let started = Instant::now();
-    let reports = import_path(&store, dir, ImportOptions::default(), |_, _| None).await?;
+    let reports = import_path(store, dir, ImportOptions::default(), |_, _| None).await?;
     let total = started.elapsed().as_secs_f64();
     let rows: u64 = reports.iter().map(|r| r.rows).sum();
     let activities_s = {
@@ -437,7 +456,7 @@ async fn bench_backend(
             .await?;
         let t = Instant::now();
         import_path(
-            &store,
+            store,
             &dir.join("activities.csv"),
             ImportOptions::default(),
             |_, _| None,
@@ -451,9 +470,18 @@ async fn bench_backend(
         args.activities
     );
     let t = Instant::now();
-    generate_calls(&store, args).await?;
+    generate_calls(store, args).await?;
     eprintln!(
         "  {name}: {} scored calls generated in {:.0} s",
+        args.calls,
+        t.elapsed().as_secs_f64()
+    );
+    // The generated rows bypassed the store's write paths, which keep the rollups: build them
+    // the way the migration does for an existing database.
+    let t = Instant::now();
+    let rollups = store.rebuild_rollups().await?;
+    println!(
+        "| {name} | rebuild the daily rollups of {} calls ({rollups} rows) | {:.1} s |",
         args.calls,
         t.elapsed().as_secs_f64()
     );
@@ -469,22 +497,39 @@ async fn bench_backend(
         "scores",
         "score_criteria",
         "call_conversation",
+        "quality_daily",
+        "conversation_daily",
     ] {
         sqlx::query(&format!("ANALYZE {table}"))
             .execute(store.pool())
             .await?;
     }
+    Ok(())
+}
 
+async fn bench_backend(
+    name: &str,
+    url: &str,
+    args: &ReportsBenchArgs,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let store = Store::open(url).await?;
+    if !args.reuse {
+        load(&store, name, args, dir).await?;
+    }
+    let config = AnalyticsConfig::default();
     let threads = args
         .load_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-    let load = cpu_load(threads);
+    let busy = cpu_load(threads);
     let mut rng = StdRng::seed_from_u64(3);
     // One month late in the history, as a head of sales would ask for.
     let period = Period::parse("2026-10-01", "2026-11-01").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut report_ms = Vec::new();
     let mut kpi_ms = Vec::new();
     let mut team_kpi_ms = Vec::new();
+    // The report's parts on their own, to say where its time goes.
+    let (mut quality_ms, mut team_quality_ms) = (Vec::new(), Vec::new());
     for _ in 0..args.requests {
         let m = manager(rng.gen_range(0..args.managers));
         let team = store.crm_manager_team(&m).await?.flatten();
@@ -493,10 +538,16 @@ async fn bench_backend(
         report_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(serde_json::to_vec(&r)?);
         let t = Instant::now();
-        let k = compute(&store, &config, &KpiScope::Manager(m), period).await?;
+        let k = compute(&store, &config, &KpiScope::Manager(m.clone()), period).await?;
         kpi_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(serde_json::to_vec(&k)?);
+        let t = Instant::now();
+        quality(&store, &KpiScope::Manager(m.clone()), period).await?;
+        quality_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         if let Some(team) = team {
+            let t = Instant::now();
+            quality(&store, &KpiScope::Team(team.clone()), period).await?;
+            team_quality_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
             compute(&store, &config, &KpiScope::Team(team), period).await?;
             team_kpi_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -505,11 +556,19 @@ async fn bench_backend(
     let t = Instant::now();
     compute(&store, &config, &KpiScope::All, period).await?;
     let all_ms = t.elapsed().as_secs_f64() * 1000.0;
-    load.store(false, Ordering::Relaxed);
+    busy.store(false, Ordering::Relaxed);
     for (what, v) in [
         ("manager report", report_ms),
         ("KPIs, one manager", kpi_ms),
         ("KPIs, one team", team_kpi_ms),
+        (
+            "part of the report: quality figures, one manager",
+            quality_ms,
+        ),
+        (
+            "part of the report: quality figures, the manager's team",
+            team_quality_ms,
+        ),
     ] {
         println!(
             "| {name} | {what} ({} requests, {threads} busy threads) | p50 {:.1} ms, p99 {:.1} ms |",
@@ -537,7 +596,9 @@ pub async fn run(args: ReportsBenchArgs) -> anyhow::Result<()> {
             .sqlite
             .clone()
             .unwrap_or_else(|| db_dir.path().join("bench.db"));
-        let _ = std::fs::remove_file(&path);
+        if !args.reuse {
+            let _ = std::fs::remove_file(&path);
+        }
         bench_backend(
             "SQLite",
             &format!("sqlite://{}", path.display()),

@@ -60,15 +60,8 @@ pub async fn manager(
     if team.is_none() && auth.0.scope().is_none() {
         // Calls may name a manager that the CRM does not (yet) know; the report still shows
         // their calls, but with no team to compare with.
-        let known = state
-            .store
-            .report_summary(
-                &crate::store::KpiScope::Manager(id.clone()),
-                i64::MIN,
-                i64::MAX,
-            )
-            .await?;
-        if known.calls == 0 {
+        let known = state.store.manager_has_calls(&id).await?;
+        if !known {
             return Err(ApiError::not_found(&format!("manager {id:?}")));
         }
     }

@@ -289,10 +289,16 @@ impl Store {
     /// storage key of its recording so the caller can remove the file.
     pub async fn delete_call(&self, id: CallId) -> Result<Option<String>, StoreError> {
         let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let day = Self::call_day(&mut tx, id).await?;
         let row = sqlx::query("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some((manager, day)) = day {
+            self.refresh_rollups(&mut tx, &manager, day).await?;
+        }
+        tx.commit().await?;
         Ok(row.map(|r| r.try_get("storage_key")).transpose()?)
     }
 }

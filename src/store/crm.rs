@@ -68,30 +68,40 @@ pub fn push_placeholder(sql: &mut String, backend: Backend, n: usize) {
 
 /// The statement that upserts `rows` rows of `entity`: new keys are inserted, known keys updated
 /// only where a value differs, so the affected-row count says what changed.
-fn upsert_sql(entity: Entity, rows: usize, backend: Backend) -> String {
+///
+/// SQLite gets a multi-row `VALUES` list. PostgreSQL gets the whole batch as one JSON parameter
+/// unpacked by `json_to_recordset`: the statement text is the same for every batch, so it is
+/// prepared once per connection instead of parsing and planning thousands of parameters each
+/// time, and a NULL needs no parameter type (sqlx's Any driver binds a NULL f64 as float4).
+/// `types` are the SQL types of the columns, in order (PostgreSQL only).
+fn upsert_sql(entity: Entity, rows: usize, backend: Backend, types: &[&str]) -> String {
     let cols = entity.columns();
     let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
     let keys: Vec<&str> = cols.iter().filter(|c| c.key).map(|c| c.name).collect();
     let others: Vec<&str> = cols.iter().filter(|c| !c.key).map(|c| c.name).collect();
-    let mut sql = format!(
-        "INSERT INTO {} ({}) VALUES ",
-        entity.table(),
-        names.join(", ")
-    );
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
+    let mut sql = format!("INSERT INTO {} ({}) ", entity.table(), names.join(", "));
+    match backend {
+        Backend::Postgres => {
+            sql.push_str(&select_json_rows(&names, types));
         }
-        sql.push('(');
-        for c in 0..cols.len() {
-            if c > 0 {
-                sql.push_str(", ");
+        Backend::Sqlite => {
+            sql.push_str("VALUES ");
+            let mut n = 0;
+            for r in 0..rows {
+                if r > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 0..cols.len() {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    n += 1;
+                    push_placeholder(&mut sql, backend, n);
+                }
+                sql.push(')');
             }
-            n += 1;
-            push_placeholder(&mut sql, backend, n);
         }
-        sql.push(')');
     }
     let set: Vec<String> = others
         .iter()
@@ -110,17 +120,71 @@ fn upsert_sql(entity: Entity, rows: usize, backend: Backend) -> String {
     sql
 }
 
+/// The SQL types of a row's values, for [`select_json_rows`].
+pub fn sql_types(row: &[Value]) -> Vec<&'static str> {
+    row.iter()
+        .map(|v| match v {
+            Value::Text(_) => "TEXT",
+            Value::Int(_) => "BIGINT",
+            Value::Real(_) => "DOUBLE PRECISION",
+        })
+        .collect()
+}
+
+/// `SELECT <names> FROM json_to_recordset($1) ...` (PostgreSQL): rows sent as one JSON
+/// parameter ([`json_rows`]), so the statement is the same whatever the batch size.
+pub fn select_json_rows(names: &[&str], types: &[&str]) -> String {
+    let record: Vec<String> = names
+        .iter()
+        .zip(types)
+        .map(|(n, t)| format!("{n} {t}"))
+        .collect();
+    format!(
+        "SELECT {} FROM json_to_recordset(CAST($1 AS json)) AS r({})",
+        names.join(", "),
+        record.join(", ")
+    )
+}
+
+/// The rows as a JSON array of objects keyed by column name, for [`select_json_rows`].
+pub fn json_rows(names: &[&str], rows: &[Vec<Value>]) -> Result<String, StoreError> {
+    let batch: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|row| {
+            names
+                .iter()
+                .zip(row)
+                .map(|(n, v)| {
+                    let v = match v {
+                        Value::Text(t) => serde_json::json!(t),
+                        Value::Int(i) => serde_json::json!(i),
+                        Value::Real(r) => serde_json::json!(r),
+                    };
+                    (n.to_string(), v)
+                })
+                .collect()
+        })
+        .collect();
+    serde_json::to_string(&batch).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 impl CrmImport<'_> {
     /// Upserts a batch whose keys are distinct; returns how many rows were inserted or changed.
     pub async fn upsert(&mut self, rows: &[Vec<Value>]) -> Result<u64, StoreError> {
         if rows.is_empty() {
             return Ok(0);
         }
-        let sql = upsert_sql(self.entity, rows.len(), self.backend);
-        // Not kept as a prepared statement: sqlx's Any driver binds a NULL f64 as a float4
-        // parameter on PostgreSQL, so a statement first prepared with a NULL amount would
-        // refuse a real one later with the same SQL text.
-        let mut q = sqlx::query(&sql).persistent(false);
+        if self.backend == Backend::Postgres {
+            let sql = upsert_sql(self.entity, rows.len(), self.backend, &sql_types(&rows[0]));
+            let names: Vec<&str> = self.entity.columns().iter().map(|c| c.name).collect();
+            let done = sqlx::query(&sql)
+                .bind(json_rows(&names, rows)?)
+                .execute(&mut *self.tx)
+                .await?;
+            return Ok(done.rows_affected());
+        }
+        let sql = upsert_sql(self.entity, rows.len(), self.backend, &[]);
+        let mut q = sqlx::query(&sql);
         for row in rows {
             for v in row {
                 q = match v {

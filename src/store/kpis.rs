@@ -20,6 +20,10 @@ pub enum KpiScope {
     Manager(String),
     /// The leads, deals and activities of the managers of one team.
     Team(String),
+    /// The leads, deals and activities of these managers: a team resolved by
+    /// [`Store::resolve_scope`], so every probe uses the `(manager_id, time)` indexes instead of
+    /// a subquery the planner may turn into a scan.
+    Managers(Vec<String>),
 }
 
 impl KpiScope {
@@ -30,6 +34,11 @@ impl KpiScope {
             KpiScope::Manager(_) => format!(" AND {column} = $3"),
             KpiScope::Team(_) => {
                 format!(" AND {column} IN (SELECT manager_id FROM crm_managers WHERE team = $3)")
+            }
+            KpiScope::Managers(ids) if ids.is_empty() => " AND 1 = 0".to_string(),
+            KpiScope::Managers(ids) => {
+                let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+                format!(" AND {column} IN ({})", list.join(", "))
             }
         }
     }
@@ -42,6 +51,7 @@ impl KpiScope {
             KpiScope::All => q,
             KpiScope::Manager(m) => q.bind(m.as_str()),
             KpiScope::Team(t) => q.bind(t.as_str()),
+            KpiScope::Managers(ids) => ids.iter().fold(q, |q, m| q.bind(m.as_str())),
         }
     }
 }
@@ -334,6 +344,14 @@ impl Store {
         ))
     }
 
+    /// The scope with a team replaced by the list of its managers (see [`KpiScope::Managers`]).
+    pub async fn resolve_scope(&self, scope: &KpiScope) -> Result<KpiScope, StoreError> {
+        Ok(match scope {
+            KpiScope::Team(t) => KpiScope::Managers(self.crm_managers_of(Some(t)).await?),
+            other => other.clone(),
+        })
+    }
+
     /// The managers of a team, or all managers (sorted by id).
     pub async fn crm_managers_of(&self, team: Option<&str>) -> Result<Vec<String>, StoreError> {
         let rows = match team {
@@ -386,7 +404,7 @@ impl Store {
 }
 
 /// Reads an integer column whatever width the engine gave it.
-fn int(row: &sqlx::any::AnyRow, col: &str) -> Result<i64, StoreError> {
+pub(super) fn int(row: &sqlx::any::AnyRow, col: &str) -> Result<i64, StoreError> {
     match row.try_get::<i64, _>(col) {
         Ok(v) => Ok(v),
         Err(_) => Ok(i64::from(row.try_get::<i32, _>(col)?)),

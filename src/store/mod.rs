@@ -12,6 +12,7 @@ mod insights;
 mod jobs;
 mod kpis;
 mod reports;
+mod rollups;
 mod rubrics;
 mod scores;
 mod tokens;
@@ -26,12 +27,13 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
 pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
-pub use crm::{push_placeholder, CrmImport};
+pub use crm::{json_rows, push_placeholder, select_json_rows, sql_types, CrmImport};
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal};
 pub use jobs::{ClaimedJob, JobCounts, JobFailure, JobRecord, NewJob};
 pub use kpis::{KpiScope, LeadTimes, PlanRow, WonDeal};
-pub use reports::{ConversationRow, CriterionRow, RecentScore, ScoreSummary, WeekRow};
+pub use reports::RecentScore;
+pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
 pub use rubrics::StoredRubric;
 pub use tokens::TokenRecord;
 

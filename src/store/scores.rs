@@ -81,6 +81,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        self.refresh_rollups_of(&mut tx, card.call_id).await?;
         tx.commit().await?;
         Ok(())
     }

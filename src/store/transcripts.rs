@@ -17,6 +17,7 @@ impl Store {
             .map(|s| s.text.split_whitespace().count())
             .sum();
         let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO transcripts (call_id, language, model, duration_ms, speech_ms, words, \
              document, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -33,9 +34,11 @@ impl Store {
         .bind(words as i64)
         .bind(document)
         .bind(t.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.save_call_conversation(t.call_id, &t.metrics).await?;
+        Self::save_call_conversation(&mut tx, t.call_id, &t.metrics).await?;
+        self.refresh_rollups_of(&mut tx, t.call_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 

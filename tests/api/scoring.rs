@@ -543,6 +543,28 @@ async fn qa_corrections_and_calibration(backend: Backend) {
     )
     .await;
     assert_eq!(met, 3);
+    // The manager's report reads the corrected call from its day's rollup.
+    let today = chrono::Utc::now().date_naive();
+    let (status, r) = app
+        .get_json(
+            &app.admin,
+            &format!(
+                "/api/v1/managers/m-kravtsova/report?from={}&to={}",
+                today.pred_opt().unwrap(),
+                today.succ_opt().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["quality"]["calls_analysed"], 1);
+    assert_eq!(r["quality"]["average_overall"], s["overall"]);
+    let nd = r["quality"]["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["criterion_id"] == "needs_discovery")
+        .unwrap();
+    assert_eq!(nd["average"], 0.0);
 
     let (status, cal) = app.get_json(&qa, "/api/v1/calibration").await;
     assert_eq!(status, 200, "{cal}");

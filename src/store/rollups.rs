@@ -1,0 +1,490 @@
+//! Daily rollups of call quality per manager (`quality_daily`, `conversation_daily`), so a
+//! report over a month reads a few hundred small rows instead of joining thousands of calls to
+//! their scores and criteria (decision 0009).
+//!
+//! A rollup row is never updated by arithmetic: after any write that can change a call's figures
+//! (a score saved or corrected, a transcript saved, a call deleted), the rows of that call's
+//! manager and day are recomputed from the raw tables in the same transaction. That keeps them
+//! exact whatever the write was, at the cost of one small aggregate per write. Reports split a
+//! period into whole UTC days (from the rollups) and the partial days at its edges (from the raw
+//! rows), so any `[from, to)` gives the same figures as the raw tables.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+
+use super::kpis::KpiScope;
+use super::{Backend, Store, StoreError};
+use crate::domain::CallId;
+
+/// One UTC day in ms.
+pub const DAY_MS: i64 = 86_400_000;
+const CALL_TIME: &str = "COALESCE(c.started_at, c.created_at)";
+
+/// Counts and sums that add up across days and parts of a period.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    /// Rows counted (scored calls, or calls with a row for the criterion).
+    pub calls: i64,
+    /// Of those, with a value (overall score or criterion value not NULL).
+    pub rated: i64,
+    /// Sum of the values.
+    pub total: f64,
+    /// Criterion met (level strong).
+    pub met: i64,
+}
+
+impl Tally {
+    /// Adds another tally to this one.
+    pub fn add(&mut self, o: Tally) {
+        self.calls += o.calls;
+        self.rated += o.rated;
+        self.total += o.total;
+        self.met += o.met;
+    }
+
+    /// Mean of the values, `None` when none was rated.
+    pub fn mean(&self) -> Option<f64> {
+        (self.rated > 0).then(|| self.total / self.rated as f64)
+    }
+}
+
+/// Conversation figures that add up across days.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ConversationTally {
+    /// Calls with figures.
+    pub calls: i64,
+    /// Calls with a manager talk share, and its sum.
+    pub talk_n: i64,
+    /// Sum of manager talk shares.
+    pub talk_sum: f64,
+    /// Sum of questions the manager asked.
+    pub questions_sum: f64,
+    /// Calls with a manager monologue figure, and its sum (s).
+    pub mono_n: i64,
+    /// Sum of longest monologues, seconds.
+    pub mono_sum: f64,
+}
+
+impl ConversationTally {
+    fn add(&mut self, o: ConversationTally) {
+        self.calls += o.calls;
+        self.talk_n += o.talk_n;
+        self.talk_sum += o.talk_sum;
+        self.questions_sum += o.questions_sum;
+        self.mono_n += o.mono_n;
+        self.mono_sum += o.mono_sum;
+    }
+}
+
+/// The quality figures of a scope over a period, as tallies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QualityTallies {
+    /// Scored calls and their overall scores, per UTC day (days since 1970-01-01).
+    pub days: BTreeMap<i64, Tally>,
+    /// Per criterion id.
+    pub criteria: BTreeMap<String, Tally>,
+    /// Conversation figures of transcribed calls.
+    pub conversation: ConversationTally,
+}
+
+/// Which rows of a period come from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Whole days `[first, end)` from the rollup tables.
+    Days(i64, i64),
+    /// `[from, to)` in ms from the raw tables.
+    Raw(i64, i64),
+}
+
+/// Splits `[from, to)` into whole UTC days and the partial days at its edges.
+fn parts(from: i64, to: i64) -> Vec<Part> {
+    let first = from.div_euclid(DAY_MS) + i64::from(from.rem_euclid(DAY_MS) != 0);
+    let end = to.div_euclid(DAY_MS);
+    if first >= end {
+        return vec![Part::Raw(from, to)];
+    }
+    let mut v = Vec::with_capacity(3);
+    if from < first * DAY_MS {
+        v.push(Part::Raw(from, first * DAY_MS));
+    }
+    v.push(Part::Days(first, end));
+    if end * DAY_MS < to {
+        v.push(Part::Raw(end * DAY_MS, to));
+    }
+    v
+}
+
+fn tally(r: &sqlx::any::AnyRow) -> Result<Tally, StoreError> {
+    Ok(Tally {
+        calls: r.try_get("calls")?,
+        rated: r.try_get("rated")?,
+        total: r.try_get::<Option<f64>, _>("total")?.unwrap_or(0.0),
+        met: r.try_get::<Option<i64>, _>("met")?.unwrap_or(0),
+    })
+}
+
+fn conversation(r: &sqlx::any::AnyRow) -> Result<ConversationTally, StoreError> {
+    let f =
+        |c: &str| -> Result<f64, StoreError> { Ok(r.try_get::<Option<f64>, _>(c)?.unwrap_or(0.0)) };
+    let i =
+        |c: &str| -> Result<i64, StoreError> { Ok(r.try_get::<Option<i64>, _>(c)?.unwrap_or(0)) };
+    Ok(ConversationTally {
+        calls: i("calls")?,
+        talk_n: i("talk_n")?,
+        talk_sum: f("talk_sum")?,
+        questions_sum: f("questions_sum")?,
+        mono_n: i("mono_n")?,
+        mono_sum: f("mono_sum")?,
+    })
+}
+
+/// The raw aggregates of scored calls (`$1`..`$2` is the time range), grouped by `group`.
+fn raw_scores_sql(group: &str, filter: &str) -> String {
+    format!(
+        "SELECT {group}, COUNT(*) AS calls, COUNT(s.overall) AS rated, SUM(s.overall) AS total, \
+                CAST(0 AS BIGINT) AS met \
+         FROM calls c JOIN scores s ON s.call_id = c.id \
+         WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter} \
+         GROUP BY 1"
+    )
+}
+
+fn raw_criteria_sql(select: &str, filter: &str) -> String {
+    format!(
+        "SELECT {select}, COUNT(*) AS calls, COUNT(sc.value) AS rated, SUM(sc.value) AS total, \
+                COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met \
+         FROM calls c JOIN scores s ON s.call_id = c.id \
+         JOIN score_criteria sc ON sc.call_id = c.id \
+         WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter} \
+         GROUP BY sc.criterion_id"
+    )
+}
+
+fn raw_conversation_sql(select: &str, filter: &str, group: &str) -> String {
+    format!(
+        "SELECT {select}COUNT(*) AS calls, COUNT(m.manager_talk_share) AS talk_n, \
+                SUM(m.manager_talk_share) AS talk_sum, SUM(m.manager_questions) AS questions_sum, \
+                COUNT(m.manager_longest_monologue_s) AS mono_n, \
+                SUM(m.manager_longest_monologue_s) AS mono_sum \
+         FROM calls c JOIN call_conversation m ON m.call_id = c.id \
+         WHERE {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{group}"
+    )
+}
+
+/// Binds one manager's day to a raw query (`$3` only when there is a manager).
+fn bind_day<'q>(
+    sql: &'q str,
+    manager: &'q str,
+    day: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let q = sqlx::query(sql).bind(day * DAY_MS).bind((day + 1) * DAY_MS);
+    if manager.is_empty() {
+        q
+    } else {
+        q.bind(manager)
+    }
+}
+
+/// A stable 64-bit key for PostgreSQL's advisory lock on one manager's day.
+fn lock_key(manager: &str, day: i64) -> i64 {
+    let h = Sha256::new()
+        .chain_update(manager.as_bytes())
+        .chain_update(day.to_le_bytes())
+        .finalize();
+    i64::from_le_bytes(h[..8].try_into().unwrap_or_default())
+}
+
+impl Store {
+    /// The quality tallies of `scope` over `[from, to)`: whole days from the rollups, the edges
+    /// from the raw rows. `scope` must be resolved ([`Store::resolve_scope`]).
+    pub async fn quality_tallies(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<QualityTallies, StoreError> {
+        let mut out = QualityTallies::default();
+        for part in parts(from, to) {
+            let (calls_sql, criteria_sql, conversation_sql, a, b) = match part {
+                Part::Days(first, end) => {
+                    let filter = scope.filter("q.manager_id");
+                    (
+                        format!(
+                            "SELECT day, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
+                                    SUM(total) AS total, CAST(SUM(met) AS BIGINT) AS met \
+                             FROM quality_daily q WHERE criterion_id = '' \
+                               AND day >= $1 AND day < $2{filter} GROUP BY day"
+                        ),
+                        format!(
+                            "SELECT criterion_id, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
+                                    SUM(total) AS total, CAST(SUM(met) AS BIGINT) AS met \
+                             FROM quality_daily q WHERE criterion_id <> '' \
+                               AND day >= $1 AND day < $2{filter} GROUP BY criterion_id"
+                        ),
+                        format!(
+                            "SELECT CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(talk_n) AS BIGINT) AS talk_n, \
+                                    SUM(talk_sum) AS talk_sum, SUM(questions_sum) AS questions_sum, \
+                                    CAST(SUM(mono_n) AS BIGINT) AS mono_n, SUM(mono_sum) AS mono_sum \
+                             FROM conversation_daily q WHERE day >= $1 AND day < $2{filter}"
+                        ),
+                        first,
+                        end,
+                    )
+                }
+                Part::Raw(a, b) => {
+                    let filter = scope.filter("c.manager_id");
+                    (
+                        raw_scores_sql(
+                            &format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT) AS day"),
+                            &filter,
+                        ),
+                        raw_criteria_sql("sc.criterion_id AS criterion_id", &filter),
+                        raw_conversation_sql("", &filter, ""),
+                        a,
+                        b,
+                    )
+                }
+            };
+            let (days, criteria, conv) = tokio::try_join!(
+                scope
+                    .bind(sqlx::query(&calls_sql).bind(a).bind(b))
+                    .fetch_all(&self.pool),
+                scope
+                    .bind(sqlx::query(&criteria_sql).bind(a).bind(b))
+                    .fetch_all(&self.pool),
+                scope
+                    .bind(sqlx::query(&conversation_sql).bind(a).bind(b))
+                    .fetch_one(&self.pool),
+            )?;
+            for r in &days {
+                let day: i64 = super::kpis::int(r, "day")?;
+                out.days.entry(day).or_default().add(tally(r)?);
+            }
+            for r in &criteria {
+                let id: String = r.try_get("criterion_id")?;
+                out.criteria.entry(id).or_default().add(tally(r)?);
+            }
+            out.conversation.add(conversation(&conv)?);
+        }
+        Ok(out)
+    }
+
+    /// Recomputes every rollup row from the raw tables (after a bulk load that bypassed the
+    /// write paths, such as the reports benchmark's generated calls). Returns the rows written.
+    pub async fn rebuild_rollups(&self) -> Result<u64, StoreError> {
+        let day = format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT)");
+        let manager = "COALESCE(c.manager_id, '')";
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM quality_daily")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM conversation_daily")
+            .execute(&mut *tx)
+            .await?;
+        let mut rows = 0;
+        for sql in [
+            format!(
+                "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
+                 SELECT {manager}, {day}, '', COUNT(*), COUNT(s.overall), \
+                        COALESCE(SUM(s.overall), 0), 0 \
+                 FROM calls c JOIN scores s ON s.call_id = c.id WHERE s.status = 'scored' \
+                 GROUP BY {manager}, {day}"
+            ),
+            format!(
+                "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
+                 SELECT {manager}, {day}, sc.criterion_id, COUNT(*), COUNT(sc.value), \
+                        COALESCE(SUM(sc.value), 0), COUNT(CASE WHEN sc.met = 1 THEN 1 END) \
+                 FROM calls c JOIN scores s ON s.call_id = c.id \
+                 JOIN score_criteria sc ON sc.call_id = c.id WHERE s.status = 'scored' \
+                 GROUP BY {manager}, {day}, sc.criterion_id"
+            ),
+            format!(
+                "INSERT INTO conversation_daily (manager_id, day, calls, talk_n, talk_sum, \
+                        questions_sum, mono_n, mono_sum) \
+                 SELECT {manager}, {day}, COUNT(*), COUNT(m.manager_talk_share), \
+                        COALESCE(SUM(m.manager_talk_share), 0), COALESCE(SUM(m.manager_questions), 0), \
+                        COUNT(m.manager_longest_monologue_s), \
+                        COALESCE(SUM(m.manager_longest_monologue_s), 0) \
+                 FROM calls c JOIN call_conversation m ON m.call_id = c.id \
+                 GROUP BY {manager}, {day}"
+            ),
+        ] {
+            rows += sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// The manager (`''` for none) and UTC day of a call, if it exists.
+    pub(super) async fn call_day(
+        conn: &mut AnyConnection,
+        call: CallId,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(manager_id, '') AS m, COALESCE(started_at, created_at) AS at \
+             FROM calls WHERE id = $1",
+        )
+        .bind(call.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<String, _>("m")?,
+                r.try_get::<i64, _>("at")?.div_euclid(DAY_MS),
+            ))
+        })
+        .transpose()
+    }
+
+    /// Recomputes the rollup rows of one manager's day from the raw tables, inside the
+    /// caller's transaction (which, on SQLite, holds the write turn).
+    pub(super) async fn refresh_rollups(
+        &self,
+        conn: &mut AnyConnection,
+        manager: &str,
+        day: i64,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            // Two workers finishing calls of the same manager and day would otherwise each
+            // rebuild the rows without the other's call.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_key(manager, day))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let filter = if manager.is_empty() {
+            " AND c.manager_id IS NULL"
+        } else {
+            " AND c.manager_id = $3"
+        };
+        for table in ["quality_daily", "conversation_daily"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE manager_id = $1 AND day = $2"
+            ))
+            .bind(manager.to_string())
+            .bind(day)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let (scores_sql, criteria_sql, conversation_sql) = (
+            raw_scores_sql("0 AS day", filter),
+            raw_criteria_sql("sc.criterion_id AS criterion_id", filter),
+            raw_conversation_sql("", filter, ""),
+        );
+        let calls = bind_day(&scores_sql, manager, day)
+            .fetch_all(&mut *conn)
+            .await?;
+        let criteria = bind_day(&criteria_sql, manager, day)
+            .fetch_all(&mut *conn)
+            .await?;
+        let conv = bind_day(&conversation_sql, manager, day)
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = calls
+            .iter()
+            .map(|r| Ok((String::new(), tally(r)?)))
+            .chain(
+                criteria
+                    .iter()
+                    .map(|r| Ok((r.try_get::<String, _>("criterion_id")?, tally(r)?))),
+            )
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for (criterion, t) in rows.into_iter().filter(|(_, t)| t.calls > 0) {
+            sqlx::query(
+                "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(manager.to_string())
+            .bind(day)
+            .bind(criterion)
+            .bind(t.calls)
+            .bind(t.rated)
+            .bind(t.total)
+            .bind(t.met)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let c = conversation(&conv)?;
+        if c.calls > 0 {
+            sqlx::query(
+                "INSERT INTO conversation_daily (manager_id, day, calls, talk_n, talk_sum, \
+                 questions_sum, mono_n, mono_sum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(manager.to_string())
+            .bind(day)
+            .bind(c.calls)
+            .bind(c.talk_n)
+            .bind(c.talk_sum)
+            .bind(c.questions_sum)
+            .bind(c.mono_n)
+            .bind(c.mono_sum)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::refresh_rollups`] for the manager and day of `call`.
+    pub(super) async fn refresh_rollups_of(
+        &self,
+        conn: &mut AnyConnection,
+        call: CallId,
+    ) -> Result<(), StoreError> {
+        if let Some((manager, day)) = Self::call_day(conn, call).await? {
+            self.refresh_rollups(conn, &manager, day).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_splits_into_whole_days_and_its_edges() {
+        let d = DAY_MS;
+        assert_eq!(parts(10 * d, 40 * d), vec![Part::Days(10, 40)]);
+        assert_eq!(
+            parts(10 * d + 5, 40 * d + 7),
+            vec![
+                Part::Raw(10 * d + 5, 11 * d),
+                Part::Days(11, 40),
+                Part::Raw(40 * d, 40 * d + 7)
+            ]
+        );
+        assert_eq!(
+            parts(10 * d + 5, 11 * d + 7),
+            vec![Part::Raw(10 * d + 5, 11 * d + 7)]
+        );
+        assert_eq!(parts(10 * d, 11 * d), vec![Part::Days(10, 11)]);
+        assert_eq!(
+            parts(10 * d + 1, 11 * d),
+            vec![Part::Raw(10 * d + 1, 11 * d)]
+        );
+    }
+
+    #[test]
+    fn tallies_add_up_to_the_mean_of_all_values() {
+        let mut t = Tally::default();
+        assert_eq!(t.mean(), None);
+        t.add(Tally {
+            calls: 2,
+            rated: 1,
+            total: 50.0,
+            met: 0,
+        });
+        t.add(Tally {
+            calls: 1,
+            rated: 1,
+            total: 100.0,
+            met: 1,
+        });
+        assert_eq!(t.mean(), Some(75.0));
+        assert_eq!((t.calls, t.met), (3, 1));
+        assert_ne!(lock_key("m1", 1), lock_key("m1", 2));
+    }
+}
