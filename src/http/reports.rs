@@ -60,7 +60,7 @@ pub async fn manager(
     if team.is_none() && auth.0.scope().is_none() {
         // Calls may name a manager that the CRM does not (yet) know; the report still shows
         // their calls, but with no team to compare with.
-        let known = state.store.manager_has_calls(&id).await?;
+        let known = state.store.manager_has_scored_calls(&id).await?;
         if !known {
             return Err(ApiError::not_found(&format!("manager {id:?}")));
         }

@@ -69,10 +69,12 @@ pub struct Step {
 
 /// The JSON Schema of the answer for `rubric`. String lengths and list sizes are bounded so a
 /// small model cannot run on until the token limit cuts it off: filled to every bound, the
-/// answer is about 2,850 characters, about 2,800 tokens of Russian for SmolLM2's tokenizer
-/// (1.15 characters a token) with the JSON around them: under the 3,000 `llm.max_tokens` the
-/// demo and tests give the local model, whose context (8,192) also holds a ~4,600-token
-/// Russian prompt. Capable models write well inside these bounds.
+/// answer is about 2,220 characters. Russian averages 1.15 characters a token with SmolLM2's
+/// tokenizer, but a greedy tiny model fills every field to its bound, and at ~2,850 characters
+/// two of the four Russian demo calls ran past 3,000 tokens twice and failed; at one token a
+/// character this answer still fits with its JSON in the 3,000 `llm.max_tokens` the demo and
+/// tests give the local model, whose context (8,192) also holds a ~4,600-token Russian prompt.
+/// Capable models write well inside these bounds.
 pub fn schema(rubric: &Rubric) -> Value {
     let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max});
     let mut props = Map::new();
@@ -90,8 +92,8 @@ pub fn schema(rubric: &Rubric) -> Value {
                 "required": ["answer", "rationale", "quotes"],
                 "properties": {
                     "answer": {"enum": values},
-                    "rationale": text(120),
-                    "quotes": {"type": "array", "maxItems": 1, "items": text(120)},
+                    "rationale": text(90),
+                    "quotes": {"type": "array", "maxItems": 1, "items": text(90)},
                 },
             }),
         );
@@ -102,11 +104,11 @@ pub fn schema(rubric: &Rubric) -> Value {
             "type": "object",
             "additionalProperties": false,
             "required": ["text", "quote"],
-            "properties": {"text": text(100), "quote": text(90)},
+            "properties": {"text": text(80), "quote": text(70)},
         });
         if with_phrasing {
             p["required"] = json!(["text", "quote", "better_phrasing"]);
-            p["properties"]["better_phrasing"] = text(100);
+            p["properties"]["better_phrasing"] = text(80);
         }
         json!({"type": "array", "minItems": 1, "maxItems": 3, "items": p})
     };
@@ -132,7 +134,7 @@ pub fn schema(rubric: &Rubric) -> Value {
                     "additionalProperties": false,
                     "required": ["action", "owner", "due_in_days"],
                     "properties": {
-                        "action": text(80),
+                        "action": text(60),
                         "owner": {"enum": ["manager", "client", "both"]},
                         "due_in_days": {"type": "integer", "minimum": 0, "maximum": 90},
                     },

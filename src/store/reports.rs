@@ -95,12 +95,15 @@ impl Store {
             .collect()
     }
 
-    /// Whether any call names `manager`.
-    pub async fn manager_has_calls(&self, manager: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 AS one FROM calls WHERE manager_id = $1 LIMIT 1")
-            .bind(manager)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// Whether `manager` has any scored call.
+    pub async fn manager_has_scored_calls(&self, manager: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM calls c JOIN scores s ON s.call_id = c.id \
+             WHERE c.manager_id = $1 AND s.status = 'scored' LIMIT 1",
+        )
+        .bind(manager)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 }

@@ -406,6 +406,9 @@ on_both_backends!(
 async fn saving_a_transcript_keeps_its_conversation_figures(backend: Backend) {
     use sqlx::Row;
     let app = spawn_app(backend, Registry::new()).await;
+    // m1 known to the CRM, so the report exists before any of m1's calls is scored.
+    let managers = std::fs::read_to_string(format!("{FIXTURES}/managers.csv")).expect("fixture");
+    import_csv(&app, &app.admin, "managers", "", &managers).await;
     let id = app.upload_call("m1").await;
     let speaker = |who: &str, share: f64, mono: f64| {
         json!({"speaker": who, "talk_seconds": 30.0, "talk_share": share, "turns": 3,
