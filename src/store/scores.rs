@@ -29,6 +29,10 @@ impl Store {
              reason = excluded.reason, document = excluded.document, \
              scored_at = excluded.scored_at, updated_at = excluded.updated_at",
         )
+        // Not prepared and kept: sqlx's Any driver binds a NULL f64 as float4 on PostgreSQL, and
+        // a statement first prepared with a NULL score would refuse a real one later ("incorrect
+        // binary data format"). Same for the criteria (N/A has no value).
+        .persistent(false)
         .bind(card.call_id.to_string())
         .bind(card.status.as_str().to_string())
         .bind(card.rubric.id.clone())
@@ -61,6 +65,7 @@ impl Store {
                  qa_at, value, level, met, low_confidence) VALUES ($1, $2, $3, $4, $5, $6, $7, \
                  $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
+            .persistent(false)
             .bind(card.call_id.to_string())
             .bind(c.id.clone())
             .bind(c.section.clone())

@@ -64,6 +64,8 @@ pub async fn insert_scored(store: &Store, c: &Scored<'_>) {
             "INSERT INTO score_criteria (call_id, criterion_id, section_id, weight, critical, scale_max, model_level, value, level, met) \
              VALUES ($1, $2, 's', 1.0, 0, 2, $3, $4, $3, $5)",
         )
+        // A NULL f64 is bound as float4 on PostgreSQL (sqlx Any): never reuse the statement.
+        .persistent(false)
         .bind(&id)
         .bind(*criterion)
         .bind(level)
