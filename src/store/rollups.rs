@@ -151,9 +151,9 @@ fn raw_scores_sql(group: &str, filter: &str) -> String {
     )
 }
 
-fn raw_criteria_sql(select: &str, filter: &str) -> String {
+fn raw_criteria_sql(filter: &str) -> String {
     format!(
-        "SELECT {select}, COUNT(*) AS calls, COUNT(sc.value) AS rated, SUM(sc.value) AS total, \
+        "SELECT sc.criterion_id AS criterion_id, COUNT(*) AS calls, COUNT(sc.value) AS rated, SUM(sc.value) AS total, \
                 COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
          JOIN score_criteria sc ON sc.call_id = c.id \
@@ -162,14 +162,14 @@ fn raw_criteria_sql(select: &str, filter: &str) -> String {
     )
 }
 
-fn raw_conversation_sql(select: &str, filter: &str, group: &str) -> String {
+fn raw_conversation_sql(filter: &str) -> String {
     format!(
-        "SELECT {select}COUNT(*) AS calls, COUNT(m.manager_talk_share) AS talk_n, \
+        "SELECT COUNT(*) AS calls, COUNT(m.manager_talk_share) AS talk_n, \
                 SUM(m.manager_talk_share) AS talk_sum, SUM(m.manager_questions) AS questions_sum, \
                 COUNT(m.manager_longest_monologue_s) AS mono_n, \
                 SUM(m.manager_longest_monologue_s) AS mono_sum \
          FROM calls c JOIN call_conversation m ON m.call_id = c.id \
-         WHERE {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{group}"
+         WHERE {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}"
     )
 }
 
@@ -240,8 +240,8 @@ impl Store {
                             &format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT) AS day"),
                             &filter,
                         ),
-                        raw_criteria_sql("sc.criterion_id AS criterion_id", &filter),
-                        raw_conversation_sql("", &filter, ""),
+                        raw_criteria_sql(&filter),
+                        raw_conversation_sql(&filter),
                         a,
                         b,
                     )
@@ -371,8 +371,8 @@ impl Store {
         }
         let (scores_sql, criteria_sql, conversation_sql) = (
             raw_scores_sql("0 AS day", filter),
-            raw_criteria_sql("sc.criterion_id AS criterion_id", filter),
-            raw_conversation_sql("", filter, ""),
+            raw_criteria_sql(filter),
+            raw_conversation_sql(filter),
         );
         let calls = bind_day(&scores_sql, manager, day)
             .fetch_all(&mut *conn)
