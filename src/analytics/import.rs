@@ -194,7 +194,7 @@ pub async fn import_reader(
                 // In strict mode a bad row has been seen (or may come): keep reading to report
                 // every one, but write nothing more.
                 if !(options.strict && report.rejected > 0) {
-                    affected += import.upsert(&rows).await?;
+                    affected += import.upsert(rows).await?;
                 }
             }
             Msg::Rejected(e) => {
@@ -225,6 +225,26 @@ pub async fn import_reader(
         "CRM file imported"
     );
     Ok(report)
+}
+
+/// The hash of a row's key columns.
+fn key_hash(
+    hasher: &std::collections::hash_map::RandomState,
+    columns: &[super::entity::Column],
+    values: &[Value],
+) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = hasher.build_hasher();
+    for (c, v) in columns.iter().zip(values) {
+        if c.key {
+            match v {
+                Value::Text(t) => (0u8, t).hash(&mut h),
+                Value::Int(i) => (1u8, i).hash(&mut h),
+                Value::Real(r) => (2u8, r.map(f64::to_bits)).hash(&mut h),
+            }
+        }
+    }
+    h.finish()
 }
 
 /// The reader thread: parses, checks and batches rows; stops early only if the writer is gone.
@@ -269,7 +289,8 @@ fn read_rows(
         .collect();
 
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(batch_rows);
-    let mut batch_keys: HashSet<Vec<String>> = HashSet::new();
+    let mut batch_keys: HashSet<u64> = HashSet::with_capacity(batch_rows);
+    let hasher = std::collections::hash_map::RandomState::new();
     let mut rows = 0u64;
     let mut record = csv::StringRecord::new();
     loop {
@@ -339,13 +360,9 @@ fn read_rows(
             continue;
         }
         // A key seen twice in one statement is refused by PostgreSQL, so the batch is sent
-        // first and the later row updates the earlier one, as it would across files.
-        let key: Vec<String> = columns
-            .iter()
-            .zip(&values)
-            .filter(|(c, _)| c.key)
-            .map(|(_, v)| format!("{v:?}"))
-            .collect();
+        // first and the later row updates the earlier one, as it would across files. Keys are
+        // compared by hash: a collision only sends a batch early.
+        let key = key_hash(&hasher, columns, &values);
         if batch_keys.contains(&key) || batch.len() >= batch_rows {
             if !send(Msg::Rows(std::mem::take(&mut batch))) {
                 return;

@@ -48,6 +48,30 @@ d5,m2,2026-03-03T10:00:00+02:00,lost,abc,bad amount
 d6,m2,2026-03-03T10:00:00+02:00,lost,,second good row
 ";
 
+/// Every index of `table` with its definition, sorted: a first import into an empty table drops
+/// the secondary ones and must build them again.
+async fn indexes(app: &TestApp, table: &str) -> Vec<(String, String)> {
+    use sqlx::Row;
+    let sql = match app.store.backend() {
+        callgrade::store::Backend::Sqlite => {
+            "SELECT name, COALESCE(sql, '') FROM sqlite_master \
+             WHERE type = 'index' AND tbl_name = ? ORDER BY name"
+        }
+        callgrade::store::Backend::Postgres => {
+            "SELECT CAST(indexname AS TEXT), indexdef FROM pg_indexes WHERE tablename = $1 \
+             ORDER BY indexname"
+        }
+    };
+    let rows = sqlx::query(sql)
+        .bind(table)
+        .fetch_all(app.store.pool())
+        .await
+        .expect("index list");
+    rows.iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect()
+}
+
 fn errors(report: &Value) -> Vec<(u64, String)> {
     report["errors"]
         .as_array()
@@ -141,6 +165,7 @@ async fn a_malformed_file_keeps_its_good_rows_and_lists_each_bad_one(backend: Ba
 async fn strict_mode_refuses_the_whole_file_on_one_bad_row(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     import_csv(&app, &app.admin, "managers", "", &fixture("managers.csv")).await;
+    let before = indexes(&app, "crm_deals").await;
     let (status, report) =
         import_csv(&app, &app.admin, "deals", "?strict=true", MALFORMED_DEALS).await;
     assert_eq!(status, 422, "{report}");
@@ -156,6 +181,11 @@ async fn strict_mode_refuses_the_whole_file_on_one_bad_row(backend: Backend) {
         "the bad rows are listed: {report}"
     );
     assert_eq!(count(&app.store, "SELECT COUNT(*) FROM crm_deals").await, 0);
+    assert_eq!(
+        indexes(&app, "crm_deals").await,
+        before,
+        "a refused first load keeps the table's indexes"
+    );
     app.stop().await;
 }
 
@@ -172,8 +202,22 @@ async fn every_fixture_file_imports_cleanly_and_reimports_unchanged(backend: Bac
     ] {
         let csv = fixture(&format!("{entity}.csv"));
         let rows = csv.lines().count() as u64 - 1;
+        let table = format!("crm_{entity}");
+        let before = indexes(&app, &table).await;
+        if entity == "activities" {
+            assert_eq!(
+                before.len(),
+                4,
+                "{table}: a key and three indexes: {before:?}"
+            );
+        }
         let (status, first) = import_csv(&app, &app.admin, entity, "", &csv).await;
         assert_eq!(status, 200, "{first}");
+        assert_eq!(
+            indexes(&app, &table).await,
+            before,
+            "{entity}: the first load builds the indexes it dropped"
+        );
         assert_eq!(
             (first["inserted"].as_u64(), first["rejected"].as_u64()),
             (Some(rows), Some(0)),
@@ -327,6 +371,10 @@ async fn the_reports_benchmark_runs_at_a_tiny_size() {
     );
     assert!(
         stdout.contains("| SQLite | import 1000 activities (fresh) |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| SQLite | import 1000 activities again (all unchanged) |"),
         "{stdout}"
     );
     assert!(
