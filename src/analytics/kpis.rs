@@ -1,8 +1,6 @@
 //! The sales KPIs of the data contract for a period `[from, to)`, for everyone, a manager or a
 //! team. Each ratio carries the counts behind it and is null when its denominator is zero.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -281,10 +279,6 @@ pub async fn compute(
 }
 
 /// Attainment of each plan row overlapping the period, counted in the plan's own days.
-///
-/// Plan rows mostly share their days (a month, a quarter), so actuals are counted per distinct
-/// window: one grouped activity count and one grouped won-deal sum for all the window's
-/// managers, instead of a query per plan row (200 for a company-wide month).
 async fn plans(
     store: &Store,
     scope: &KpiScope,
@@ -298,91 +292,47 @@ async fn plans(
             &last.format("%Y-%m-%d").to_string(),
         )
         .await?;
-    let rows: Vec<(PlanRow, PlanMetric, (i64, i64))> = rows
-        .into_iter()
-        .map(|p| {
-            let metric: PlanMetric = p
-                .metric
-                .parse()
-                .map_err(|e: crate::domain::ParseError| StoreError::Corrupt(e.0))?;
-            let window = plan_window(&p)?;
-            Ok((p, metric, window))
-        })
-        .collect::<Result<_, StoreError>>()?;
-
-    let mut windows: BTreeMap<(i64, i64), (BTreeSet<String>, bool, bool)> = BTreeMap::new();
-    for (p, metric, window) in &rows {
-        let w = windows.entry(*window).or_default();
-        w.0.insert(p.manager_id.clone());
-        match metric.activity_type() {
-            Some(_) => w.1 = true,
-            None => w.2 = true,
-        }
-    }
-    // The windows' counts run side by side (in order), as the KPIs' own queries do.
-    let counted = futures::future::try_join_all(windows.into_iter().map(
-        |((from, to), (managers, activities, wins))| async move {
-            let managers: Vec<String> = managers.into_iter().collect();
-            let (activities, wins) = tokio::try_join!(
-                async {
-                    match activities {
-                        true => store.kpi_activities_by_type(&managers, from, to).await,
-                        false => Ok(HashMap::new()),
-                    }
-                },
-                async {
-                    match wins {
-                        true => store.kpi_wins_by_manager(&managers, from, to).await,
-                        false => Ok(HashMap::new()),
-                    }
-                },
-            )?;
-            Ok::<_, StoreError>(((from, to), (activities, wins)))
-        },
-    ))
-    .await?;
-    let counted: HashMap<(i64, i64), _> = counted.into_iter().collect();
-
-    Ok(rows
-        .into_iter()
-        .map(|(p, metric, window)| {
-            let (activities, wins) = &counted[&window];
-            let actual = match metric.activity_type() {
-                Some(kind) => activities
-                    .get(&(p.manager_id.clone(), kind.as_str().to_string()))
-                    .copied()
-                    .unwrap_or(0) as f64,
-                None => {
-                    let (n, revenue) = wins.get(&p.manager_id).copied().unwrap_or((0, 0.0));
-                    if metric == PlanMetric::Revenue {
-                        revenue
-                    } else {
-                        n as f64
-                    }
-                }
-            };
-            PlanAttainment {
-                manager_id: p.manager_id,
-                metric,
-                period_start: p.period_start,
-                period_end: p.period_end,
-                target: p.target,
-                actual,
-                value: (p.target != 0.0).then(|| actual / p.target),
-            }
-        })
-        .collect())
+    // Each row's actual is its own small indexed query; they run side by side (in order).
+    futures::future::try_join_all(rows.into_iter().map(|p| attainment(store, p))).await
 }
 
-/// A plan row's days as `[from, to)` in Unix ms: period_end is inclusive, so the plan runs
-/// until 00:00 UTC of the next day.
-fn plan_window(p: &PlanRow) -> Result<(i64, i64), StoreError> {
+/// One plan row's actual and attainment, counted in the plan's own days.
+async fn attainment(store: &Store, p: PlanRow) -> Result<PlanAttainment, StoreError> {
+    let metric: PlanMetric = p
+        .metric
+        .parse()
+        .map_err(|e: crate::domain::ParseError| StoreError::Corrupt(e.0))?;
     let start = super::entity::parse_date(&p.period_start).map_err(StoreError::Corrupt)?;
     let end = super::entity::parse_date(&p.period_end).map_err(StoreError::Corrupt)?;
-    Ok((
+    // period_end is inclusive: the plan runs until 00:00 UTC of the next day.
+    let (from, to) = (
         day_start(start),
         day_start(end.checked_add_days(Days::new(1)).unwrap_or(end)),
-    ))
+    );
+    let actual = match metric.activity_type() {
+        Some(kind) => {
+            store
+                .kpi_count_activities(&p.manager_id, kind, from, to)
+                .await? as f64
+        }
+        None => {
+            let (n, revenue) = store.kpi_manager_wins(&p.manager_id, from, to).await?;
+            if metric == PlanMetric::Revenue {
+                revenue
+            } else {
+                n as f64
+            }
+        }
+    };
+    Ok(PlanAttainment {
+        manager_id: p.manager_id,
+        metric,
+        period_start: p.period_start,
+        period_end: p.period_end,
+        target: p.target,
+        actual,
+        value: (p.target != 0.0).then(|| actual / p.target),
+    })
 }
 
 #[cfg(test)]

@@ -4,14 +4,12 @@
 //! Placeholders: `$1` = from, `$2` = to (Unix ms), `$3` = the scope's manager or team, bound
 //! only when there is a scope.
 
-use std::collections::HashMap;
-
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
 use super::{Store, StoreError};
-use crate::analytics::entity::DealStatus;
+use crate::analytics::entity::{ActivityType, DealStatus};
 
 /// Whose figures a query counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,63 +301,47 @@ impl Store {
             .collect()
     }
 
-    /// These managers' activities in `[from, to)`, counted per (manager, type).
-    pub async fn kpi_activities_by_type(
+    /// One manager's activities of `kind` in `[from, to)`.
+    pub async fn kpi_count_activities(
         &self,
-        managers: &[String],
+        manager: &str,
+        kind: ActivityType,
         from: i64,
         to: i64,
-    ) -> Result<HashMap<(String, String), i64>, StoreError> {
-        let scope = KpiScope::Managers(managers.to_vec());
-        let sql = format!(
-            "SELECT manager_id, type, COUNT(*) AS n FROM crm_activities a \
-             WHERE a.at >= $1 AND a.at < $2{} GROUP BY manager_id, type",
-            scope.filter("a.manager_id")
-        );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    (r.try_get("manager_id")?, r.try_get("type")?),
-                    r.try_get("n")?,
-                ))
-            })
-            .collect()
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM crm_activities \
+             WHERE manager_id = $1 AND type = $2 AND at >= $3 AND at < $4",
+        )
+        .bind(manager)
+        .bind(kind.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
-    /// These managers' deals won in `[from, to)`: (count, sum of known amounts) per manager.
-    pub async fn kpi_wins_by_manager(
+    /// One manager's deals won in `[from, to)`: (count, sum of known amounts).
+    pub async fn kpi_manager_wins(
         &self,
-        managers: &[String],
+        manager: &str,
         from: i64,
         to: i64,
-    ) -> Result<HashMap<String, (i64, f64)>, StoreError> {
-        let scope = KpiScope::Managers(managers.to_vec());
-        let sql = format!(
-            "SELECT manager_id, COUNT(*) AS n, SUM(amount) AS revenue FROM crm_deals d \
-             WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{} \
-             GROUP BY manager_id",
-            DealStatus::Won,
-            scope.filter("d.manager_id")
-        );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("manager_id")?,
-                    (
-                        r.try_get("n")?,
-                        r.try_get::<Option<f64>, _>("revenue")?.unwrap_or(0.0),
-                    ),
-                ))
-            })
-            .collect()
+    ) -> Result<(i64, f64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, SUM(amount) AS revenue FROM crm_deals \
+             WHERE manager_id = $1 AND status = 'won' AND closed_at >= $2 AND closed_at < $3",
+        )
+        .bind(manager)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get("n")?,
+            row.try_get::<Option<f64>, _>("revenue")?.unwrap_or(0.0),
+        ))
     }
 
     /// The scope with a team replaced by the list of its managers (see [`KpiScope::Managers`]).
