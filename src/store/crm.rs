@@ -1,7 +1,6 @@
 //! CRM rows: batched, idempotent upserts by the contract's keys, in one transaction per file.
 
 use std::collections::HashSet;
-use std::io::Write as _;
 
 use sqlx::{Any, Row, Transaction};
 
@@ -34,20 +33,15 @@ impl Store {
     pub async fn begin_crm_import(&self, entity: Entity) -> Result<CrmImport<'_>, StoreError> {
         let turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Sqlite {
+        let setup = match self.backend {
             // A million-row file inserts into several indexes in random key order; SQLite's
             // default 2 MiB page cache turned that into page I/O. 64 MiB, for this connection.
-            sqlx::query("PRAGMA cache_size = -65536")
-                .execute(&mut *tx)
-                .await?;
-        }
-        if self.backend == Backend::Postgres {
+            Backend::Sqlite => "PRAGMA cache_size = -65536".to_string(),
             // One import per table at a time (two interleaved upserts of the same keys could
             // deadlock each other); EXCLUSIVE mode still lets reports read the old rows.
-            sqlx::query(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", entity.table()))
-                .execute(&mut *tx)
-                .await?;
-        }
+            Backend::Postgres => format!("LOCK TABLE {} IN EXCLUSIVE MODE", entity.table()),
+        };
+        sqlx::query(&setup).execute(&mut *tx).await?;
         let count_before = count_rows(&mut tx, entity).await?;
         let rebuild = if count_before == 0 {
             drop_secondary_indexes(&mut tx, self.backend, entity).await?
@@ -228,19 +222,13 @@ pub fn json_rows(names: &[&str], rows: &[Vec<Value>]) -> Result<String, StoreErr
             }
             out.extend_from_slice(key.as_bytes());
             out.push(b':');
+            // serde_json writes None, NaN and infinity as null: JSON has nothing else for them.
             match v {
-                Value::Text(Some(t)) => serde_json::to_writer(&mut out, t)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                Value::Int(Some(i)) => {
-                    write!(out, "{i}").map_err(|e| StoreError::Corrupt(e.to_string()))?
-                }
-                // JSON has no NaN or infinity; serde_json wrote those as null too.
-                Value::Real(Some(x)) if x.is_finite() => serde_json::to_writer(&mut out, x)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                Value::Text(None) | Value::Int(None) | Value::Real(_) => {
-                    out.extend_from_slice(b"null")
-                }
+                Value::Text(t) => serde_json::to_writer(&mut out, t),
+                Value::Int(i) => serde_json::to_writer(&mut out, i),
+                Value::Real(r) => serde_json::to_writer(&mut out, r),
             }
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
         out.push(b'}');
     }
