@@ -1,6 +1,7 @@
 //! Start-up: what `callgrade serve` and `callgrade worker` run, and what the tests start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -125,16 +126,44 @@ pub async fn serve_with_store(
     };
     let mut tasks = JoinSet::new();
     tasks.spawn(worker.run(shutdown.clone()));
+    tasks.spawn(sweep_leftovers(
+        store.clone(),
+        state.recordings.clone(),
+        shutdown.clone(),
+    ));
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
-    let server = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = server.await;
+    let served = http::server::serve(
+        listener,
+        http::router(state),
+        &config.http,
+        shutdown.clone(),
+    )
+    .await;
     // The server returns on shutdown; make sure the workers hear it too if it failed early.
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     info!("stopped");
     served.map_err(AppError::from)
+}
+
+/// How old a leftover upload file must be before a sweep removes it.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(15 * 60);
+/// How often the server sweeps leftover upload files.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Sweeps unfinished uploads and recordings without a call (left by a crash) at start and
+/// then every [`SWEEP_EVERY`], until `shutdown`.
+async fn sweep_leftovers(store: Store, recordings: Recordings, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = recordings.sweep(&store, SWEEP_GRACE).await {
+            warn!(error = %e, "sweeping leftover upload files failed; trying again later");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
 }
 
 /// Runs workers only (extra machines sharing a PostgreSQL queue), until `shutdown` fires.

@@ -198,9 +198,10 @@ pub struct UploadArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub server: String,
-    /// API token.
+    /// API token. Prefer the CALLGRADE_TOKEN variable: a command line is visible to every
+    /// user of the machine (`ps`).
     #[arg(long, env = "CALLGRADE_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: crate::config::Secret,
 }
 
 /// How the client commands reach the server.
@@ -213,9 +214,10 @@ pub struct ServerArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub server: String,
-    /// API token.
+    /// API token. Prefer the CALLGRADE_TOKEN variable: a command line is visible to every
+    /// user of the machine (`ps`).
     #[arg(long, env = "CALLGRADE_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: crate::config::Secret,
 }
 
 /// `callgrade bench ...`

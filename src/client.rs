@@ -10,10 +10,12 @@ use reqwest::multipart::{Form, Part};
 use tokio_util::io::ReaderStream;
 
 use crate::cli::{ServerArgs, UploadArgs};
+use crate::config::Secret;
 use crate::http::calls::{CallPage, UploadResponse};
 
 /// Uploads every file; a failed file is reported and the rest still go. Exit code 1 if any failed.
 pub async fn upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
+    warn_if_token_on_command_line(&args.token);
     let client = reqwest::Client::builder()
         .build()
         .context("building the HTTP client")?;
@@ -110,7 +112,7 @@ async fn upload_one(
     }
     let response = client
         .post(url)
-        .bearer_auth(&args.token)
+        .bearer_auth(args.token.expose())
         .multipart(form)
         .send()
         .await;
@@ -177,6 +179,17 @@ pub async fn score(args: crate::cli::ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A token given with `--token` sits in the process list, where every user of the machine can
+/// read it; the environment variable does not.
+fn warn_if_token_on_command_line(token: &Secret) {
+    if std::env::var("CALLGRADE_TOKEN").ok().as_deref() != Some(token.expose()) {
+        eprintln!(
+            "warning: --token on the command line is visible to other users (ps); \
+             set CALLGRADE_TOKEN instead"
+        );
+    }
+}
+
 /// The message of an API error body (`{"error": {"message": ...}}`), or the body itself.
 fn error_message(body: String) -> String {
     serde_json::from_str::<serde_json::Value>(&body)
@@ -187,10 +200,11 @@ fn error_message(body: String) -> String {
 
 /// GETs `path` from the server; an error status becomes an error with the API's message.
 async fn get(server: &ServerArgs, path: &str) -> anyhow::Result<String> {
+    warn_if_token_on_command_line(&server.token);
     let url = format!("{}{path}", server.server.trim_end_matches('/'));
     let response = reqwest::Client::new()
         .get(&url)
-        .bearer_auth(&server.token)
+        .bearer_auth(server.token.expose())
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;

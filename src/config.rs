@@ -23,7 +23,7 @@ use crate::transcribe::guards::Thresholds;
 use crate::transcript::metrics::MetricsConfig;
 
 /// Everything callgrade can be told, with defaults for a single machine.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `sqlite://path` (created if missing) or `postgres://...`.
@@ -36,6 +36,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Log format: `pretty` or `json`.
     pub log_format: LogFormat,
+    /// Connection limits of the HTTP server.
+    pub http: HttpConfig,
     /// Job queue and worker settings.
     pub queue: QueueConfig,
     /// Decoding and speech recognition.
@@ -148,6 +150,97 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::fmt::Debug for Config {
+    // By hand so the database password never reaches a log line or a panic message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("log_format", &self.log_format)
+            .field("http", &self.http)
+            .field("queue", &self.queue)
+            .field("transcribe", &self.transcribe)
+            .field("metrics", &self.metrics)
+            .field("llm", &self.llm)
+            .field("scoring", &self.scoring)
+            .field("analytics", &self.analytics)
+            .finish()
+    }
+}
+
+/// A secret (an API key, a token): used as given, never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether none was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// How long the HTTP server waits for slow clients, and how many it holds at once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Time a client has to send a request's headers; also how long a kept-alive connection
+    /// may sit idle between requests.
+    pub header_timeout_seconds: u64,
+    /// Longest pause while a client sends a request body (an upload may take long in total, but
+    /// never stall for longer than this).
+    pub body_timeout_seconds: u64,
+    /// Open connections served at once; beyond it a new connection gets 503 and is closed.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            max_connections: 4096,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// [`Self::header_timeout_seconds`] as a duration (at least 1 s).
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_seconds.max(1))
+    }
+
+    /// [`Self::body_timeout_seconds`] as a duration (at least 1 s).
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_seconds.max(1))
+    }
+}
+
 /// Queue and worker settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -178,6 +271,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             max_upload_bytes: 500 * 1024 * 1024,
             log_format: LogFormat::Pretty,
+            http: HttpConfig::default(),
             queue: QueueConfig::default(),
             transcribe: TranscribeConfig::default(),
             metrics: MetricsConfig::default(),
@@ -315,6 +409,24 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error by design.
 mod tests {
+    #[test]
+    fn debug_output_shows_no_secrets() {
+        let config = super::Config {
+            database_url: "postgres://cg:hunter2@db/callgrade".into(),
+            llm: crate::llm::LlmConfig {
+                api_key: "sk-live-secret".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("sk-live-secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://cg:***@db/callgrade"), "{shown}");
+    }
+
     use super::*;
 
     #[test]
@@ -361,7 +473,7 @@ mod tests {
             jail.set_env("CALLGRADE_LLM__MAX_TOKENS", "512");
             let c = Config::load(None).expect("loads");
             assert_eq!(c.llm.base_url, "http://127.0.0.1:11434/v1");
-            assert_eq!(c.llm.api_key, "sk-test");
+            assert_eq!(c.llm.api_key.expose(), "sk-test");
             assert_eq!(c.llm.model, "qwen2.5:7b-instruct");
             assert_eq!(c.llm.max_tokens, 512);
             Ok(())

@@ -5,6 +5,7 @@
 //! a whole one. The client's file name is never used for the path.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use tokio::fs::{self, File};
 use tokio::io::AsyncWriteExt;
 
 use crate::domain::CallId;
+use crate::store::Store;
 
 /// A recording could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +84,15 @@ impl Recordings {
     /// Starts receiving a recording of at most `limit` bytes.
     pub async fn begin(&self, limit: u64) -> Result<IncomingRecording, RecordingError> {
         let tmp_dir = self.root.join("tmp");
-        fs::create_dir_all(&tmp_dir).await?;
+        private_dir(&tmp_dir).await?;
         let temp_path = tmp_dir.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let file = File::create(&temp_path).await?;
+        // Recordings are personal data: only the service's user may read them.
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp_path)
+            .await?;
         Ok(IncomingRecording {
             file,
             temp_path,
@@ -105,6 +113,102 @@ impl Recordings {
             }
         }
         Ok(())
+    }
+}
+
+/// Creates `dir` and its missing parents with mode 0700.
+async fn private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .await
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Unfinished uploads (`tmp/*.part`) left by a crash.
+    pub parts: usize,
+    /// Recordings no call refers to (a crash between the file's rename and the commit).
+    pub orphans: usize,
+}
+
+impl Recordings {
+    /// Removes unfinished uploads and recordings without a call, each only once it is older
+    /// than `grace`, so an upload in progress is never touched (its file is written and
+    /// committed within moments; the grace period is minutes).
+    pub async fn sweep(&self, store: &Store, grace: Duration) -> Result<Swept, RecordingError> {
+        let mut swept = Swept::default();
+        let cutoff = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let old = |path: &Path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff)
+        };
+        for path in files_in(&self.root.join("tmp")) {
+            if path.extension().is_some_and(|e| e == "part") && old(&path) {
+                remove_quietly(&path).await;
+                swept.parts += 1;
+            }
+        }
+        // Recordings live at YYYY/MM/<call id>.audio.
+        for year in dirs_in(&self.root) {
+            for month in dirs_in(&year) {
+                for path in files_in(&month) {
+                    let Some(id) = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .and_then(|s| s.parse::<CallId>().ok())
+                    else {
+                        continue;
+                    };
+                    let orphan = store
+                        .get_call(id)
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))?
+                        .is_none();
+                    if orphan && old(&path) {
+                        remove_quietly(&path).await;
+                        swept.orphans += 1;
+                    }
+                }
+            }
+        }
+        if swept != Swept::default() {
+            tracing::info!(
+                parts = swept.parts,
+                orphans = swept.orphans,
+                "swept leftover files"
+            );
+        }
+        Ok(swept)
+    }
+}
+
+fn entries(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    entries(dir).filter(|p| p.is_file()).collect()
+}
+
+fn dirs_in(dir: &Path) -> Vec<PathBuf> {
+    entries(dir)
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "tmp"))
+        .collect()
+}
+
+async fn remove_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path).await {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove a leftover file");
     }
 }
 
@@ -155,7 +259,7 @@ impl IncomingRecording {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| recordings.root.clone());
-        fs::create_dir_all(&dir).await?;
+        private_dir(&dir).await?;
         fs::rename(&self.temp_path, &final_path).await?;
         File::open(&dir).await?.sync_all().await?;
         Ok(StoredRecording {

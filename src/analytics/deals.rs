@@ -191,9 +191,21 @@ pub async fn open_deals(
         Err(note) => (None, None, Some(note)),
     };
     let now = now_millis();
-    let mut open: Vec<(Option<f64>, f64, &DealFeatures)> = all
+    // A manager's view is made of their own calls only: a call another manager tagged with
+    // this deal (or made before the CRM reassigned it) shows neither its score nor its id.
+    let listed: Vec<DealFeatures> = all
         .iter()
         .filter(|d| d.status == "open" && manager.is_none_or(|m| d.manager_id == m))
+        .map(|d| match manager {
+            Some(_) => DealFeatures {
+                quality: d.own_quality,
+                ..d.clone()
+            },
+            None => d.clone(),
+        })
+        .collect();
+    let mut open: Vec<(Option<f64>, f64, &DealFeatures)> = listed
+        .iter()
         .map(|d| {
             let f = features(d, now);
             (model.as_ref().map(|m| m.predict(&f)), f[1], d)
@@ -205,7 +217,7 @@ pub async fn open_deals(
     });
     let mut deals = Vec::new();
     for (p, idle_days, d) in open.into_iter().take(limit) {
-        deals.push(describe(store, config, d, p, idle_days).await?);
+        deals.push(describe(store, config, d, p, idle_days, manager).await?);
     }
     Ok(OpenDeals {
         model: info,
@@ -220,6 +232,7 @@ async fn describe(
     d: &DealFeatures,
     p: Option<f64>,
     idle_days: f64,
+    own_calls_of: Option<&str>,
 ) -> Result<OpenDeal, StoreError> {
     let mut steps = Vec::new();
     if idle_days > config.stale_days as f64 {
@@ -248,7 +261,7 @@ async fn describe(
         }),
         _ => {}
     }
-    let last = store.last_scored_call(&d.deal_id).await?;
+    let last = store.last_scored_call(&d.deal_id, own_calls_of).await?;
     let mut suggested = Vec::new();
     if let Some(call) = &last {
         if call.closing_met == Some(false) {

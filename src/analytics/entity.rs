@@ -313,10 +313,19 @@ impl Column {
                 _ => Value::Text(None),
             });
         };
+        if cell.len() > MAX_CELL_BYTES {
+            return Err(format!(
+                "the value is {} bytes long; a cell may hold at most {MAX_CELL_BYTES}",
+                cell.len()
+            ));
+        }
+        if let Some(c) = cell.chars().find(|&c| is_forbidden_control(c)) {
+            return Err(format!(
+                "contains the non-printing control character U+{:04X}",
+                u32::from(c)
+            ));
+        }
         Ok(match self.kind {
-            Kind::Text | Kind::Date if cell.chars().any(char::is_control) => {
-                return Err("contains control characters".into())
-            }
             Kind::Text => Value::Text(Some(cell.to_string())),
             Kind::KnownManager => {
                 if !managers.contains(cell) {
@@ -348,6 +357,16 @@ impl Column {
             )),
         })
     }
+}
+
+/// Longest cell accepted, in bytes: a lost reason or a name is short; a longer cell is a broken
+/// export (an unclosed quote swallowing the rest of the file), and its row is refused.
+pub const MAX_CELL_BYTES: usize = 64 << 10;
+
+/// Tab, CR and LF are ordinary text inside an RFC 4180 quoted cell (a `lost_reason` written on
+/// two lines); NUL, the other C0 controls, DEL and the C1 controls are not text.
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// Checks rules that span cells of one row (after every cell passed).

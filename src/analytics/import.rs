@@ -65,6 +65,8 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Rows refused (see `errors`); in strict mode with any refused row, nothing is written.
     pub rejected: u64,
+    /// Valid rows left unwritten because strict mode refused the file (0 otherwise).
+    pub not_written: u64,
     /// Whether the file's rows were written (false: strict mode refused the file).
     pub committed: bool,
     /// The refused rows, in file order (at most 1000; `rejected` counts all).
@@ -82,6 +84,9 @@ pub enum ImportError {
         /// Why.
         source: std::io::Error,
     },
+    /// The path does not exist.
+    #[error("{0}: not found")]
+    NotFound(String),
     /// A file name that names no entity of the contract.
     #[error("{0}: the file name names no CRM entity (expected managers.csv, customers.csv, leads.csv, deals.csv, deal_stages.csv, activities.csv or plans.csv)")]
     UnknownFile(String),
@@ -126,6 +131,9 @@ pub async fn import_path(
         path: path.to_path_buf(),
         source,
     };
+    if !path.exists() {
+        return Err(ImportError::NotFound(path.display().to_string()));
+    }
     let mut files: Vec<(Entity, PathBuf)> = Vec::new();
     if path.is_dir() {
         for entry in std::fs::read_dir(path).map_err(io)? {
@@ -182,6 +190,7 @@ pub async fn import_reader(
         updated: 0,
         unchanged: 0,
         rejected: 0,
+        not_written: 0,
         committed: false,
         errors: Vec::new(),
     };
@@ -211,7 +220,7 @@ pub async fn import_reader(
         .map_err(|e| ImportError::Reader(e.to_string()))?;
     if options.strict && report.rejected > 0 {
         import.rollback().await?;
-        report.rejected = report.rows;
+        report.not_written = report.rows.saturating_sub(report.rejected);
         return Ok(report);
     }
     let inserted = import.commit().await?;

@@ -19,6 +19,10 @@ pub struct UploadBenchArgs {
     /// Size of the uploaded file in MiB.
     #[arg(long, default_value_t = 200)]
     pub size_mb: u64,
+    /// Small uploads (64 KiB each, one after another) timed for throughput: each is one commit
+    /// that must be durable before its 202.
+    #[arg(long, default_value_t = 300)]
+    pub small: usize,
 }
 
 /// Peak and current resident memory of a process, in KiB, from /proc.
@@ -104,6 +108,43 @@ async fn upload(
     Ok(())
 }
 
+/// Uploads `count` distinct 64 KiB recordings one after another: uploads per second and the
+/// p50/p99 latency in ms (`None` for a count of 0).
+async fn small_uploads(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    dir: &Path,
+    count: usize,
+) -> anyhow::Result<Option<(f64, f64, f64)>> {
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut files = Vec::with_capacity(count);
+    for i in 0..count {
+        let path = dir.join(format!("small-{i}.wav"));
+        write_file(&path, 64 << 10).await?;
+        // Distinct content, so none is a duplicate of another.
+        let mut f = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .await?;
+        f.write_all(&(i as u64).to_le_bytes()).await?;
+        files.push(path);
+    }
+    let mut took = Vec::with_capacity(count);
+    let started = Instant::now();
+    for path in &files {
+        let t = Instant::now();
+        upload(client, base, token, path, "m-small").await?;
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let per_second = count as f64 / started.elapsed().as_secs_f64();
+    took.sort_by(f64::total_cmp);
+    let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+    Ok(Some((per_second, at(0.5), at(0.99))))
+}
+
 /// Runs the benchmark and prints a Markdown table.
 pub async fn run(args: UploadBenchArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!(
@@ -145,6 +186,7 @@ pub async fn run(args: UploadBenchArgs) -> anyhow::Result<()> {
     let small = dir.join("small.bin");
     write_file(&small, 1 << 20).await?;
     upload(&client, &base, &token, &small, "m-warmup").await?;
+    let throughput = small_uploads(&client, &base, &token, &dir, args.small).await?;
     let (peak_before, rss_before) = memory_kib(pid)?;
 
     let big = dir.join("big.bin");
@@ -169,6 +211,12 @@ pub async fn run(args: UploadBenchArgs) -> anyhow::Result<()> {
         peak_after as f64 / 1024.0,
         growth_mib
     );
+    if let Some((per_second, p50, p99)) = throughput {
+        println!();
+        println!("| small uploads (64 KiB, sequential) | uploads/s | p50 (ms) | p99 (ms) |");
+        println!("| ---: | ---: | ---: | ---: |");
+        println!("| {} | {per_second:.0} | {p50:.1} | {p99:.1} |", args.small);
+    }
     if growth_mib >= 50.0 {
         eprintln!("TARGET MISSED: peak memory grew by {growth_mib:.1} MiB (target < 50 MiB)");
     }

@@ -41,6 +41,7 @@ impl From<ImportError> for ApiError {
         match e {
             ImportError::Store(s) => s.into(),
             ImportError::UnknownFile(_) => ApiError::BadRequest(e.to_string()),
+            ImportError::NotFound(_) => ApiError::NotFound(e.to_string()),
             ImportError::Io { .. } | ImportError::Reader(_) => ApiError::Internal(e.to_string()),
         }
     }
@@ -93,6 +94,8 @@ pub async fn import(
     // Spooled to an anonymous temporary file so the reader thread can parse at its own pace
     // while memory stays flat.
     let file = tempfile::tempfile().map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The same limit for a plain `text/csv` body as for a multipart one.
+    let limit = state.config.max_upload_bytes;
     let name = if is_multipart {
         let mut form = Multipart::from_request(request, &state)
             .await
@@ -108,13 +111,13 @@ pub async fn import(
             .file_name()
             .map(str::to_string)
             .unwrap_or_else(|| format!("{entity}.csv"));
-        spool(&file, field.map(|c| c.map_err(multipart_error))).await?;
+        spool(&file, field.map(|c| c.map_err(multipart_error)), limit).await?;
         name
     } else {
         let stream = Body::into_data_stream(request.into_body()).map(|c| {
             c.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))
         });
-        spool(&file, stream).await?;
+        spool(&file, stream, limit).await?;
         format!("{entity}.csv")
     };
     let options = ImportOptions { strict: q.strict };
@@ -135,20 +138,29 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
-/// Writes the body's chunks to `file` and rewinds it.
+/// Writes the body's chunks to `file` and rewinds it; more than `limit` bytes is a 413.
 async fn spool(
     file: &std::fs::File,
     mut chunks: impl Stream<Item = Result<bytes::Bytes, ApiError>> + Unpin,
+    limit: u64,
 ) -> Result<(), ApiError> {
     let internal = |e: std::io::Error| ApiError::Internal(e.to_string());
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!(
+            "the file is larger than the server's limit of {limit} bytes (max_upload_bytes)"
+        ))
+    };
     let mut out = tokio::fs::File::from_std(file.try_clone().map_err(internal)?);
+    let mut written = 0u64;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| match e {
-            ApiError::BadRequest(m) if m.contains("length limit") => {
-                ApiError::PayloadTooLarge("the file is larger than the server's limit".into())
-            }
+            ApiError::BadRequest(m) if m.contains("length limit") => too_large(),
             other => other,
         })?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(too_large());
+        }
         out.write_all(&chunk).await.map_err(internal)?;
     }
     out.flush().await.map_err(internal)?;
@@ -240,9 +252,8 @@ fn kpi_scope(p: &Principal, q: &KpiQuery) -> Result<(Option<String>, Option<Stri
             ));
         }
         if manager.is_some_and(|m| m != own.as_str()) {
-            return Err(ApiError::Forbidden(
-                "managers see only their own figures".into(),
-            ));
+            // Another manager's figures are theirs: 404, as for their calls (decision 0003).
+            return Err(ApiError::not_found("manager"));
         }
         return Ok((Some(own.as_str().to_string()), None));
     }

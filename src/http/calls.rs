@@ -131,7 +131,11 @@ struct UploadFields {
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if super::unread_body::timed_out(&e) {
+        ApiError::RequestTimeout(
+            "the upload stalled: no data arrived for longer than the server waits".into(),
+        )
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge("the upload is larger than the server's limit".into())
     } else {
         ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
@@ -156,8 +160,10 @@ fn clean_filename(name: &str) -> String {
         (status = 200, description = "Already uploaded", body = UploadResponse),
         (status = 400, description = "Bad form", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "Over the size limit", body = ErrorBody),
         (status = 415, description = "Not an audio recording", body = ErrorBody),
+        (status = 422, description = "A manager tagged another manager's CRM deal", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -176,7 +182,11 @@ pub async fn upload(
         result?;
         return Err(ApiError::BadRequest("the form has no 'file' field".into()));
     };
-    let call = match result.and_then(|()| validate(&principal, &fields)) {
+    let checked = match result.and_then(|()| validate(&principal, &fields)) {
+        Ok(call) => check_deal(&state, &principal, call).await,
+        Err(e) => Err(e),
+    };
+    let call = match checked {
         Ok(call) => call,
         Err(e) => {
             recording.abort().await;
@@ -348,6 +358,25 @@ fn validate(principal: &crate::auth::Principal, f: &UploadFields) -> Result<NewC
         sha256: String::new(),
         storage_key: String::new(),
     })
+}
+
+/// A manager may tag a call only with a deal the CRM gives to them or does not know yet: a deal
+/// id is free text, and another manager's deal would carry this call into their deal views.
+async fn check_deal(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    call: NewCall,
+) -> Result<NewCall, ApiError> {
+    let (Some(own), Some(deal)) = (principal.scope(), call.deal_id.as_deref()) else {
+        return Ok(call);
+    };
+    match state.store.crm_deal_manager(deal).await? {
+        Some(owner) if owner != own.as_str() => Err(ApiError::Unprocessable(format!(
+            "deal_id: the CRM gives deal {deal:?} to another manager; tag the call with one of \
+             your own deals, or leave deal_id empty and ask QA to link it"
+        ))),
+        _ => Ok(call),
+    }
 }
 
 /// Filters for listing calls.

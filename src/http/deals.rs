@@ -49,9 +49,8 @@ pub async fn open(
     let manager = match auth.0.scope() {
         Some(own) => {
             if wanted.is_some_and(|m| m != own.as_str()) {
-                return Err(ApiError::Forbidden(
-                    "managers see only their own deals".into(),
-                ));
+                // Another manager's deals are theirs: 404, as for their calls (decision 0003).
+                return Err(ApiError::not_found("manager"));
             }
             Some(own.as_str().to_string())
         }

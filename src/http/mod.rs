@@ -10,8 +10,10 @@ pub mod insights;
 pub mod jobs;
 pub mod reports;
 pub mod scores;
+pub mod server;
 pub mod tokens;
 pub mod transcripts;
+mod unread_body;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -151,6 +153,12 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.http.body_timeout(),
+            unread_body::body_timeout,
+        ))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -51,9 +51,8 @@ pub async fn manager(
     let period = q.period()?;
     if let Some(own) = auth.0.scope() {
         if own.as_str() != id {
-            return Err(ApiError::Forbidden(
-                "managers see only their own report".into(),
-            ));
+            // Another manager's report is theirs: 404, as for their calls (decision 0003).
+            return Err(ApiError::not_found(&format!("manager {id:?}")));
         }
     }
     let team = state.store.crm_manager_team(&id).await?;

@@ -313,7 +313,13 @@ pub struct RubricView {
     pub rubric: Option<Rubric>,
 }
 
-fn view(r: StoredRubric, current: bool, full: bool) -> RubricView {
+fn view(r: StoredRubric, current: bool, full: bool, auth: &Auth) -> RubricView {
+    // A file's path tells how the server is laid out: for those who manage scorecards only.
+    let origin = if auth.0.has_role(&[Role::Admin, Role::Qa]) || !r.origin.contains('/') {
+        r.origin
+    } else {
+        "file".to_string()
+    };
     RubricView {
         id: r.rubric.id.clone(),
         language: r.rubric.language.clone(),
@@ -321,7 +327,7 @@ fn view(r: StoredRubric, current: bool, full: bool) -> RubricView {
         current,
         title: r.rubric.title.clone(),
         content_hash: r.content_hash,
-        origin: r.origin,
+        origin,
         created_at: r.created_at,
         rubric: full.then_some(r.rubric),
     }
@@ -335,7 +341,7 @@ fn view(r: StoredRubric, current: bool, full: bool) -> RubricView {
 )]
 pub async fn list_rubrics(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
 ) -> Result<Json<Vec<RubricView>>, ApiError> {
     let all = state.store.list_rubrics().await?;
     let mut out = Vec::with_capacity(all.len());
@@ -345,7 +351,7 @@ pub async fn list_rubrics(
         // Listed newest first within each scorecard: the first of each is current.
         let current = last.as_ref() != Some(&key);
         last = Some(key);
-        out.push(view(r, current, false));
+        out.push(view(r, current, false, &auth));
     }
     Ok(Json(out))
 }
@@ -386,7 +392,7 @@ pub async fn create_rubric(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(stored, current, true))))
+    Ok((status, Json(view(stored, current, true, &auth))))
 }
 
 /// The current version of a scorecard, in full.
@@ -398,7 +404,7 @@ pub async fn create_rubric(
 )]
 pub async fn get_rubric(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Path((id, language)): Path<(String, String)>,
 ) -> Result<Json<RubricView>, ApiError> {
     let r = state
@@ -407,5 +413,5 @@ pub async fn get_rubric(
         .await?
         .filter(|r| r.rubric.language == language)
         .ok_or_else(|| ApiError::not_found("scorecard"))?;
-    Ok(Json(view(r, true, true)))
+    Ok(Json(view(r, true, true, &auth)))
 }

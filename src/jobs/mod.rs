@@ -6,6 +6,7 @@
 //! retrying ([`JobError::Retryable`]) or not ([`JobError::Fatal`]).
 
 mod backoff;
+pub mod public_reason;
 pub mod worker;
 
 use std::collections::BTreeMap;

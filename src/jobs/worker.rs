@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
+use super::public_reason::public_reason;
 use super::{backoff_delay, JobContext, JobError, JobHandler, Registry};
 use crate::config::QueueConfig;
 use crate::domain::{now_millis, CallStatus, JobId};
@@ -318,9 +319,12 @@ impl JobRunner {
             )
         } else {
             warn!(error = %message, "job failed for good");
+            // The job keeps the whole message for admins; the call shows it without internals.
+            let host = self.worker_id.rsplitn(3, '-').nth(2).unwrap_or_default();
+            let shown = public_reason(&message, &[&self.worker_id, host]);
             let call_reason = match stage {
-                Some(stage) => format!("{} failed: {message}", stage.label()),
-                None => message.clone(),
+                Some(stage) => format!("{} failed: {shown}", stage.label()),
+                None => shown,
             };
             JobFailure::Dead { call_reason }
         };

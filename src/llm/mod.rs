@@ -26,7 +26,7 @@ pub struct LlmConfig {
     /// `http://127.0.0.1:8080/v1`. Empty: scoring is off and calls wait in `scoring`.
     pub base_url: String,
     /// API key (sent as a bearer token; local servers usually ignore it).
-    pub api_key: String,
+    pub api_key: crate::config::Secret,
     /// Model name, e.g. `gpt-4o-mini`, `qwen2.5:7b-instruct`.
     pub model: String,
     /// Sampling temperature; 0 makes repeated scoring of a call as stable as the server allows.
@@ -55,7 +55,7 @@ impl Default for LlmConfig {
     fn default() -> Self {
         Self {
             base_url: String::new(),
-            api_key: String::new(),
+            api_key: crate::config::Secret::default(),
             model: String::new(),
             temperature: 0.0,
             timeout_seconds: 180,
@@ -202,7 +202,7 @@ impl LlmClient {
             .with_api_key(if config.api_key.is_empty() {
                 "none"
             } else {
-                config.api_key.as_str()
+                config.api_key.expose()
             });
         let client = async_openai::Client::with_config(openai)
             .with_http_service(retry::service(http, policy));
@@ -318,6 +318,9 @@ impl LlmClient {
                 retries,
                 message: e.to_string(),
             },
+            OpenAIError::Boxed(e) if e.is::<retry::AnswerTooLarge>() => {
+                LlmError::Protocol(e.to_string())
+            }
             OpenAIError::Boxed(e) => LlmError::Unavailable {
                 retries,
                 message: e.to_string(),

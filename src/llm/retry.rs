@@ -22,7 +22,7 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest single delay (also caps `Retry-After`).
     pub max: Duration,
-    /// Limit on one attempt, from sending to the last byte of the headers.
+    /// Limit on one attempt, from sending to the last byte of the answer.
     pub timeout: Duration,
 }
 
@@ -60,29 +60,33 @@ async fn send(
     loop {
         let request = factory.build().await?;
         let last = attempt >= policy.max_retries;
-        let outcome = tokio::time::timeout(policy.timeout, http.execute(request)).await;
+        // The limit covers the whole exchange: a server that sends its headers and then stalls
+        // must not hold a scoring slot for ever.
+        let outcome = tokio::time::timeout(policy.timeout, exchange(http, request)).await;
         let delay = match outcome {
             Err(_) if last => return Err(OpenAIError::Boxed(Box::new(TimedOut(policy.timeout)))),
             Err(_) => backoff(policy, attempt),
-            Ok(Err(e)) if last || !(e.is_connect() || e.is_timeout()) => {
+            Ok(Err(Failed::TooLarge)) => {
+                return Err(OpenAIError::Boxed(Box::new(AnswerTooLarge(
+                    MAX_ANSWER_BYTES,
+                ))))
+            }
+            Ok(Err(Failed::Http(e))) if last || !(e.is_connect() || e.is_timeout()) => {
                 return Err(OpenAIError::Reqwest(e))
             }
-            Ok(Err(_)) => backoff(policy, attempt),
-            Ok(Ok(response)) => {
+            Ok(Err(Failed::Http(_))) => backoff(policy, attempt),
+            Ok(Ok((response, body))) => {
                 let status = response.status();
                 if status.as_u16() != 429 && !status.is_server_error() {
                     return Ok(response);
                 }
-                let retry_after = retry_after(response.headers());
-                // Read the body to tell a quota error (final) from a rate limit (passing);
-                // the response is rebuilt so async-openai still sees the server's error.
-                let (response, body) = buffer(response).await?;
+                // The body tells a quota error (final) from a rate limit (passing).
                 let quota = status.as_u16() == 429 && body.contains("insufficient_quota");
                 if last || quota {
                     return Ok(response);
                 }
                 tracing::warn!(%status, attempt = attempt + 1, "LLM server busy or failing; retrying");
-                match retry_after {
+                match retry_after(response.headers()) {
                     Some(d) => d.min(policy.max),
                     None => backoff(policy, attempt),
                 }
@@ -91,6 +95,43 @@ async fn send(
         tokio::time::sleep(delay).await;
         attempt += 1;
     }
+}
+
+/// Most bytes of one answer read from the LLM server. A scorecard answer is a few kB; a server
+/// that sends more is broken, and its answer would only be held in memory to be refused.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
+
+/// An answer was larger than [`MAX_ANSWER_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("the LLM server's answer is larger than {0} bytes")]
+pub struct AnswerTooLarge(pub usize);
+
+enum Failed {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+/// Sends `request` and reads the whole answer (at most [`MAX_ANSWER_BYTES`]); the response is
+/// rebuilt from the bytes so async-openai reads it as usual.
+async fn exchange(
+    http: &reqwest::Client,
+    request: reqwest::Request,
+) -> Result<(reqwest::Response, String), Failed> {
+    let mut response = http.execute(request).await.map_err(Failed::Http)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Failed::Http)? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Failed::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut rebuilt = axum::http::Response::new(bytes);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    Ok((reqwest::Response::from(rebuilt), text))
 }
 
 /// Exponential backoff with full jitter: a random delay up to base * 2^attempt, capped.
@@ -108,17 +149,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let seconds: f64 = value.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
-
-async fn buffer(response: reqwest::Response) -> Result<(reqwest::Response, String), OpenAIError> {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.map_err(OpenAIError::Reqwest)?;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let mut rebuilt = axum::http::Response::new(bytes);
-    *rebuilt.status_mut() = status;
-    *rebuilt.headers_mut() = headers;
-    Ok((reqwest::Response::from(rebuilt), text))
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub struct DealFeatures {
     pub lead_first_response_at: Option<i64>,
     /// Mean overall score of its scored calls.
     pub quality: Option<f64>,
+    /// The same over the calls of the deal's manager in the CRM only: what that manager's own
+    /// view may show (another manager's call tagged with the deal stays out of it).
+    pub own_quality: Option<f64>,
 }
 
 /// The latest scored call of a deal.
@@ -68,7 +71,10 @@ impl Store {
                     (SELECT MAX(a.at) FROM crm_activities a WHERE a.deal_id = d.deal_id AND {until}) AS last_at, \
                     l.created_at AS lead_created, l.first_response_at AS lead_response, \
                     (SELECT AVG(s.overall) FROM calls c JOIN scores s ON s.call_id = c.id \
-                      WHERE c.deal_id = d.deal_id AND s.status = 'scored') AS quality \
+                      WHERE c.deal_id = d.deal_id AND s.status = 'scored') AS quality, \
+                    (SELECT AVG(s.overall) FROM calls c JOIN scores s ON s.call_id = c.id \
+                      WHERE c.deal_id = d.deal_id AND c.manager_id = d.manager_id \
+                        AND s.status = 'scored') AS own_quality \
              FROM crm_deals d LEFT JOIN crm_leads l ON l.lead_id = d.lead_id \
              WHERE d.created_at >= $1 AND d.created_at < $2{} ORDER BY d.deal_id",
             scope.filter("d.manager_id")
@@ -91,24 +97,42 @@ impl Store {
                     lead_created_at: r.try_get("lead_created")?,
                     lead_first_response_at: r.try_get("lead_response")?,
                     quality: r.try_get("quality")?,
+                    own_quality: r.try_get("own_quality")?,
                 })
             })
             .collect()
     }
 
-    /// The latest scored call of `deal`, if any.
-    pub async fn last_scored_call(&self, deal: &str) -> Result<Option<LastCall>, StoreError> {
-        let row = sqlx::query(
+    /// The manager the CRM gives `deal` to, or `None` when the CRM does not know the deal.
+    pub async fn crm_deal_manager(&self, deal: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT manager_id FROM crm_deals WHERE deal_id = $1")
+                .bind(deal)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The latest scored call of `deal`, if any; with `by`, only that manager's calls count.
+    pub async fn last_scored_call(
+        &self,
+        deal: &str,
+        by: Option<&str>,
+    ) -> Result<Option<LastCall>, StoreError> {
+        let sql = format!(
             "SELECT c.id AS id, COALESCE(c.started_at, c.created_at) AS at, s.document AS document, \
                     sc.met AS met \
              FROM calls c JOIN scores s ON s.call_id = c.id \
              LEFT JOIN score_criteria sc ON sc.call_id = c.id AND sc.criterion_id = 'closing' \
-             WHERE c.deal_id = $1 AND s.status = 'scored' \
+             WHERE c.deal_id = $1 AND s.status = 'scored'{} \
              ORDER BY at DESC, c.id DESC LIMIT 1",
-        )
-        .bind(deal)
-        .fetch_optional(&self.pool)
-        .await?;
+            if by.is_some() { " AND c.manager_id = $2" } else { "" }
+        );
+        let mut query = sqlx::query(&sql).bind(deal);
+        if let Some(manager) = by {
+            query = query.bind(manager);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(LastCall {
                 call_id: super::parse_col(&r, "id")?,

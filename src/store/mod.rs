@@ -11,6 +11,7 @@ mod deals;
 mod insights;
 mod jobs;
 mod kpis;
+mod migrations;
 mod reports;
 mod rollups;
 mod rubrics;
@@ -83,9 +84,6 @@ pub struct Store {
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-
 impl Store {
     /// Connects to `url`, creating a SQLite file (and its folder) if missing.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -120,12 +118,13 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL syncs the WAL at
-                        // checkpoints, which survives a process crash (the case we must not lose
-                        // jobs in). busy_timeout makes writers from several tasks and processes
-                        // queue up instead of failing with SQLITE_BUSY.
+                        // WAL lets readers run beside the one writer. FULL syncs the WAL at
+                        // every commit: a 202 means the call and its job survive a power cut,
+                        // not only a process crash as NORMAL would (issue 14, item 9; its cost
+                        // is in docs/PERFORMANCE.md). busy_timeout makes writers from several
+                        // tasks and processes queue up instead of failing with SQLITE_BUSY.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
@@ -151,11 +150,7 @@ impl Store {
 
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
-        }
-        Ok(())
+        migrations::run(&self.pool, self.backend).await
     }
 
     /// Takes this process's turn to write (SQLite only; PostgreSQL has row locks).

@@ -1,8 +1,8 @@
 //! Scorecards: the document per call plus one row per criterion for reports.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::domain::{now_millis, CallId};
 use crate::rubric::Level;
 use crate::scoring::calibration::Pair;
@@ -11,11 +11,23 @@ use crate::scoring::card::{QaCorrection, ScoreCard};
 impl Store {
     /// Stores `card` as its call's score, replacing an earlier one, in one transaction.
     pub async fn save_score(&self, card: &ScoreCard) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        self.write_score(&mut tx, card).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes `card` (score row, criterion rows, rollups) on `conn`, inside the caller's
+    /// transaction and write turn.
+    async fn write_score(
+        &self,
+        conn: &mut AnyConnection,
+        card: &ScoreCard,
+    ) -> Result<(), StoreError> {
         let document =
             serde_json::to_string(card).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO scores (call_id, status, rubric_id, rubric_language, rubric_version, \
              overall, model_overall, confidence, critical_failures, language, reason, document, \
@@ -47,11 +59,11 @@ impl Store {
         .bind(document)
         .bind(card.scored_at)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         sqlx::query("DELETE FROM score_criteria WHERE call_id = $1")
             .bind(card.call_id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         for c in &card.criteria {
             let qa = c.qa.as_ref();
@@ -83,12 +95,10 @@ impl Store {
             .bind(c.final_level.as_str().to_string())
             .bind(met)
             .bind(i64::from(c.low_confidence))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        self.refresh_rollups_of(&mut tx, card.call_id).await?;
-        tx.commit().await?;
-        Ok(())
+        self.refresh_rollups_of(conn, card.call_id).await
     }
 
     /// The score of `call`, if it has one.
@@ -113,15 +123,34 @@ impl Store {
         criterion: &str,
         correction: QaCorrection,
     ) -> Result<Option<ScoreCard>, StoreError> {
-        let Some(mut card) = self.get_score(call).await? else {
+        // Read, change and write in one transaction with the score row locked, so two QA
+        // staff correcting two criteria of one call at once both keep their correction.
+        let _turn = self.write_turn().await;
+        let (begin, lock) = match self.backend {
+            // IMMEDIATE takes SQLite's write lock at BEGIN: another process cannot slip a
+            // write between this read and this write.
+            Backend::Sqlite => ("BEGIN IMMEDIATE", ""),
+            Backend::Postgres => ("BEGIN", " FOR UPDATE"),
+        };
+        let mut tx = self.pool.begin_with(begin).await?;
+        let document: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT document FROM scores WHERE call_id = $1{lock}"
+        ))
+        .bind(call.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(document) = document else {
             return Ok(None);
         };
+        let mut card: ScoreCard = serde_json::from_str(&document)
+            .map_err(|e| StoreError::Corrupt(format!("score of {call}: {e}")))?;
         let Some(c) = card.criteria.iter_mut().find(|c| c.id == criterion) else {
             return Ok(None);
         };
         c.qa = Some(correction);
         card.recompute(None);
-        self.save_score(&card).await?;
+        self.write_score(&mut tx, &card).await?;
+        tx.commit().await?;
         Ok(Some(card))
     }
 

@@ -129,7 +129,7 @@ async fn open_deals_are_ranked_by_a_calibrated_model_with_next_steps(backend: Ba
         "only COLD is m2's"
     );
     let (status, _) = app.get_json(&m2, "/api/v1/deals/open?manager_id=m1").await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 404, "another manager's deals are theirs");
     app.stop().await;
 }
 
@@ -158,7 +158,123 @@ async fn too_few_closed_deals_give_no_probability_and_say_why(backend: Backend) 
     app.stop().await;
 }
 
+/// Uploads a small call as `token` for `manager`, tagged with `deal`; the answer's status and body.
+async fn upload_tagged(
+    app: &TestApp,
+    token: &str,
+    manager: &str,
+    deal: &str,
+) -> (u16, serde_json::Value) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(crate::helpers::unique_bytes()).file_name("c.wav"),
+        )
+        .text("manager_id", manager.to_string())
+        .text("deal_id", deal.to_string());
+    let r = app
+        .client
+        .post(app.url("/api/v1/calls"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+fn deal<'a>(view: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    view["deals"]
+        .as_array()
+        .expect("deals")
+        .iter()
+        .find(|d| d["deal_id"] == id)
+}
+
+async fn a_manager_cannot_reach_another_managers_deal_view(backend: Backend) {
+    let app = spawn_app_with(backend, Registry::new(), |c| {
+        c.analytics.min_training_deals = 10
+    })
+    .await;
+    seed(&app, 12).await;
+    let m1 = app.token(Role::Manager, Some("m1")).await;
+    let m2 = app.token(Role::Manager, Some("m2")).await;
+    let m1_call = "01900000-0000-7000-8000-000000000099";
+
+    // m2 tags a call with m1's deal: refused, clearly, and nothing is stored.
+    let (status, body) = upload_tagged(&app, &m2, "m2", "HOT").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("deal_id") && message.contains("another manager"),
+        "{message}"
+    );
+    assert_eq!(
+        crate::helpers::count(
+            &app.store,
+            "SELECT COUNT(*) FROM calls WHERE manager_id = 'm2'"
+        )
+        .await,
+        0
+    );
+    // Their own deal, and a deal the CRM does not know yet, are fine.
+    assert_eq!(upload_tagged(&app, &m2, "m2", "COLD").await.0, 202);
+    assert_eq!(
+        upload_tagged(&app, &m2, "m2", "NOT-IN-CRM-YET").await.0,
+        202
+    );
+
+    // A newer scored call of m2 on HOT (QA may tag any deal): m1's view keeps to m1's calls,
+    // heads see every call on the deal.
+    let m2_call = "01900000-0000-7000-8000-0000000000aa";
+    insert_scored(&app.store, &Scored {
+        id: m2_call, manager: "m2", started_at: Some(&days_ago(1)), created_at: &days_ago(1), status: "scored", overall: 10.0,
+        criteria: &[("closing", Some(1.0), Some(1))], conversation: None,
+        document: json!({"next_steps": [{"action": "m2's private plan", "owner": "manager", "due_date": "2026-12-11"}]}),
+    }).await;
+    sqlx::query("UPDATE calls SET deal_id = 'HOT' WHERE id = $1")
+        .bind(m2_call)
+        .execute(app.store.pool())
+        .await
+        .expect("link");
+    let (_, own) = app.get_json(&m1, "/api/v1/deals/open").await;
+    let hot = deal(&own, "HOT").expect("HOT is m1's");
+    assert_eq!(hot["last_call_id"], m1_call, "{hot}");
+    assert_eq!(hot["call_quality"], 70.0, "{hot}");
+    assert!(!own.to_string().contains("m2's private plan"), "{own}");
+    assert!(!own.to_string().contains(m2_call), "{own}");
+    let (_, all) = app.get_json(&app.admin, "/api/v1/deals/open").await;
+    let hot = deal(&all, "HOT").expect("HOT");
+    assert_eq!(hot["last_call_id"], m2_call, "heads see every call: {hot}");
+    assert_eq!(hot["call_quality"], 40.0, "{hot}");
+
+    // The CRM reassigns HOT to m2: m1 no longer sees it, and m2 sees only m2's own call on it.
+    let deals = format!(
+        "deal_id,manager_id,created_at,status,closed_at,lead_id\nHOT,m2,{},open,,L1\n",
+        days_ago(20)
+    );
+    let (status, report) = import_csv(&app, &app.admin, "deals", "", &deals).await;
+    assert_eq!(status, 200, "{report}");
+    let (_, own) = app.get_json(&m1, "/api/v1/deals/open").await;
+    assert!(deal(&own, "HOT").is_none(), "{own}");
+    let (_, theirs) = app.get_json(&m2, "/api/v1/deals/open").await;
+    let hot = deal(&theirs, "HOT").expect("HOT is m2's now");
+    assert_eq!(hot["last_call_id"], m2_call, "{hot}");
+    assert_eq!(hot["call_quality"], 10.0, "{hot}");
+    assert!(!theirs.to_string().contains(m1_call), "{theirs}");
+    assert!(
+        !theirs.to_string().contains("Send the revised quote"),
+        "{theirs}"
+    );
+    // And m1 may no longer tag calls with it.
+    assert_eq!(upload_tagged(&app, &m1, "m1", "HOT").await.0, 422);
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_manager_cannot_reach_another_managers_deal_view,
     open_deals_are_ranked_by_a_calibrated_model_with_next_steps,
     too_few_closed_deals_give_no_probability_and_say_why,
 );

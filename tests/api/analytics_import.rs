@@ -7,7 +7,7 @@ use callgrade::domain::Role;
 use callgrade::jobs::Registry;
 use serde_json::Value;
 
-use crate::helpers::{count, spawn_app, Backend, TestApp};
+use crate::helpers::{count, spawn_app, spawn_app_with, Backend, TestApp};
 use crate::on_both_backends;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crm");
@@ -171,9 +171,10 @@ async fn strict_mode_refuses_the_whole_file_on_one_bad_row(backend: Backend) {
     assert_eq!(status, 422, "{report}");
     assert_eq!(report["committed"], false);
     assert_eq!(report["inserted"], 0);
+    assert_eq!(report["rejected"], 5, "the bad rows are counted: {report}");
     assert_eq!(
-        report["rejected"], 7,
-        "every row of a refused file is rejected"
+        report["not_written"], 2,
+        "the good rows are not written, and not called rejected: {report}"
     );
     assert_eq!(
         errors(&report).len(),
@@ -237,11 +238,154 @@ async fn every_fixture_file_imports_cleanly_and_reimports_unchanged(backend: Bac
     app.stop().await;
 }
 
+async fn line_breaks_and_tabs_inside_quoted_cells_are_kept_as_text(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crm-multiline");
+    for (entity, rows) in [
+        ("managers", 2),
+        ("customers", 2),
+        ("leads", 1),
+        ("deals", 4),
+        ("deal_stages", 2),
+    ] {
+        let csv = std::fs::read_to_string(format!("{dir}/{entity}.csv")).expect("fixture");
+        let (status, report) = import_csv(&app, &app.admin, entity, "", &csv).await;
+        assert_eq!(status, 200, "{entity}: {report}");
+        assert_eq!(
+            (report["inserted"].as_u64(), report["rejected"].as_u64()),
+            (Some(rows), Some(0)),
+            "{entity}: every row is valid: {report}"
+        );
+    }
+    let pool = app.store.pool().clone();
+    let text = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_one(&pool)
+                .await
+                .expect(sql)
+        }
+    };
+    assert_eq!(
+        text("SELECT name FROM crm_managers WHERE manager_id = 'm1'").await,
+        "Anna\nIvanova"
+    );
+    assert_eq!(
+        text("SELECT name FROM crm_managers WHERE manager_id = 'm2'").await,
+        "Boris\r\nPetrov"
+    );
+    assert_eq!(
+        text("SELECT team FROM crm_managers WHERE manager_id = 'm1'").await,
+        "east\tside"
+    );
+    assert_eq!(
+        text("SELECT name FROM crm_customers WHERE customer_id = 'c1'").await,
+        "ООО \"Ромашка\"\nфилиал"
+    );
+    assert_eq!(
+        text("SELECT segment FROM crm_customers WHERE customer_id = 'c2'").await,
+        "enter\nprise"
+    );
+    assert_eq!(
+        text("SELECT source FROM crm_leads WHERE lead_id = 'l1'").await,
+        "web\nform"
+    );
+    assert_eq!(
+        text("SELECT lost_reason FROM crm_deals WHERE deal_id = 'd2'").await,
+        "Цена выше,\nчем у конкурента"
+    );
+    assert_eq!(
+        text("SELECT lost_reason FROM crm_deals WHERE deal_id = 'd3'").await,
+        "Budget frozen\r\nuntil Q3"
+    );
+    assert_eq!(
+        text("SELECT lost_reason FROM crm_deals WHERE deal_id = 'd4'").await,
+        "chose\ta competitor"
+    );
+    // No deal is lost to the import, so the win rate counts all four closed deals.
+    let (status, k) = app
+        .get_json(&app.admin, "/api/v1/kpis?from=2026-03-01&to=2026-04-01")
+        .await;
+    assert_eq!(status, 200, "{k}");
+    assert_eq!(
+        (
+            k["kpis"]["win_rate"]["numerator"].as_i64(),
+            k["kpis"]["win_rate"]["denominator"].as_i64()
+        ),
+        (Some(1), Some(4)),
+        "{k}"
+    );
+    // NUL and the other non-printing controls are still refused, naming the character.
+    for (bad, code) in [
+        ("\u{0}", "U+0000"),
+        ("\u{1}", "U+0001"),
+        ("\u{7f}", "U+007F"),
+        ("\u{85}", "U+0085"),
+    ] {
+        let csv = format!("deal_id,manager_id,created_at,status,lost_reason\nd9,m1,2026-03-02T10:00:00Z,lost,\"a{bad}b\"\n");
+        let (status, report) = import_csv(&app, &app.admin, "deals", "", &csv).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["rejected"], 1, "{code}: {report}");
+        assert!(report.to_string().contains(code), "{code}: {report}");
+    }
+    app.stop().await;
+}
+
 on_both_backends!(
+    line_breaks_and_tabs_inside_quoted_cells_are_kept_as_text,
     a_malformed_file_keeps_its_good_rows_and_lists_each_bad_one,
     strict_mode_refuses_the_whole_file_on_one_bad_row,
     every_fixture_file_imports_cleanly_and_reimports_unchanged,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_body_over_the_limit_gets_413_and_an_oversized_cell_its_row_refused() {
+    let app = spawn_app_with(Backend::Sqlite, Registry::new(), |c| {
+        c.max_upload_bytes = 100_000
+    })
+    .await;
+    let managers = fixture("managers.csv");
+    assert_eq!(
+        import_csv(&app, &app.admin, "managers", "", &managers)
+            .await
+            .0,
+        200
+    );
+    let mut big = String::from("customer_id,name,segment\n");
+    let mut i = 0;
+    while big.len() <= 100_000 {
+        big += &format!("c{i},Customer {i},smb\n");
+        i += 1;
+    }
+    let (status, body) = import_csv(&app, &app.admin, "customers", "", &big).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("100000 bytes"),
+        "{body}"
+    );
+    let (status, _) = app.get_json(&app.admin, "/api/v1/calls").await;
+    assert_eq!(status, 200, "the server is still fine");
+
+    let long = "x".repeat(callgrade::analytics::entity::MAX_CELL_BYTES + 1);
+    let csv = format!("customer_id,name,segment\nc1,Acme,smb\nc2,{long},smb\n");
+    let (status, report) = import_csv(&app, &app.admin, "customers", "", &csv).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["inserted"].as_u64(), report["rejected"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("a cell may hold at most"),
+        "{report}"
+    );
+    app.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_without_a_required_column_rejects_every_row() {
@@ -332,6 +476,25 @@ async fn the_import_command_loads_a_folder_managers_first() {
         22
     );
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_command_says_not_found_for_a_missing_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cli.db", dir.path().display());
+    for missing in ["/no/such/folder", "/no/such/deals.csv"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_callgrade"))
+            .args(["import", "--quiet", missing])
+            .env("CALLGRADE_DATABASE_URL", &url)
+            .output()
+            .expect("run callgrade import");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{missing}: not found")),
+            "{stderr}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

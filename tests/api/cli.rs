@@ -51,6 +51,58 @@ async fn the_upload_command_uploads_each_file_and_reports_failures_per_file() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_command_uploads_the_rest_after_a_refused_file_and_says_why() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, Registry::new(), |c| {
+        c.max_upload_bytes = 50_000
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.wav");
+    let big = dir.path().join("big.wav");
+    let notes = dir.path().join("notes.mp3");
+    let b = dir.path().join("b.wav");
+    std::fs::write(&a, crate::helpers::unique_bytes()).expect("write");
+    std::fs::write(&big, crate::helpers::wav_of(400_000)).expect("write");
+    std::fs::write(&notes, b"meeting notes, not a recording\n".repeat(100)).expect("write");
+    std::fs::write(&b, crate::helpers::unique_bytes()).expect("write");
+    let (base_url, token) = (app.base_url.clone(), app.admin.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["upload", "--manager", "m-8"])
+            .args([&a, &big, &notes, &b])
+            .env("CALLGRADE_SERVER", base_url)
+            .env("CALLGRADE_TOKEN", token)
+            .output()
+            .expect("run callgrade upload")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("a.wav -> call"), "{stdout}");
+    assert!(stdout.contains("b.wav -> call"), "{stdout}");
+    assert!(
+        stdout.contains("big.wav -> FAILED: 413") && stdout.contains("larger than"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("notes.mp3 -> FAILED: 415") && stdout.contains("looks like text"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("2 of 4 uploads failed"), "{stderr}");
+    assert_eq!(
+        count(
+            &app.store,
+            "SELECT COUNT(*) FROM calls WHERE manager_id = 'm-8'"
+        )
+        .await,
+        2
+    );
+    app.stop().await;
+}
+
 #[test]
 fn token_commands_create_list_and_revoke() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 /// One scripted reply.
@@ -28,6 +29,10 @@ pub enum Reply {
     Status(u16, Option<&'static str>, String),
     /// Wait, then reply.
     Slow(Duration, Box<Reply>),
+    /// 200 and its headers at once, the start of a body, then nothing for this long.
+    StallAfterHeaders(Duration),
+    /// A 200 whose body is this many bytes.
+    Huge(usize),
 }
 
 #[derive(Default)]
@@ -126,6 +131,27 @@ fn respond(reply: Reply, request: &Value) -> futures::future::BoxFuture<'static,
                         .headers_mut()
                         .insert("retry-after", after.parse().unwrap());
                 }
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                response
+            }
+            Reply::StallAfterHeaders(stall) => {
+                let body = futures::stream::once(async {
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"id\": "))
+                })
+                .chain(futures::stream::once(async move {
+                    tokio::time::sleep(stall).await;
+                    Ok(bytes::Bytes::from_static(b"null}"))
+                }));
+                let mut response = axum::body::Body::from_stream(body).into_response();
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                response
+            }
+            Reply::Huge(size) => {
+                let mut response = vec![b' '; size].into_response();
                 response
                     .headers_mut()
                     .insert("content-type", "application/json".parse().unwrap());

@@ -197,7 +197,7 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("post", "/api/v1/import/{entity}", _) => 403,
         ("get", "/api/v1/kpis" | "/api/v1/deals/open", _) => 200,
         ("get", "/api/v1/managers/{id}/report", Owner) => 200,
-        ("get", "/api/v1/managers/{id}/report", Colleague) => 403,
+        ("get", "/api/v1/managers/{id}/report", Colleague) => 404,
         ("get", "/api/v1/managers/{id}/report", _) => 404,
         ("get", "/api/v1/teams/{team}/report", Admin | Qa | Head) => 404,
         ("get", "/api/v1/teams/{team}/report", _) => 403,

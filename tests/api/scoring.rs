@@ -305,6 +305,35 @@ async fn a_silent_server_times_out(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_server_that_stalls_after_its_headers_times_out(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    llm.always(Reply::StallAfterHeaders(Duration::from_secs(60)));
+    let app = app_with_llm(backend, &llm, |c| {
+        c.llm.timeout_seconds = 1;
+        c.llm.max_retries = 1;
+    })
+    .await;
+    let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub06_en")).await;
+    let reason = failure_of(&app, id).await;
+    assert!(reason.contains("did not answer within"), "{reason}");
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "one try and one retry, each cut at 1 s"
+    );
+    app.stop().await;
+}
+
+async fn an_oversized_answer_is_refused_without_holding_it(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    llm.always(Reply::Huge(callgrade::llm::retry::MAX_ANSWER_BYTES + 1));
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub06_en")).await;
+    let reason = failure_of(&app, id).await;
+    assert!(reason.contains("larger than"), "{reason}");
+    app.stop().await;
+}
+
 async fn quota_and_auth_errors_fail_at_once(backend: Backend) {
     let quota = json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}).to_string();
     let llm = FakeLlm::start(vec![]).await;
@@ -456,6 +485,55 @@ async fn long_calls_are_split_to_fit_the_context(backend: Backend) {
         fake_llm::user_prompt(&requests[1]).contains(&format!("part 2 of {parts}"))
             || fake_llm::user_prompt(&requests[1]).contains(&format!("часть 2 из {parts}"))
     );
+    app.stop().await;
+}
+
+async fn concurrent_corrections_of_different_criteria_are_both_kept(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub06_en")).await;
+    app.wait_for_status(id, "done", WAIT).await;
+    let qa = app.token(Role::Qa, None).await;
+    let put = |criterion: &'static str, answer: u8, round: usize| {
+        let client = reqwest::Client::new();
+        let url = app.url(&format!("/api/v1/calls/{id}/score/criteria/{criterion}"));
+        let qa = qa.clone();
+        async move {
+            let r = client
+                .put(url)
+                .bearer_auth(qa)
+                .json(&json!({"answer": answer, "comment": format!("round {round}")}))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    for round in 0..30 {
+        let answer = u8::try_from(round % 2).unwrap();
+        let (a, b) = tokio::join!(
+            put("greeting", answer, round),
+            put("closing", answer, round)
+        );
+        assert_eq!((a, b), (200, 200), "round {round}");
+        let s = score_of(&app, id).await;
+        let qa_of = |criterion: &str| {
+            s["criteria"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == criterion)
+                .map(|c| (c["qa"]["answer"].clone(), c["qa"]["comment"].clone()))
+                .unwrap()
+        };
+        for criterion in ["greeting", "closing"] {
+            assert_eq!(
+                qa_of(criterion),
+                (json!(answer), json!(format!("round {round}"))),
+                "round {round}: the correction of {criterion} was lost"
+            );
+        }
+    }
     app.stop().await;
 }
 
@@ -708,11 +786,14 @@ on_both_backends!(
     rate_limit_waits_for_retry_after,
     server_errors_retry_then_fail_with_the_reason,
     a_silent_server_times_out,
+    a_server_that_stalls_after_its_headers_times_out,
+    an_oversized_answer_is_refused_without_holding_it,
     quota_and_auth_errors_fail_at_once,
     servers_without_json_schema_fall_back,
     prompt_injection_stays_data,
     short_calls_are_not_scorable,
     long_calls_are_split_to_fit_the_context,
+    concurrent_corrections_of_different_criteria_are_both_kept,
     qa_corrections_and_calibration,
     managers_see_only_their_own_scores,
     scorecard_versions_and_bulk_rescore,

@@ -143,6 +143,169 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing(backend
     app.stop().await;
 }
 
+/// Sends a refused request and then a good upload on the same client (so on the same pooled
+/// connection when the server keeps it), 50 times: the refusal must never break the next request.
+async fn refusals_keep_the_next_request_working(
+    app: &crate::helpers::TestApp,
+    expected: u16,
+    refused: impl Fn() -> reqwest::multipart::Form,
+) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    for round in 0..50 {
+        let r = client
+            .post(app.url("/api/v1/calls"))
+            .bearer_auth(&app.admin)
+            .multipart(refused())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the refused request failed: {e:?}"));
+        assert_eq!(r.status(), expected, "round {round}");
+        let body: serde_json::Value = r.json().await.expect("json error body");
+        assert!(body["error"]["message"].is_string(), "round {round}");
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(unique_bytes()).file_name("ok.wav"),
+            )
+            .text("manager_id", "m-1");
+        let r = client
+            .post(app.url("/api/v1/calls"))
+            .bearer_auth(&app.admin)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the upload after a refusal failed: {e:?}"));
+        assert_eq!(r.status(), 202, "round {round}");
+    }
+    assert_eq!(count(&app.store, "SELECT COUNT(*) FROM calls").await, 50);
+}
+
+async fn after_a_413_the_same_connection_uploads_the_next_file(backend: Backend) {
+    let app = spawn_app_with(backend, Registry::new(), |c| c.max_upload_bytes = 10_000).await;
+    refusals_keep_the_next_request_working(&app, 413, || {
+        reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![1u8; 200_000]).file_name("big.wav"),
+            )
+            .text("manager_id", "m-1")
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn after_a_415_the_same_connection_uploads_the_next_file(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    refusals_keep_the_next_request_working(&app, 415, || {
+        reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(b"just some notes, not audio\n".repeat(4000))
+                    .file_name("notes.mp3"),
+            )
+            .text("manager_id", "m-1")
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn after_a_bad_form_the_same_connection_uploads_the_next_file(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    // The unknown field comes first, so the server refuses before it reaches the file.
+    refusals_keep_the_next_request_working(&app, 400, || {
+        reqwest::multipart::Form::new()
+            .text("colour", "red")
+            .text("manager_id", "m-1")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![7u8; 300_000]).file_name("a.wav"),
+            )
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn the_frameworks_own_rejections_have_the_error_shape_too(backend: Backend) {
+    let app = spawn_app_with(backend, Registry::new(), |c| c.max_upload_bytes = 10_000).await;
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let kind = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, kind, body)
+    };
+    let c = &app.client;
+    let token = app.admin.as_str();
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "JSON syntax",
+            c.post(app.url("/api/v1/tokens"))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+            400,
+            "bad_request",
+        ),
+        (
+            "JSON types",
+            c.post(app.url("/api/v1/tokens"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"name": 5, "role": []})),
+            422,
+            "invalid",
+        ),
+        (
+            "query decoding",
+            c.get(app.url("/api/v1/calls?limit=many"))
+                .bearer_auth(token),
+            400,
+            "bad_request",
+        ),
+        (
+            "missing boundary",
+            c.post(app.url("/api/v1/calls"))
+                .bearer_auth(token)
+                .header("content-type", "multipart/form-data")
+                .body("x"),
+            400,
+            "bad_request",
+        ),
+        (
+            "method",
+            c.patch(app.url("/api/v1/calls")).bearer_auth(token),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "unknown route",
+            c.get(app.url("/no/such/page")).bearer_auth(token),
+            404,
+            "not_found",
+        ),
+    ];
+    for (what, req, status, code) in cases {
+        let (got, kind, body) = send(req).await;
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(kind.starts_with("application/json"), "{what}: {kind}");
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+    app.stop().await;
+}
+
 async fn bad_forms_get_400_with_a_clear_message(backend: Backend) {
     let app = spawn_app(backend, Registry::new()).await;
     let cases: Vec<(reqwest::multipart::Form, &str)> = vec![
@@ -374,10 +537,14 @@ on_both_backends!(
     content_that_is_not_audio_is_refused_with_415,
     the_same_file_for_the_same_manager_is_a_duplicate,
     an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing,
+    after_a_413_the_same_connection_uploads_the_next_file,
+    after_a_415_the_same_connection_uploads_the_next_file,
+    after_a_bad_form_the_same_connection_uploads_the_next_file,
     bad_forms_get_400_with_a_clear_message,
     listing_pages_through_calls_with_a_cursor_and_filters,
     deleting_a_call_removes_its_recording_and_jobs,
     errors_share_one_json_shape_and_unknown_paths_are_404,
+    the_frameworks_own_rejections_have_the_error_shape_too,
 );
 
 #[tokio::test]
@@ -408,4 +575,63 @@ async fn a_broken_database_gives_503_and_500_without_internals() {
         .expect("get");
     assert_eq!(r.status(), 200, "the process itself is alive");
     app.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_a_crash_are_swept_after_the_grace_period_and_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let id = app.upload_call("m-1").await;
+    let stored = files_under(&app.recordings_dir());
+    assert_eq!(stored.len(), 1);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&stored[0]),
+        0o600,
+        "recordings are readable by the service only"
+    );
+    assert_eq!(mode(stored[0].parent().unwrap()), 0o700);
+    assert_eq!(mode(&app.recordings_dir().join("tmp")), 0o700);
+
+    // What a kill -9 leaves: an unfinished upload, and a recording whose call was never
+    // committed; one of each old, one of each fresh (maybe an upload in progress).
+    let month = stored[0].parent().unwrap().to_path_buf();
+    let tmp = app.recordings_dir().join("tmp");
+    let old_part = tmp.join("old.part");
+    let new_part = tmp.join("new.part");
+    let old_orphan = month.join(format!("{}.audio", callgrade::domain::CallId::new()));
+    let new_orphan = month.join(format!("{}.audio", callgrade::domain::CallId::new()));
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (path, old) in [
+        (&old_part, true),
+        (&new_part, false),
+        (&old_orphan, true),
+        (&new_orphan, false),
+    ] {
+        let f = std::fs::File::create(path).unwrap();
+        if old {
+            f.set_modified(long_ago).unwrap();
+        }
+    }
+    // The recording of a committed call is kept however old it is.
+    std::fs::File::options()
+        .write(true)
+        .open(&stored[0])
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+
+    let recordings = callgrade::recordings::Recordings::new(app.recordings_dir());
+    let swept = recordings
+        .sweep(&app.store, callgrade::app::SWEEP_GRACE)
+        .await
+        .unwrap();
+    assert_eq!((swept.parts, swept.orphans), (1, 1));
+    assert!(!old_part.exists() && !old_orphan.exists());
+    assert!(
+        new_part.exists() && new_orphan.exists(),
+        "fresh files may be uploads in progress"
+    );
+    assert!(stored[0].exists(), "call {id} keeps its recording");
+    app.stop().await;
 }
