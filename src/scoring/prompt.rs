@@ -175,8 +175,8 @@ pub fn clock(seconds: f64) -> String {
     }
 }
 
-/// The transcript as prompt lines. The fence markers are taken out of what speakers said, so
-/// no line can end the transcript early.
+/// The transcript as prompt lines. What speakers said is made inert first ([`inert`]), so no
+/// line can end the transcript early or pass itself off as another speaker's line.
 pub fn lines(segments: &[Segment]) -> Vec<Line> {
     segments
         .iter()
@@ -187,16 +187,144 @@ pub fn lines(segments: &[Segment]) -> Vec<Line> {
                 Speaker::Client => "C",
                 Speaker::Unknown => "?",
             };
-            let said = s
-                .text
-                .replace("TRANSCRIPT START", "transcript start")
-                .replace("TRANSCRIPT END", "transcript end");
+            let said = inert(&s.text);
             Line {
                 start: s.start,
                 text: format!("[{}] {who}: {}", clock(s.start), said.trim()),
             }
         })
         .collect()
+}
+
+/// What a speaker said, made safe to put between the transcript's fences:
+/// - every line break (including U+2028/U+2029, CR, form feeds) becomes a space, so a speaker's
+///   words stay on their own line and cannot start a new `[mm:ss] M:` line;
+/// - invisible format characters (zero-width spaces and joiners, bidi overrides) are dropped;
+/// - the fence words in any case, spelled with look-alike letters (Cyrillic, Greek, full-width)
+///   or split by invisible characters, become `transcript-start` / `transcript-end`;
+/// - a time-stamped speaker label inside the text, `[01:02] C:`, loses its brackets.
+pub fn inert(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .filter(|&c| !is_invisible(c))
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let defenced = defence(&flat);
+    fake_label()
+        .replace_all(&defenced, "($1) $2:")
+        .trim()
+        .to_string()
+}
+
+/// Format characters that render as nothing (Unicode category Cf, the common ones).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// The Latin capital a letter looks like, for the letters of the fence words.
+fn skeleton(c: char) -> char {
+    let c = match c {
+        // Full-width Latin.
+        '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' => {
+            char::from_u32(u32::from(c) - 0xFF21 + 0x41).unwrap_or(c)
+        }
+        // Cyrillic look-alikes.
+        'А' | 'а' => 'A',
+        'В' | 'в' => 'B',
+        'Е' | 'е' | 'Ё' | 'ё' => 'E',
+        'К' | 'к' => 'K',
+        'М' | 'м' => 'M',
+        'Н' | 'н' => 'H',
+        'О' | 'о' => 'O',
+        'Р' | 'р' => 'P',
+        'С' | 'с' => 'C',
+        'Т' | 'т' => 'T',
+        'Х' | 'х' => 'X',
+        'У' | 'у' => 'Y',
+        'І' | 'і' => 'I',
+        'Ѕ' | 'ѕ' => 'S',
+        'Ј' | 'ј' => 'J',
+        'Ԁ' | 'ԁ' => 'D',
+        'Ԛ' | 'ԛ' => 'Q',
+        'Ԝ' | 'ԝ' => 'W',
+        'п' => 'N',
+        // Greek look-alikes.
+        'Α' | 'α' => 'A',
+        'Β' | 'β' => 'B',
+        'Ε' | 'ε' => 'E',
+        'Ι' | 'ι' => 'I',
+        'Κ' | 'κ' => 'K',
+        'Μ' => 'M',
+        'Ν' | 'ν' => 'N',
+        'Ο' | 'ο' => 'O',
+        'Ρ' | 'ρ' => 'P',
+        'Τ' | 'τ' => 'T',
+        'Χ' | 'χ' => 'X',
+        'Υ' | 'υ' => 'Y',
+        'Ζ' => 'Z',
+        'Η' => 'H',
+        other => other,
+    };
+    c.to_ascii_uppercase()
+}
+
+/// Replaces every spelling of the fence phrases in `text` (see [`inert`]).
+fn defence(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let shape: String = chars.iter().map(|&c| skeleton(c)).collect();
+    // Every char maps to one char, so positions in `shape` are positions in `chars`.
+    let shape: Vec<char> = shape.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'scan: while i < chars.len() {
+        for (word, replacement) in [
+            ("START", "transcript-start"),
+            ("END", "transcript-end"),
+            ("BEGIN", "transcript-start"),
+        ] {
+            if let Some(len) = fence_at(&shape[i..], word) {
+                out.push_str(replacement);
+                i += len;
+                continue 'scan;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The length of `TRANSCRIPT <word>` at the start of `shape` (any separators between the two
+/// words), if it is there.
+fn fence_at(shape: &[char], word: &str) -> Option<usize> {
+    let first: Vec<char> = "TRANSCRIPT".chars().collect();
+    if shape.len() < first.len() || shape[..first.len()] != first[..] {
+        return None;
+    }
+    let mut j = first.len();
+    while j < shape.len() && !shape[j].is_alphanumeric() {
+        j += 1;
+    }
+    let word: Vec<char> = word.chars().collect();
+    (shape.len() >= j + word.len() && shape[j..j + word.len()] == word[..])
+        .then_some(j + word.len())
+}
+
+/// `[mm:ss] X:` or `[h:mm:ss] X:` inside a line: a speaker label someone said aloud.
+fn fake_label() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\[\s*(\d{1,2}(?::\d{2}){1,2})\s*\]\s*([MCmcМСмс?])\s*:")
+            .unwrap_or_else(|_| regex::Regex::new("$^").expect("empty pattern"))
+    })
 }
 
 /// Splits `lines` into consecutive parts of at most `budget` estimated tokens each (a line
