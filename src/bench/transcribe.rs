@@ -202,6 +202,7 @@ async fn child(spec: &str, files: &[PathBuf], base: &TranscribeConfig) -> anyhow
                 attempt: 1,
                 max_attempts: 1,
             },
+            fence: None,
             store: store.clone(),
             cancel: CancellationToken::new(),
         }

@@ -156,7 +156,7 @@ pub async fn cancel(
     auth.require(&[Role::Admin, Role::Qa])?;
     let job = find_job(&state, &id).await?;
     match state.store.cancel_job(job.id).await? {
-        Some(true) => {}
+        Some(true) => state.worker.stop(job.id),
         Some(false) => {
             return Err(ApiError::Conflict(format!(
                 "the job is already {}",

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub use backoff::backoff_delay;
 pub use worker::{Worker, WorkerHandle};
 
-use crate::store::{ClaimedJob, Store};
+use crate::store::{ClaimedJob, Fence, Store};
 
 /// Why a job attempt failed, and whether trying again could help.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -41,6 +41,9 @@ impl From<crate::store::StoreError> for JobError {
 pub struct JobContext {
     /// The claimed job.
     pub job: ClaimedJob,
+    /// This run's claim: result writes pass it to the store, which refuses them once the
+    /// lease has passed to another run. `None` outside a worker (the transcription bench).
+    pub fence: Option<Fence>,
     /// The database.
     pub store: Store,
     /// Fires when the job must stop: it was cancelled, taken over, or the worker is shutting

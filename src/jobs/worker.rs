@@ -20,18 +20,32 @@ use super::{backoff_delay, JobContext, JobError, JobHandler, Registry};
 use crate::config::QueueConfig;
 use crate::domain::{now_millis, CallStatus, JobId};
 use crate::pipeline::Stage;
-use crate::store::{ClaimedJob, JobFailure, NewJob, Store, StoreError};
+use crate::store::{ClaimedJob, Fence, JobFailure, NewJob, Store, StoreError};
 
-/// Wakes a worker at once (e.g. after an upload in the same process).
+/// Reaches a worker in the same process: wakes it after an upload, stops a job it runs.
 #[derive(Clone, Default)]
 pub struct WorkerHandle {
     wake: Arc<Notify>,
+    /// The jobs this worker is running, with the token that stops each run.
+    running: Arc<std::sync::Mutex<HashMap<JobId, CancellationToken>>>,
 }
 
 impl WorkerHandle {
     /// Tells the worker there may be new work.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Stops the run of `job` at once if this worker runs it (a job cancelled through this
+    /// process's API); runs in other processes see the cancellation within a second.
+    pub fn stop(&self, job: JobId) {
+        if let Some(run) = self.running().get(&job) {
+            run.cancel();
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -106,7 +120,12 @@ impl Worker {
                 if free == 0 {
                     continue;
                 }
-                match self.store.claim_jobs(kind, &self.id, free, lease_ms).await {
+                let running = self.running_now();
+                match self
+                    .store
+                    .claim_jobs(kind, &self.id, free, lease_ms, &running)
+                    .await
+                {
                     Ok(jobs) => {
                         for job in jobs {
                             let Ok(permit) = sem.clone().try_acquire_owned() else {
@@ -162,6 +181,11 @@ impl Worker {
         info!(worker = %self.id, "worker stopped");
     }
 
+    /// Jobs this worker is running now: it never claims one of them again.
+    fn running_now(&self) -> Vec<JobId> {
+        self.handle.running().keys().copied().collect()
+    }
+
     fn spawn_job(
         &self,
         tasks: &mut JoinSet<()>,
@@ -182,9 +206,13 @@ impl Worker {
             lease_ms,
             hard_stop: hard_stop.clone(),
         };
+        let handle = self.handle.clone();
+        let id = job.id;
+        handle.running().insert(id, cancel.clone());
         tasks.spawn(
             async move {
                 runner.run(handler, job, cancel).await;
+                handle.running().remove(&id);
                 drop(permit);
             }
             .instrument(span),
@@ -214,12 +242,14 @@ impl JobRunner {
             }
         }
         let started = Instant::now();
+        let fence = Fence::of(&job, &self.worker_id);
         let ctx = JobContext {
             job: job.clone(),
+            fence: Some(fence.clone()),
             store: self.store.clone(),
             cancel: cancel.clone(),
         };
-        let heartbeat = self.keep_lease(job.id, cancel.clone());
+        let heartbeat = self.keep_lease(&fence, cancel.clone());
         let result = tokio::select! {
             r = handler.run(&ctx) => Some(r),
             _ = cancel.cancelled() => None,
@@ -250,23 +280,38 @@ impl JobRunner {
             .increment(1);
     }
 
-    /// Renews the lease until it is lost; returns only when the job must stop.
-    async fn keep_lease(&self, id: JobId, cancel: CancellationToken) {
-        let every =
-            Duration::from_millis(u64::try_from(self.lease_ms / 3).unwrap_or(10_000).max(50));
+    /// Renews the lease every third of it and, every second in between, checks that the claim
+    /// still holds (a read), so a cancelled job or a lease taken over stops within moments; a
+    /// lease that ran out while the database could not be reached stops the run too. Returns
+    /// only when the job must stop.
+    async fn keep_lease(&self, fence: &Fence, cancel: CancellationToken) {
+        let lease = Duration::from_millis(u64::try_from(self.lease_ms).unwrap_or(30_000));
+        let renew_every = (lease / 3).max(Duration::from_millis(50));
+        let check_every = renew_every.min(Duration::from_secs(1));
+        let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(every).await;
-            match self
-                .store
-                .heartbeat(id, &self.worker_id, self.lease_ms)
-                .await
-            {
+            tokio::time::sleep(check_every).await;
+            let renew = renewed.elapsed() >= renew_every;
+            let held = if renew {
+                self.store.heartbeat(fence, self.lease_ms).await
+            } else {
+                self.store.still_holds(fence).await
+            };
+            match held {
+                Ok(true) if renew => renewed = Instant::now(),
                 Ok(true) => {}
                 Ok(false) => {
                     cancel.cancel();
                     return;
                 }
-                Err(e) => warn!(error = %e, "heartbeat failed; retrying"),
+                Err(e) => {
+                    warn!(error = %e, "heartbeat failed; retrying");
+                    if renewed.elapsed() >= lease {
+                        warn!("the lease ran out before it could be renewed: stopping the run");
+                        cancel.cancel();
+                        return;
+                    }
+                }
             }
         }
     }

@@ -351,7 +351,7 @@ impl JobHandler for ScoreJob {
                 provenance: None,
                 scored_at: now_millis(),
             };
-            ctx.store.save_score(&card).await?;
+            ctx.store.save_score(&card, ctx.fence.as_ref()).await?;
             return Ok(());
         }
         let call_day = to_datetime(call.started_at.unwrap_or(call.created_at)).date_naive();
@@ -359,7 +359,7 @@ impl JobHandler for ScoreJob {
             card = self.score(&t, call_day, &stored) => card?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Retryable("stopped".into())),
         };
-        ctx.store.save_score(&card).await?;
+        ctx.store.save_score(&card, ctx.fence.as_ref()).await?;
         info!(
             call = %call_id,
             overall = card.overall,

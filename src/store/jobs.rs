@@ -114,6 +114,53 @@ pub struct JobCounts {
     pub count: i64,
 }
 
+/// One claim of a job: the worker holding it and the attempt number the claim gave it. Every
+/// write a run makes is fenced by it, so once the lease has passed to another claim (even one of
+/// the same worker) the stale run's heartbeats, results and outcome change nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The job.
+    pub job: JobId,
+    /// The worker holding it.
+    pub worker: String,
+    /// The attempt this claim made (each claim counts one).
+    pub attempt: u32,
+}
+
+impl Fence {
+    /// The fence of `job` as claimed by `worker`.
+    pub fn of(job: &ClaimedJob, worker: &str) -> Self {
+        Self {
+            job: job.id,
+            worker: worker.to_string(),
+            attempt: job.attempt,
+        }
+    }
+
+    /// Checks, inside a write transaction, that the claim still holds its job (locking the
+    /// job's row on PostgreSQL until the transaction ends, so no claim can pass it meanwhile).
+    pub(super) async fn hold(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        backend: Backend,
+    ) -> Result<(), StoreError> {
+        let lock = match backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let held: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT 1 FROM jobs WHERE id = $1 AND worker_id = $2 AND attempts = $3 \
+             AND state = 'running'{lock}"
+        ))
+        .bind(self.job.to_string())
+        .bind(self.worker.clone())
+        .bind(i64::from(self.attempt))
+        .fetch_optional(&mut *conn)
+        .await?;
+        held.map(|_| ()).ok_or(StoreError::Fenced)
+    }
+}
+
 /// How a failed attempt ends.
 #[derive(Debug, Clone)]
 pub enum JobFailure {
@@ -264,7 +311,16 @@ impl Store {
         worker_id: &str,
         limit: usize,
         lease_ms: i64,
+        running: &[JobId],
     ) -> Result<Vec<ClaimedJob>, StoreError> {
+        // A job this worker is still running is never claimed again by it, even when its lease
+        // ran out (a stalled database): the run goes on or stops on its own fence.
+        let not_running: String = if running.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<String> = (0..running.len()).map(|i| format!("${}", 6 + i)).collect();
+            format!(" AND id NOT IN ({})", ids.join(", "))
+        };
         let now = now_millis();
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -286,18 +342,21 @@ impl Store {
             let sql = format!(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker_id = $1, \
                  lease_until = $2, started_at = $3, updated_at = $3 \
-                 WHERE id IN (SELECT id FROM jobs WHERE kind = $4 AND {candidate} LIMIT $5{lock}) \
+                 WHERE id IN (SELECT id FROM jobs WHERE kind = $4{not_running} AND {candidate} \
+                 LIMIT $5{lock}) \
                  RETURNING id, kind, call_id, payload, attempts, max_attempts"
             );
             let _turn = self.write_turn().await;
-            let rows = sqlx::query(&sql)
+            let mut query = sqlx::query(&sql)
                 .bind(worker_id.to_string())
                 .bind(now + lease_ms)
                 .bind(now)
                 .bind(kind.to_string())
-                .bind(i64::try_from(want).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await?;
+                .bind(i64::try_from(want).unwrap_or(i64::MAX));
+            for id in running {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(&self.pool).await?;
             for row in &rows {
                 claimed.push(claimed_from_row(row)?);
             }
@@ -333,25 +392,36 @@ impl Store {
 
     /// Extends the lease of a job this worker still holds. `false` means the job was cancelled
     /// or taken over: the worker must stop working on it.
-    pub async fn heartbeat(
-        &self,
-        job: JobId,
-        worker_id: &str,
-        lease_ms: i64,
-    ) -> Result<bool, StoreError> {
+    pub async fn heartbeat(&self, fence: &Fence, lease_ms: i64) -> Result<bool, StoreError> {
         let now = now_millis();
         let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE jobs SET lease_until = $1, updated_at = $2 \
-             WHERE id = $3 AND worker_id = $4 AND state = 'running'",
+             WHERE id = $3 AND worker_id = $4 AND attempts = $5 AND state = 'running'",
         )
         .bind(now + lease_ms)
         .bind(now)
-        .bind(job.to_string())
-        .bind(worker_id.to_string())
+        .bind(fence.job.to_string())
+        .bind(fence.worker.clone())
+        .bind(i64::from(fence.attempt))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether `fence` still holds its job (a read: cheap enough to ask every second, so a
+    /// cancelled job or a lost lease stops its run within moments).
+    pub async fn still_holds(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM jobs WHERE id = $1 AND worker_id = $2 AND attempts = $3 \
+             AND state = 'running'",
+        )
+        .bind(fence.job.to_string())
+        .bind(fence.worker.clone())
+        .bind(i64::from(fence.attempt))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
     }
 
     /// Marks a job this worker holds as succeeded, queues its follow-up and moves the call on,
@@ -365,7 +435,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str =
             "UPDATE jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, \
-             lease_until = NULL WHERE id = $2 AND worker_id = $3 AND state = 'running'";
+             lease_until = NULL WHERE id = $2 AND worker_id = $3 AND attempts = $4 \
+             AND state = 'running'";
         let now = now_millis();
         let _turn = self.write_turn().await;
         if follow_up.is_none() && call_status.is_none() {
@@ -375,6 +446,7 @@ impl Store {
                 .bind(now)
                 .bind(job.id.to_string())
                 .bind(worker_id.to_string())
+                .bind(i64::from(job.attempt))
                 .execute(&self.pool)
                 .await?;
             return Ok(done.rows_affected() == 1);
@@ -384,6 +456,7 @@ impl Store {
             .bind(now)
             .bind(job.id.to_string())
             .bind(worker_id.to_string())
+            .bind(i64::from(job.attempt))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
@@ -418,7 +491,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, run_at = $2, finished_at = $3, last_error = $4, \
              lease_until = NULL, worker_id = NULL, updated_at = $5 \
-             WHERE id = $6 AND worker_id = $7 AND state = 'running'",
+             WHERE id = $6 AND worker_id = $7 AND attempts = $8 AND state = 'running'",
         )
         .bind(state.as_str().to_string())
         .bind(run_at)
@@ -427,6 +500,7 @@ impl Store {
         .bind(now)
         .bind(job.id.to_string())
         .bind(worker_id.to_string())
+        .bind(i64::from(job.attempt))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -453,11 +527,12 @@ impl Store {
         let done = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = attempts - 1, run_at = $1, \
              lease_until = NULL, worker_id = NULL, updated_at = $1 \
-             WHERE id = $2 AND worker_id = $3 AND state = 'running'",
+             WHERE id = $2 AND worker_id = $3 AND attempts = $4 AND state = 'running'",
         )
         .bind(now)
         .bind(job.id.to_string())
         .bind(worker_id.to_string())
+        .bind(i64::from(job.attempt))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -31,7 +31,7 @@ pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
 pub use crm::{json_rows, push_placeholder, select_json_rows, sql_types, CrmImport};
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal};
-pub use jobs::{ClaimedJob, JobCounts, JobFailure, JobRecord, NewJob};
+pub use jobs::{ClaimedJob, Fence, JobCounts, JobFailure, JobRecord, NewJob};
 pub use kpis::{KpiScope, LeadTimes, PlanRow, WonDeal};
 pub use reports::RecentScore;
 pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
@@ -62,6 +62,11 @@ pub enum StoreError {
     /// A uniqueness rule was violated.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A run's claim on its job has passed to another run: its write was refused.
+    #[error(
+        "this run no longer holds its job (its lease passed to another run); nothing was written"
+    )]
+    Fenced,
     /// A file-system operation around the database failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, Fence, Store, StoreError};
 use crate::domain::{now_millis, CallId};
 use crate::rubric::Level;
 use crate::scoring::calibration::Pair;
@@ -10,9 +10,16 @@ use crate::scoring::card::{QaCorrection, ScoreCard};
 
 impl Store {
     /// Stores `card` as its call's score, replacing an earlier one, in one transaction.
-    pub async fn save_score(&self, card: &ScoreCard) -> Result<(), StoreError> {
+    pub async fn save_score(
+        &self,
+        card: &ScoreCard,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        if let Some(fence) = fence {
+            fence.hold(&mut tx, self.backend).await?;
+        }
         self.write_score(&mut tx, card).await?;
         tx.commit().await?;
         Ok(())

@@ -2,14 +2,18 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Fence, Store, StoreError};
 use crate::domain::CallId;
 use crate::transcript::Transcript;
 
 impl Store {
     /// Stores `t` as its call's transcript, replacing an earlier one (a retried job writes the
     /// same row again).
-    pub async fn save_transcript(&self, t: &Transcript) -> Result<(), StoreError> {
+    pub async fn save_transcript(
+        &self,
+        t: &Transcript,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         let document = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let words: usize = t
             .segments
@@ -18,6 +22,9 @@ impl Store {
             .sum();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        if let Some(fence) = fence {
+            fence.hold(&mut tx, self.backend).await?;
+        }
         sqlx::query(
             "INSERT INTO transcripts (call_id, language, model, duration_ms, speech_ms, words, \
              document, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \

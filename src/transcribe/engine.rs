@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
 use whisper_rs::{
     DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
     WhisperContextParameters, WhisperVadContext, WhisperVadContextParams, WhisperVadParams,
@@ -122,12 +123,14 @@ impl WhisperModel {
         self.ctx.is_multilingual()
     }
 
-    /// Transcribes one speaker's 16 kHz mono audio.
+    /// Transcribes one speaker's 16 kHz mono audio; whisper stops within moments of `stop`
+    /// firing (its abort callback), and the pass then ends with [`TranscribeError::Stopped`].
     pub fn transcribe(
         &self,
         audio: &[f32],
         speaker: Speaker,
         options: &Options,
+        stop: &CancellationToken,
     ) -> Result<ChannelTranscript, TranscribeError> {
         let started = Instant::now();
         let joined = match &options.vad_model {
@@ -161,7 +164,10 @@ impl WhisperModel {
             return Ok(out);
         }
         let t = Instant::now();
-        self.run_whisper(&joined, speaker, options, &mut out)?;
+        if stop.is_cancelled() {
+            return Err(TranscribeError::Stopped);
+        }
+        self.run_whisper(&joined, speaker, options, stop, &mut out)?;
         out.whisper_seconds = t.elapsed().as_secs_f64();
         Ok(out)
     }
@@ -171,6 +177,7 @@ impl WhisperModel {
         joined: &Joined,
         speaker: Speaker,
         options: &Options,
+        stop: &CancellationToken,
         out: &mut ChannelTranscript,
     ) -> Result<(), TranscribeError> {
         let whisper_err = |e: whisper_rs::WhisperError| TranscribeError::Whisper(e.to_string());
@@ -210,7 +217,20 @@ impl WhisperModel {
         {
             params.set_initial_prompt(prompt);
         }
-        state.full(params, &joined.samples).map_err(whisper_err)?;
+        // whisper.cpp asks between its graph computations: a cancelled job or a lost lease
+        // frees the CPU within moments instead of at the end of the pass. The callback type is
+        // the boxed trait object itself, as whisper-rs's trampoline reads its user data as `F`.
+        let stopped = stop.clone();
+        let abort: Box<dyn FnMut() -> bool> = Box::new(move || stopped.is_cancelled());
+        params.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(abort));
+        let ran = {
+            let _running = RunningPass::start();
+            state.full(params, &joined.samples)
+        };
+        if stop.is_cancelled() {
+            return Err(TranscribeError::Stopped);
+        }
+        ran.map_err(whisper_err)?;
         out.language =
             whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_string);
 
@@ -395,6 +415,23 @@ fn split_at_regions(
             (s, region)
         })
         .collect()
+}
+
+/// Counts whisper inference passes in progress (`callgrade_whisper_passes_running`), so an
+/// operator (and a test) can see that a cancelled job really gave its CPU back.
+struct RunningPass;
+
+impl RunningPass {
+    fn start() -> Self {
+        ::metrics::gauge!("callgrade_whisper_passes_running").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for RunningPass {
+    fn drop(&mut self) {
+        ::metrics::gauge!("callgrade_whisper_passes_running").decrement(1.0);
+    }
 }
 
 /// Speech regions of `audio` (16 kHz mono) found by whisper.cpp's Silero VAD, in samples.

@@ -134,6 +134,8 @@ impl From<TranscribeError> for JobError {
                 JobError::Retryable(e.to_string())
             }
             TranscribeError::Whisper(_) => JobError::Fatal(e.to_string()),
+            // Only a cancelled or taken-over run stops, and its outcome is not recorded.
+            TranscribeError::Stopped => JobError::Retryable(e.to_string()),
         }
     }
 }
@@ -251,7 +253,9 @@ impl JobHandler for TranscribeJob {
             warnings: audio.warnings,
             created_at: now_millis(),
         };
-        ctx.store.save_transcript(&transcript).await?;
+        ctx.store
+            .save_transcript(&transcript, ctx.fence.as_ref())
+            .await?;
         info!(
             %call_id,
             segments = transcript.segments.len(),
@@ -294,7 +298,10 @@ pub fn recognise(
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        let r = model.transcribe(&samples, speaker, options)?;
+        let r = match model.transcribe(&samples, speaker, options, cancel) {
+            Err(TranscribeError::Stopped) => return Ok(None),
+            other => other?,
+        };
         out.vad_s += r.vad_seconds;
         out.whisper_s += r.whisper_seconds;
         out.speech_s += r.speech_seconds;

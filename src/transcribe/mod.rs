@@ -30,4 +30,7 @@ pub enum TranscribeError {
     /// whisper failed on this audio.
     #[error("speech recognition failed: {0}")]
     Whisper(String),
+    /// The pass was stopped (the job was cancelled or its lease lost).
+    #[error("speech recognition was stopped")]
+    Stopped,
 }

@@ -432,11 +432,11 @@ async fn saving_a_transcript_keeps_its_conversation_figures(backend: Backend) {
         .expect("transcript")
     };
     app.store
-        .save_transcript(&transcript(0.6, 4))
+        .save_transcript(&transcript(0.6, 4), None)
         .await
         .expect("save");
     app.store
-        .save_transcript(&transcript(0.7, 5))
+        .save_transcript(&transcript(0.7, 5), None)
         .await
         .expect("save again");
     let row = sqlx::query("SELECT manager_talk_share, manager_questions, manager_longest_monologue_s FROM call_conversation WHERE call_id = $1")

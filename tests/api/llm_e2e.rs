@@ -57,7 +57,7 @@ async fn a_real_local_llm_scores_a_call_end_to_end() {
     .await;
     let id = app.upload_call("m-carter").await;
     app.store
-        .save_transcript(&corpus_transcript(id, "pub06_en"))
+        .save_transcript(&corpus_transcript(id, "pub06_en"), None)
         .await
         .expect("transcript");
     assert!(app

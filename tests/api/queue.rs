@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use callgrade::domain::{CallStatus, JobId, JobState};
 use callgrade::jobs::Registry;
-use callgrade::store::{ClaimedJob, NewJob};
+use callgrade::store::{ClaimedJob, Fence, NewJob};
 
 use crate::helpers::{count, create_results_table, spawn_app, spawn_app_with, Backend};
 use crate::on_both_backends;
@@ -224,13 +224,14 @@ async fn a_job_whose_worker_vanished_is_taken_over_and_its_result_written_once(b
     // and dies before recording success.
     let claimed = app
         .store
-        .claim_jobs("transcribe", "ghost", 1, 1)
+        .claim_jobs("transcribe", "ghost", 1, 1, &[])
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
     let ghost_job: &ClaimedJob = &claimed[0];
     let ctx = callgrade::jobs::JobContext {
         job: ghost_job.clone(),
+        fence: Some(callgrade::store::Fence::of(ghost_job, "ghost")),
         store: app.store.clone(),
         cancel: Default::default(),
     };
@@ -295,7 +296,7 @@ async fn a_job_that_kills_every_worker_ends_dead(backend: Backend) {
     for attempt in 1..=3 {
         let claimed = app
             .store
-            .claim_jobs("transcribe", &format!("ghost-{attempt}"), 1, 1)
+            .claim_jobs("transcribe", &format!("ghost-{attempt}"), 1, 1, &[])
             .await
             .expect("claim");
         assert_eq!(claimed.len(), 1, "attempt {attempt} claimable");
@@ -303,7 +304,7 @@ async fn a_job_that_kills_every_worker_ends_dead(backend: Backend) {
     }
     assert!(
         app.store
-            .claim_jobs("transcribe", "ghost-4", 1, 1)
+            .claim_jobs("transcribe", "ghost-4", 1, 1, &[])
             .await
             .expect("claim")
             .is_empty(),
@@ -386,7 +387,116 @@ async fn a_call_is_not_stored_when_its_job_cannot_be(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_stale_run_cannot_write_over_the_run_that_took_its_lease(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let id = app.upload_call("m-1").await;
+    // The first run's lease runs out mid-run (say the database stalled it) and the same worker
+    // id claims the job again: two runs of one job, told apart by their claims.
+    let first = app
+        .store
+        .claim_jobs("transcribe", "w", 1, 1, &[])
+        .await
+        .expect("claim")
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = app
+        .store
+        .claim_jobs("transcribe", "w", 1, 60_000, &[])
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(first.id, second.id);
+    assert_eq!(
+        (first.attempt, second.attempt),
+        (1, 2),
+        "every claim gets a fresh token"
+    );
+    let stale = Fence::of(&first, "w");
+    let fresh = Fence::of(&second, "w");
+
+    // The newest run writes its result; the stale one's heartbeat, result and outcome are
+    // refused, whatever order they come in.
+    let mut newest = crate::scoring::corpus_transcript(id, "pub06_en");
+    newest.model = "newest".into();
+    app.store
+        .save_transcript(&newest, Some(&fresh))
+        .await
+        .expect("the holder writes");
+    let mut late = newest.clone();
+    late.model = "stale".into();
+    let refused = app.store.save_transcript(&late, Some(&stale)).await;
+    assert!(
+        matches!(refused, Err(callgrade::store::StoreError::Fenced)),
+        "{refused:?}"
+    );
+    assert!(!app
+        .store
+        .heartbeat(&stale, 60_000)
+        .await
+        .expect("heartbeat"));
+    assert!(!app.store.still_holds(&stale).await.expect("read"));
+    assert!(!app
+        .store
+        .complete_job(&first, "w", None, None)
+        .await
+        .expect("complete"));
+    assert!(!app
+        .store
+        .fail_job(
+            &first,
+            "w",
+            "late",
+            &callgrade::store::JobFailure::RetryAt(0)
+        )
+        .await
+        .expect("fail"));
+    assert_eq!(
+        count(&app.store, "SELECT COUNT(*) FROM transcripts").await,
+        1
+    );
+    let (_, t) = app
+        .get_json(&app.admin, &format!("/api/v1/calls/{id}/transcript"))
+        .await;
+    assert_eq!(t["model"], "newest", "exactly one result, the newest");
+    assert!(app
+        .store
+        .complete_job(&second, "w", None, None)
+        .await
+        .expect("complete"));
+    app.stop().await;
+}
+
+async fn a_worker_never_claims_a_job_it_is_still_running(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    app.upload_call("m-1").await;
+    let job = app
+        .store
+        .claim_jobs("transcribe", "w", 1, 1, &[])
+        .await
+        .expect("claim")
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = app
+        .store
+        .claim_jobs("transcribe", "w", 1, 60_000, &[job.id])
+        .await
+        .expect("claim");
+    assert!(
+        again.is_empty(),
+        "its lease ran out, but this worker still runs it"
+    );
+    let other = app
+        .store
+        .claim_jobs("transcribe", "other", 1, 60_000, &[])
+        .await
+        .expect("claim");
+    assert_eq!(other.len(), 1, "another worker may take it over");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_stale_run_cannot_write_over_the_run_that_took_its_lease,
+    a_worker_never_claims_a_job_it_is_still_running,
     an_uploaded_call_moves_through_every_stage_to_done,
     a_retryable_failure_is_retried_with_backoff_then_succeeds,
     exhausted_retries_leave_the_job_dead_and_the_call_failed_until_retried,

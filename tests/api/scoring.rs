@@ -83,7 +83,10 @@ async fn call_to_score(
     t: impl FnOnce(CallId) -> Transcript,
 ) -> CallId {
     let id = app.upload_call(manager).await;
-    app.store.save_transcript(&t(id)).await.expect("transcript");
+    app.store
+        .save_transcript(&t(id), None)
+        .await
+        .expect("transcript");
     assert!(app
         .store
         .queue_stage(id, Stage::Score, 3)
