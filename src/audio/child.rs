@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rlimit::Resource;
 
-use super::decode::decode_to_sink;
+use super::decode::decode_file_to_sink;
 use super::resample::To16k;
 use super::types::{DecodeLimits, FaultInjection};
 use super::wire::{ChildSummary, FrameWriter};
@@ -27,6 +27,7 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 pub(crate) const FLAG_MAX_DURATION: &str = "--max-duration-s";
 pub(crate) const FLAG_MEMORY: &str = "--memory-limit-bytes";
 pub(crate) const FLAG_FAULT: &str = "--fault";
+pub(crate) const FLAG_TIMEOUT: &str = "--timeout-s";
 
 /// Entry point of the hidden decoder subcommand. `args` are the arguments after the
 /// subcommand name: `<input> [--max-duration-s N] [--memory-limit-bytes N]`.
@@ -38,8 +39,20 @@ pub fn run_decode_child<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Err(err) = limit_self(limits.memory_bytes) {
+    if let Err(err) = limit_self(&limits) {
         eprintln!("decode child: cannot apply resource limits: {err}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // Opened before the sandbox closes the file system: the input is all the child reads.
+    let file = match std::fs::File::open(&input) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("decode child: cannot open {}: {err}", input.display());
+            return ExitCode::from(EXIT_DECODE_ERROR);
+        }
+    };
+    if let Err(err) = super::sandbox::confine() {
+        eprintln!("decode child: cannot confine itself: {err}");
         return ExitCode::from(EXIT_USAGE);
     }
     if let Some(fault) = limits.fault {
@@ -54,7 +67,7 @@ pub fn run_decode_child<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         }
     };
     let mut sink = To16k::new(writer);
-    let result = decode_to_sink(&input, &limits, &mut sink);
+    let result = decode_file_to_sink(file, &limits, &mut sink);
     let mut writer = sink.into_inner();
     let outcome = result.and_then(|report| {
         let summary = ChildSummary {
@@ -94,6 +107,9 @@ fn parse_args<I: IntoIterator<Item = OsString>>(
                 limits.max_duration = Duration::from_secs(number(&secs)?);
             }
             Some(FLAG_MEMORY) => limits.memory_bytes = number(&value(FLAG_MEMORY)?)?,
+            Some(FLAG_TIMEOUT) => {
+                limits.timeout = Duration::from_secs(number(&value(FLAG_TIMEOUT)?)?);
+            }
             Some(FLAG_FAULT) => limits.fault = Some(parse_fault(&value(FLAG_FAULT)?)?),
             Some(flag) if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
             _ if input.is_none() => input = Some(PathBuf::from(arg)),
@@ -113,6 +129,7 @@ pub(crate) fn parse_fault(text: &str) -> Result<FaultInjection, String> {
         Some(("alloc", n)) => Ok(FaultInjection::Allocate(number(n)?)),
         Some(("sleep", n)) => Ok(FaultInjection::Sleep(Duration::from_secs(number(n)?))),
         None if text == "abort" => Ok(FaultInjection::Abort),
+        None if text == "escape" => Ok(FaultInjection::Escape),
         _ => Err(format!("unknown fault {text}")),
     }
 }
@@ -123,15 +140,45 @@ pub(crate) fn fault_arg(fault: FaultInjection) -> String {
         FaultInjection::Allocate(n) => format!("alloc:{n}"),
         FaultInjection::Sleep(d) => format!("sleep:{}", d.as_secs()),
         FaultInjection::Abort => "abort".into(),
+        FaultInjection::Escape => "escape".into(),
     }
 }
 
-/// Cap our own address space, and switch off core dumps: a crashing decoder on a worker
-/// should not write gigabytes of core files.
-fn limit_self(memory_bytes: u64) -> std::io::Result<()> {
-    Resource::AS.set(memory_bytes, memory_bytes)?;
+/// Cap our own address space, CPU time, file writes and open files, and switch off core
+/// dumps: a crashing decoder on a worker should not write gigabytes of core files.
+fn limit_self(limits: &DecodeLimits) -> std::io::Result<()> {
+    Resource::AS.set(limits.memory_bytes, limits.memory_bytes)?;
     Resource::CORE.set(0, 0)?;
+    // The parent kills the child at its wall-clock limit; CPU time is a second line for a
+    // child the parent lost track of. The soft limit sends SIGXCPU, the hard one SIGKILL.
+    let cpu = limits.timeout.as_secs().saturating_add(5);
+    Resource::CPU.set(cpu, cpu.saturating_add(1))?;
+    // The child writes only to its pipes, never to a file.
+    Resource::FSIZE.set(0, 0)?;
+    // stdin, stdout, stderr, the input, and a few for the runtime library.
+    Resource::NOFILE.set(16, 16)?;
     Ok(())
+}
+
+/// Tries what a decoder exploit would try, and reports each outcome on stderr in one line that
+/// the isolation test reads: the environment, a TCP socket, a file other than the input, and
+/// running a program. Then it exits as a decode failure.
+fn escape() -> ! {
+    let vars = std::env::vars_os().count();
+    let socket = match std::net::TcpStream::connect("127.0.0.1:9") {
+        Ok(_) => "connected".to_string(),
+        Err(e) => format!("refused ({})", e.kind()),
+    };
+    let read = match std::fs::read("/etc/hostname") {
+        Ok(_) => "read".to_string(),
+        Err(e) => format!("refused ({})", e.kind()),
+    };
+    let exec = match std::process::Command::new("/bin/true").status() {
+        Ok(_) => "ran".to_string(),
+        Err(e) => format!("refused ({})", e.kind()),
+    };
+    eprintln!("escape: env={vars} socket={socket} read={read} exec={exec}");
+    std::process::exit(i32::from(EXIT_DECODE_ERROR));
 }
 
 /// Misbehave on purpose (isolation tests only).
@@ -145,6 +192,7 @@ fn inject(fault: FaultInjection) {
         }
         FaultInjection::Sleep(duration) => std::thread::sleep(duration),
         FaultInjection::Abort => std::process::abort(),
+        FaultInjection::Escape => escape(),
     }
     let _ = std::io::stderr().flush();
 }

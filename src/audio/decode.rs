@@ -80,7 +80,16 @@ pub(crate) fn decode_to_sink(
     limits: &DecodeLimits,
     sink: &mut dyn PcmSink,
 ) -> Result<DecodeReport, DecodeError> {
-    let mut file = File::open(path)?;
+    decode_file_to_sink(File::open(path)?, limits, sink)
+}
+
+/// [`decode_to_sink`] of a file already open (the decoder child opens its input before it
+/// confines itself).
+pub(crate) fn decode_file_to_sink(
+    mut file: File,
+    limits: &DecodeLimits,
+    sink: &mut dyn PcmSink,
+) -> Result<DecodeReport, DecodeError> {
     let head = read_head(&mut file)?;
     let format = sniff(&head)?;
     file.seek(SeekFrom::Start(0))?;

@@ -15,7 +15,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use super::channels::merge_identical_channels;
-use super::child::{fault_arg, EXIT_USAGE, FLAG_FAULT, FLAG_MAX_DURATION, FLAG_MEMORY};
+use super::child::{
+    fault_arg, EXIT_USAGE, FLAG_FAULT, FLAG_MAX_DURATION, FLAG_MEMORY, FLAG_TIMEOUT,
+};
 use super::error::DecodeError;
 use super::types::{DecodeLimits, DecodedAudio, TARGET_SAMPLE_RATE};
 use super::wire::{read_child_output, ChildOutput};
@@ -75,11 +77,16 @@ pub async fn decode_isolated(
         .arg(FLAG_MAX_DURATION)
         .arg(max_s.to_string())
         .arg(FLAG_MEMORY)
-        .arg(limits.memory_bytes.to_string());
+        .arg(limits.memory_bytes.to_string())
+        .arg(FLAG_TIMEOUT)
+        .arg(limits.timeout.as_secs().max(1).to_string());
     if let Some(fault) = limits.fault {
         command.arg(FLAG_FAULT).arg(fault_arg(fault));
     }
+    // The child parses hostile files with C code (libopus): it gets none of the server's
+    // environment (LLM key, database password), and confines itself further (sandbox.rs).
     command
+        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

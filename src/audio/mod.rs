@@ -19,6 +19,7 @@ mod isolate;
 mod mpeg_sync;
 mod opus;
 mod resample;
+mod sandbox;
 mod sniff;
 mod types;
 mod wire;

@@ -86,4 +86,7 @@ pub enum FaultInjection {
     Sleep(Duration),
     /// Abort the process (SIGABRT) before decoding.
     Abort,
+    /// After confining itself, try to read the environment, open a socket, read another file
+    /// and run a program, report each outcome, and exit.
+    Escape,
 }

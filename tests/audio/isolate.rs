@@ -219,3 +219,29 @@ async fn a_missing_decoder_program_is_a_retryable_spawn_error() {
     assert!(matches!(err, DecodeError::Spawn(_)), "{err:?}");
     assert!(err.is_retryable());
 }
+
+#[tokio::test]
+async fn the_decoder_child_sees_no_secrets_and_cannot_reach_the_network_files_or_programs() {
+    // What the server's environment holds: the child must not inherit any of it.
+    std::env::set_var("CALLGRADE_LLM__API_KEY", "sk-must-not-leak");
+    std::env::set_var(
+        "CALLGRADE_DATABASE_URL",
+        "postgres://cg:hunter2@db/callgrade",
+    );
+    let limits = DecodeLimits {
+        fault: Some(FaultInjection::Escape),
+        ..limits()
+    };
+    let err = isolated(&call("pub04_ru.mp3"), &limits)
+        .await
+        .expect_err("the escape probe exits as a failure");
+    let report = err.to_string();
+    assert!(report.contains("escape: env=0 "), "{report}");
+    // Denied by the sandbox, not refused by an empty port: the socket is never created.
+    assert!(
+        report.contains("socket=refused (permission denied)"),
+        "{report}"
+    );
+    assert!(report.contains("read=refused"), "{report}");
+    assert!(report.contains("exec=refused"), "{report}");
+}
