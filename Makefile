@@ -1,5 +1,5 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
-.PHONY: demo test bench bench-queue bench-upload bench-transcribe bench-score bench-reports fmt openapi clean
+.PHONY: demo test bench bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
 
 ## demo: build, start the service on SQLite, upload the sample calls and show their states.
 demo:
@@ -10,13 +10,16 @@ test:
 	@scripts/test.sh
 
 ## bench: every benchmark whose figures are in docs/PERFORMANCE.md.
-bench: bench-queue bench-upload bench-transcribe bench-score bench-reports
+bench: bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports
 
 bench-queue:
 	@scripts/bench.sh queue
 
 bench-upload:
 	@scripts/bench.sh upload
+
+bench-long-call:
+	@scripts/bench.sh long-call
 
 bench-transcribe:
 	@scripts/bench.sh transcribe

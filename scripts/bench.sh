@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|transcribe|score|reports
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|long-call|transcribe|score|reports
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -14,6 +14,11 @@ case "${1:-}" in
     ;;
   upload)
     target/release/callgrade bench upload "${@:2}"
+    ;;
+  long-call)
+    ensure_pip
+    target/release/callgrade models install tiny.en
+    target/release/callgrade bench long-call "${@:2}"
     ;;
   transcribe)
     ensure_pip
@@ -41,5 +46,5 @@ case "${1:-}" in
     as_root su postgres -c "dropdb --if-exists callgrade_bench_reports; createdb -O callgrade callgrade_bench_reports"
     RUST_LOG=warn target/release/callgrade bench reports --postgres "$PG_BENCH" "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload|transcribe|score|reports [options]" >&2; exit 2 ;;
+  *) echo "usage: $0 queue|upload|long-call|transcribe|score|reports [options]" >&2; exit 2 ;;
 esac

@@ -227,6 +227,9 @@ pub enum BenchCommand {
     Queue(crate::bench::queue::QueueBenchArgs),
     /// Upload memory: a large file streamed to a real server process; its peak memory growth.
     Upload(crate::bench::upload::UploadBenchArgs),
+    /// Long-call memory: a real server transcribes a three-hour stereo recording; its peak
+    /// memory growth.
+    LongCall(crate::bench::long_call::LongCallBenchArgs),
     /// Transcription: real-time factor, overhead and peak memory per model and setting.
     Transcribe(crate::bench::transcribe::TranscribeBenchArgs),
     /// Scoring: prompt tokens per call-minute, latency, and the share of callgrade's own work.
@@ -278,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
         Command::Bench(BenchCommand::Reports(args)) => crate::bench::reports::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
+        Command::Bench(BenchCommand::LongCall(args)) => crate::bench::long_call::run(args).await?,
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?
         }
@@ -289,17 +293,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn transcribe_file(config: &Config, args: TranscribeArgs) -> anyhow::Result<()> {
-    use crate::audio::{decode_isolated, DecoderProgram};
-    use crate::transcribe::engine::{Options, WhisperModel};
+    use crate::audio::{decode_isolated_spooled, DecoderProgram};
+    use crate::transcribe::engine::{Options, WhisperModel, WINDOW_SAMPLES};
     use crate::transcribe::job::{recognise, speakers_for};
     let tc = &config.transcribe;
     let dir = tc.model_dir();
     let model_path = dir.resolve(args.model.as_deref().unwrap_or(&tc.model))?;
     let program = DecoderProgram::current_exe([app::AUDIO_DECODE_CHILD])?;
     let started = std::time::Instant::now();
-    let audio = decode_isolated(&program, &args.file, &tc.decode_limits()).await?;
+    let audio = decode_isolated_spooled(&program, &args.file, &tc.decode_limits()).await?;
     let decode_s = started.elapsed().as_secs_f64();
-    let speakers = speakers_for(&audio, args.channels.speakers());
+    let speakers = speakers_for(audio.channels.len(), args.channels.speakers());
     let options = Options {
         language: args.language.unwrap_or(tc.language),
         threads: args.threads.unwrap_or_else(|| tc.threads()),
@@ -310,6 +314,7 @@ async fn transcribe_file(config: &Config, args: TranscribeArgs) -> anyhow::Resul
             Some(dir.vad_model()?)
         },
         thresholds: tc.thresholds(),
+        window_samples: WINDOW_SAMPLES,
     };
     let duration_s = audio.duration_s();
     let recognised = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {

@@ -12,27 +12,50 @@ const SAME_SIGNAL_CORRELATION: f64 = 0.99;
 /// Mean energy per sample below which a channel is digital silence (about -100 dBFS).
 const SILENT_ENERGY: f64 = 1e-10;
 
+/// Sums over two channels' common samples, from which [`Correlation::same_signal`] decides;
+/// fed block by block, so spooled channels are compared without holding them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Correlation {
+    aa: f64,
+    bb: f64,
+    ab: f64,
+    n: usize,
+}
+
+impl Correlation {
+    /// Adds the common part of two aligned blocks.
+    pub fn add(&mut self, a: &[f32], b: &[f32]) {
+        for (&x, &y) in a.iter().zip(b) {
+            let (x, y) = (f64::from(x), f64::from(y));
+            self.aa += x * x;
+            self.bb += y * y;
+            self.ab += x * y;
+        }
+        self.n += a.len().min(b.len());
+    }
+
+    /// True when the two channels carry the same signal: both silent, or correlated at
+    /// [`SAME_SIGNAL_CORRELATION`] or above.
+    pub fn same_signal(&self) -> bool {
+        if self.n == 0 {
+            return true;
+        }
+        let silent_a = self.aa / self.n as f64 <= SILENT_ENERGY;
+        let silent_b = self.bb / self.n as f64 <= SILENT_ENERGY;
+        if silent_a || silent_b {
+            // One idle side and one talking side is the normal two-speaker case, not a copy.
+            return silent_a && silent_b;
+        }
+        self.ab / (self.aa.sqrt() * self.bb.sqrt()) >= SAME_SIGNAL_CORRELATION
+    }
+}
+
 /// True when `a` and `b` carry the same signal: both silent, or correlated at
 /// [`SAME_SIGNAL_CORRELATION`] or above over their common length.
 pub fn channels_are_identical(a: &[f32], b: &[f32]) -> bool {
-    let n = a.len().min(b.len());
-    if n == 0 {
-        return true;
-    }
-    let (mut aa, mut bb, mut ab) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a[..n].iter().zip(&b[..n]) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        aa += x * x;
-        bb += y * y;
-        ab += x * y;
-    }
-    let silent_a = aa / n as f64 <= SILENT_ENERGY;
-    let silent_b = bb / n as f64 <= SILENT_ENERGY;
-    if silent_a || silent_b {
-        // One idle side and one talking side is the normal two-speaker case, not a copy.
-        return silent_a && silent_b;
-    }
-    ab / (aa.sqrt() * bb.sqrt()) >= SAME_SIGNAL_CORRELATION
+    let mut c = Correlation::default();
+    c.add(a, b);
+    c.same_signal()
 }
 
 /// Fold a two-channel recording whose channels are the same signal into one channel (their

@@ -14,11 +14,11 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-use super::channels::merge_identical_channels;
 use super::child::{
     fault_arg, EXIT_USAGE, FLAG_FAULT, FLAG_MAX_DURATION, FLAG_MEMORY, FLAG_TIMEOUT,
 };
 use super::error::DecodeError;
+use super::pcm::{average, Pcm, PcmWriter};
 use super::types::{DecodeLimits, DecodedAudio, TARGET_SAMPLE_RATE};
 use super::wire::{read_child_output, ChildOutput};
 
@@ -61,7 +61,7 @@ impl DecoderProgram {
     }
 }
 
-/// Decode `input` in a child process under `limits`, returning 16 kHz audio.
+/// Decode `input` in a child process under `limits`, returning 16 kHz audio in memory.
 ///
 /// Cancel-safe: dropping the future kills the child.
 pub async fn decode_isolated(
@@ -69,6 +69,37 @@ pub async fn decode_isolated(
     input: &Path,
     limits: &DecodeLimits,
 ) -> Result<DecodedAudio, DecodeError> {
+    let audio = decode_isolated_to(program, input, limits, false).await?;
+    let mut channels = Vec::with_capacity(audio.channels.len());
+    for channel in audio.channels {
+        channels.push(channel.into_vec()?);
+    }
+    Ok(DecodedAudio {
+        sample_rate: audio.sample_rate,
+        channels,
+        source: audio.source,
+        identical_channels_merged: audio.identical_channels_merged,
+        warnings: audio.warnings,
+    })
+}
+
+/// [`decode_isolated`] with each channel spooled to an unnamed temporary file as it arrives,
+/// so the caller's memory does not grow with the recording's length. Identical stereo channels
+/// are still folded to one, compared while they stream in.
+pub async fn decode_isolated_spooled(
+    program: &DecoderProgram,
+    input: &Path,
+    limits: &DecodeLimits,
+) -> Result<SpooledAudio, DecodeError> {
+    decode_isolated_to(program, input, limits, true).await
+}
+
+async fn decode_isolated_to(
+    program: &DecoderProgram,
+    input: &Path,
+    limits: &DecodeLimits,
+    spool: bool,
+) -> Result<SpooledAudio, DecodeError> {
     let max_s = limits.max_duration.as_secs();
     let mut command = Command::new(&program.program);
     command
@@ -105,8 +136,12 @@ pub async fn decode_isolated(
 
     let run = async {
         let read_audio = async {
-            let read =
-                read_child_output(BufReader::with_capacity(256 * 1024, stdout), max_frames).await;
+            let read = read_child_output(
+                BufReader::with_capacity(256 * 1024, stdout),
+                max_frames,
+                spool,
+            )
+            .await;
             if read.is_err() {
                 // A child we no longer listen to could block on a full pipe: end it now.
                 let _ = child.start_kill();
@@ -128,15 +163,67 @@ pub async fn decode_isolated(
     let status = status?;
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     let output = audio?;
-    classify(status, &stderr, output)
+    let checked = classify(status, &stderr, output)?;
+    // Equal lengths are part of the contract downstream; a shorter channel would be a bug.
+    let frames = checked
+        .channels
+        .iter()
+        .map(PcmWriter::frames)
+        .min()
+        .unwrap_or(0);
+    let mut channels = Vec::with_capacity(checked.channels.len());
+    for channel in checked.channels {
+        channels.push(channel.finish(frames).await?);
+    }
+    let identical_channels_merged = channels.len() == 2 && checked.correlation.same_signal();
+    if identical_channels_merged {
+        let both = std::mem::take(&mut channels);
+        let merged = tokio::task::spawn_blocking(move || average(&both[0], &both[1]))
+            .await
+            .map_err(|e| DecodeError::Io(e.to_string()))??;
+        channels.push(merged);
+    }
+    Ok(SpooledAudio {
+        sample_rate: TARGET_SAMPLE_RATE,
+        channels,
+        source: checked.summary.source,
+        identical_channels_merged,
+        warnings: checked.summary.warnings,
+    })
+}
+
+/// Decoded audio whose channels may live in temporary files (see [`decode_isolated_spooled`]).
+#[derive(Debug)]
+pub struct SpooledAudio {
+    /// Always [`TARGET_SAMPLE_RATE`].
+    pub sample_rate: u32,
+    /// One channel (mono) or two (left/manager first), all the same length.
+    pub channels: Vec<Pcm>,
+    /// What the upload was before decoding.
+    pub source: super::types::SourceInfo,
+    /// True when a stereo file carried the same signal on both sides and was folded to mono.
+    pub identical_channels_merged: bool,
+    /// Non-fatal problems met while decoding.
+    pub warnings: Vec<String>,
+}
+
+impl SpooledAudio {
+    /// Length of the audio in seconds.
+    pub fn duration_s(&self) -> f64 {
+        let frames = self.channels.first().map_or(0, Pcm::frames);
+        frames as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// A child's output that passed every check: its channels, their correlation, its summary.
+struct Checked {
+    channels: Vec<PcmWriter>,
+    correlation: super::channels::Correlation,
+    summary: super::wire::ChildSummary,
 }
 
 /// Turn what the child left behind into audio or the most specific error available.
-fn classify(
-    status: ExitStatus,
-    stderr: &str,
-    output: ChildOutput,
-) -> Result<DecodedAudio, DecodeError> {
+fn classify(status: ExitStatus, stderr: &str, output: ChildOutput) -> Result<Checked, DecodeError> {
     if let Some(err) = output.error {
         return Err(err);
     }
@@ -171,17 +258,10 @@ fn classify(
             "decoder returned no usable audio".into(),
         ));
     }
-    let mut channels = output.channels;
-    // Equal lengths are part of the contract downstream; a shorter channel would be a bug.
-    let frames = channels.iter().map(Vec::len).min().unwrap_or(0);
-    channels.iter_mut().for_each(|c| c.truncate(frames));
-    let identical_channels_merged = merge_identical_channels(&mut channels);
-    Ok(DecodedAudio {
-        sample_rate: TARGET_SAMPLE_RATE,
-        channels,
-        source: summary.source,
-        identical_channels_merged,
-        warnings: summary.warnings,
+    Ok(Checked {
+        channels: output.channels,
+        correlation: output.correlation,
+        summary,
     })
 }
 

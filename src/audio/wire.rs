@@ -16,8 +16,10 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::channels::Correlation;
 use super::decode::PcmSink;
 use super::error::DecodeError;
+use super::pcm::PcmWriter;
 use super::types::SourceInfo;
 
 /// First bytes of a child's stdout: tells our protocol from stray output.
@@ -116,9 +118,34 @@ impl<W: Write> PcmSink for FrameWriter<W> {
 #[derive(Debug, Default)]
 pub(crate) struct ChildOutput {
     pub sample_rate: u32,
-    pub channels: Vec<Vec<f32>>,
+    pub channels: Vec<PcmWriter>,
+    /// For two channels: how alike they are, summed as the samples pass.
+    pub correlation: Correlation,
+    /// Samples of each channel not yet paired with the other's (a frame or so).
+    unpaired: [Vec<f32>; 2],
     pub summary: Option<ChildSummary>,
     pub error: Option<DecodeError>,
+}
+
+impl ChildOutput {
+    /// Pairs what both channels have received and adds it to the correlation.
+    fn correlate(&mut self, channel: usize, samples: &[u8]) {
+        if self.channels.len() != 2 {
+            return;
+        }
+        self.unpaired[channel].extend(
+            samples
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        let n = self.unpaired[0].len().min(self.unpaired[1].len());
+        if n > 0 {
+            let [a, b] = &mut self.unpaired;
+            self.correlation.add(&a[..n], &b[..n]);
+            a.drain(..n);
+            b.drain(..n);
+        }
+    }
 }
 
 /// Read the child's stream to its end. Samples go straight from the read buffer into the
@@ -128,6 +155,7 @@ pub(crate) struct ChildOutput {
 pub(crate) async fn read_child_output<R: AsyncRead + Unpin>(
     mut input: R,
     max_frames: usize,
+    spool: bool,
 ) -> Result<ChildOutput, DecodeError> {
     let mut output = ChildOutput::default();
     let mut magic = [0u8; MAGIC.len()];
@@ -161,7 +189,13 @@ pub(crate) async fn read_child_output<R: AsyncRead + Unpin>(
                     return Err(protocol("bad channel count"));
                 }
                 output.sample_rate = u32::from_le_bytes([r0, r1, r2, r3]);
-                output.channels = vec![Vec::new(); channels];
+                for _ in 0..channels {
+                    output.channels.push(if spool {
+                        PcmWriter::spooled()?
+                    } else {
+                        PcmWriter::memory()
+                    });
+                }
             }
             SAMPLES => {
                 let Some((&channel, samples)) = payload.split_first() else {
@@ -174,14 +208,11 @@ pub(crate) async fn read_child_output<R: AsyncRead + Unpin>(
                 if samples.len() % 4 != 0 {
                     return Err(protocol("partial sample"));
                 }
-                if target.len() + samples.len() / 4 > max_frames {
+                if target.frames() + samples.len() / 4 > max_frames {
                     return Err(protocol("more audio than the duration limit allows"));
                 }
-                target.extend(
-                    samples
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
+                target.append(samples).await?;
+                output.correlate(usize::from(channel), samples);
             }
             DONE => {
                 let summary =

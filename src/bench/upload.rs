@@ -26,7 +26,7 @@ pub struct UploadBenchArgs {
 }
 
 /// Peak and current resident memory of a process, in KiB, from /proc.
-fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+pub(crate) fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
         status
@@ -76,13 +76,14 @@ async fn write_file(path: &Path, size: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn upload(
+/// Uploads `path` as a call of `manager`; the new call's id.
+pub(crate) async fn upload(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     path: &Path,
     manager: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
@@ -105,7 +106,8 @@ async fn upload(
             r.text().await.unwrap_or_default()
         );
     }
-    Ok(())
+    let body: serde_json::Value = r.json().await?;
+    Ok(body["id"].as_str().unwrap_or_default().to_string())
 }
 
 /// Uploads `count` distinct 64 KiB recordings one after another: uploads per second and the

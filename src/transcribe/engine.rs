@@ -28,7 +28,13 @@ pub struct Options {
     pub vad_model: Option<PathBuf>,
     /// Hallucination thresholds.
     pub thresholds: Thresholds,
+    /// Longest stretch of one channel recognised at once, in samples ([`WINDOW_SAMPLES`]).
+    pub window_samples: usize,
 }
+
+/// Longest stretch of one channel held and recognised at once: ten minutes, 38 MB of 16 kHz
+/// f32 samples, whatever the recording's length. A call shorter than this is one window.
+pub const WINDOW_SAMPLES: usize = 600 * SAMPLE_RATE;
 
 /// The result for one channel.
 #[derive(Debug, Clone, Default)]

@@ -10,9 +10,10 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, Instrument};
 
-use super::engine::{Options, WhisperModel};
+use super::engine::{ChannelTranscript, Options, WhisperModel, WINDOW_SAMPLES};
 use super::TranscribeError;
-use crate::audio::{decode_isolated, DecodeLimits, DecodedAudio, DecoderProgram};
+use super::SAMPLE_RATE;
+use crate::audio::{decode_isolated_spooled, DecodeLimits, DecoderProgram, Pcm};
 use crate::config::TranscribeConfig;
 use crate::domain::{now_millis, Language, Speaker};
 use crate::jobs::{JobContext, JobError, JobHandler};
@@ -170,7 +171,8 @@ impl JobHandler for TranscribeJob {
         }
 
         let t = Instant::now();
-        let audio = decode_isolated(&self.settings.decoder, &path, &self.settings.limits)
+        // Spooled: the decoded samples wait in temporary files, not in this process's memory.
+        let audio = decode_isolated_spooled(&self.settings.decoder, &path, &self.settings.limits)
             .instrument(tracing::info_span!("decode"))
             .await
             .map_err(|e| {
@@ -193,13 +195,14 @@ impl JobHandler for TranscribeJob {
                 self.settings.model_name
             )));
         }
-        let speakers = speakers_for(&audio, call.channels.speakers());
+        let speakers = speakers_for(audio.channels.len(), call.channels.speakers());
         let options = Options {
             language,
             threads: self.settings.threads,
             initial_prompt: self.settings.initial_prompt.clone(),
             vad_model: self.settings.vad_model.clone(),
             thresholds: self.settings.thresholds,
+            window_samples: WINDOW_SAMPLES,
         };
         info!(
             %call_id,
@@ -287,18 +290,18 @@ pub struct Recognised {
 /// thread it is given), and merges them by time. Blocking. `None` when `cancel` fired.
 pub fn recognise(
     model: &WhisperModel,
-    channels: Vec<Vec<f32>>,
+    channels: Vec<Pcm>,
     speakers: &[Speaker],
     options: &Options,
     cancel: &CancellationToken,
 ) -> Result<Option<Recognised>, TranscribeError> {
     let mut out = Recognised::default();
     let mut per_channel = Vec::new();
-    for (samples, speaker) in channels.into_iter().zip(speakers.iter().copied()) {
+    for (pcm, speaker) in channels.iter().zip(speakers.iter().copied()) {
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        let r = match model.transcribe(&samples, speaker, options, cancel) {
+        let r = match transcribe_channel(model, pcm, speaker, options, cancel) {
             Err(TranscribeError::Stopped) => return Ok(None),
             other => other?,
         };
@@ -313,10 +316,74 @@ pub fn recognise(
     Ok(Some(out))
 }
 
+/// One channel, read and recognised a window at a time (`options.window_samples`), so memory
+/// stays bounded for a recording of any length. A window after which more audio follows ends
+/// at the quietest 50 ms of its last 30 s, so no word is cut in two; its segments are moved to
+/// the recording's timeline.
+fn transcribe_channel(
+    model: &WhisperModel,
+    pcm: &Pcm,
+    speaker: Speaker,
+    options: &Options,
+    cancel: &CancellationToken,
+) -> Result<ChannelTranscript, TranscribeError> {
+    let read_err =
+        |e: std::io::Error| TranscribeError::Whisper(format!("reading decoded audio: {e}"));
+    let total = pcm.frames();
+    let window = options.window_samples.max(SAMPLE_RATE);
+    let mut out = ChannelTranscript::default();
+    let mut pos = 0;
+    loop {
+        let samples = pcm.read(pos, window).map_err(read_err)?;
+        let last = pos + samples.len() >= total;
+        let end = if last {
+            samples.len()
+        } else {
+            quiet_cut(&samples, (30 * SAMPLE_RATE).min(samples.len() / 2))
+        };
+        let part = model.transcribe(&samples[..end], speaker, options, cancel)?;
+        let offset = pos as f64 / SAMPLE_RATE as f64;
+        out.segments.extend(part.segments.into_iter().map(|mut s| {
+            s.start += offset;
+            s.end += offset;
+            for w in &mut s.words {
+                w.start += offset;
+                w.end += offset;
+            }
+            s
+        }));
+        out.language = out.language.or(part.language);
+        out.speech_seconds += part.speech_seconds;
+        out.vad_seconds += part.vad_seconds;
+        out.whisper_seconds += part.whisper_seconds;
+        out.dropped_segments += part.dropped_segments;
+        pos += end.max(1);
+        if last || pos >= total {
+            return Ok(out);
+        }
+    }
+}
+
+/// Where to end a window: the middle of the quietest 50 ms in its last `search` samples.
+fn quiet_cut(samples: &[f32], search: usize) -> usize {
+    const STEP: usize = SAMPLE_RATE / 20;
+    let from = samples.len().saturating_sub(search);
+    let mut best = (f32::INFINITY, samples.len());
+    let mut at = from;
+    while at + STEP <= samples.len() {
+        let energy: f32 = samples[at..at + STEP].iter().map(|s| s * s).sum();
+        if energy < best.0 {
+            best = (energy, at + STEP / 2);
+        }
+        at += STEP;
+    }
+    best.1
+}
+
 /// Who speaks on each decoded channel: the upload's channel map for stereo; for mono the one
 /// speaker it names, else `unknown`.
-pub fn speakers_for(audio: &DecodedAudio, map: &[Speaker]) -> Vec<Speaker> {
-    match (audio.channels.len(), map) {
+pub fn speakers_for(channels: usize, map: &[Speaker]) -> Vec<Speaker> {
+    match (channels, map) {
         (1, [only]) => vec![*only],
         (1, _) => vec![Speaker::Unknown],
         (n, map) => (0..n)

@@ -550,6 +550,7 @@ async fn ten_minutes_of_silence_without_vad_give_an_empty_transcript() {
             initial_prompt: None,
             vad_model: None,
             thresholds: Default::default(),
+            window_samples: callgrade::transcribe::engine::WINDOW_SAMPLES,
         };
         model
             .transcribe(&samples, Speaker::Unknown, &options, &Default::default())
@@ -636,4 +637,64 @@ async fn cancelling_a_job_stops_its_whisper_pass_within_one_encoder_window() {
     eprintln!("whisper stopped {:?} after the cancel", cancelled.elapsed());
     assert_eq!(app.call_status(id).await, "failed");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_longer_than_a_window_is_recognised_window_by_window_on_one_timeline() {
+    use callgrade::audio::{decode_isolated_spooled, DecoderProgram, Pcm};
+    use callgrade::transcribe::engine::{Options, WhisperModel};
+    let Some(tiny) = model("tiny.en") else { return };
+    let program = DecoderProgram::new(env!("CARGO_BIN_EXE_callgrade"), ["audio-decode-child"]);
+    let audio = decode_isolated_spooled(&program, &shared("audio/jfk.wav"), &Default::default())
+        .await
+        .expect("decode");
+    assert!(
+        matches!(audio.channels[0], Pcm::File { .. }),
+        "the samples wait in a file, not in memory"
+    );
+    let vad = callgrade::models::ModelDir::from_config(Path::new(""))
+        .vad_model()
+        .expect("vad model");
+    let run = |window_s: usize, channels: Vec<Pcm>| {
+        let (tiny, vad) = (tiny.clone(), vad.clone());
+        tokio::task::spawn_blocking(move || {
+            let model = WhisperModel::load(&tiny).expect("model");
+            let options = Options {
+                language: callgrade::domain::Language::En,
+                threads: 2,
+                initial_prompt: None,
+                vad_model: Some(vad),
+                thresholds: Default::default(),
+                window_samples: window_s * 16_000,
+            };
+            callgrade::transcribe::job::recognise(
+                &model,
+                channels,
+                &[Speaker::Unknown],
+                &options,
+                &Default::default(),
+            )
+            .expect("recognise")
+            .expect("not cancelled")
+        })
+    };
+    // 11 s of speech in windows of 4 s: three windows, cut in pauses.
+    let windowed = run(4, audio.channels).await.expect("join");
+    let text: String = windowed
+        .segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let w = wer(JFK, &text);
+    assert!(w <= 0.25, "WER {w:.3} for {text:?}");
+    let words: Vec<_> = windowed.segments.iter().flat_map(|s| &s.words).collect();
+    assert!(
+        words.windows(2).all(|w| w[0].start <= w[1].start + 0.01),
+        "one timeline across windows"
+    );
+    assert!(
+        words.last().is_some_and(|w| w.end > 8.0 && w.end < 11.5),
+        "{words:?}"
+    );
 }
