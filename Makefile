@@ -1,5 +1,5 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
-.PHONY: demo test bench bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
+.PHONY: fuzz demo test bench bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
 
 ## demo: build, start the service on SQLite, upload the sample calls and show their states.
 demo:
@@ -29,6 +29,11 @@ bench-score:
 
 bench-reports:
 	@scripts/bench.sh reports
+
+## fuzz: the decoder under mutated recordings for MINUTES minutes (default 10).
+MINUTES ?= 10
+fuzz:
+	@scripts/bench.sh fuzz --minutes $(MINUTES)
 
 fmt:
 	cargo fmt

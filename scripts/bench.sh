@@ -15,6 +15,14 @@ case "${1:-}" in
   upload)
     target/release/callgrade bench upload "${@:2}"
     ;;
+  fuzz)
+    # The sample calls, plus the team's test files (other formats, broken inputs) when present.
+    seeds=(--seeds samples/calls)
+    for extra in ../shared/testdata/calls ../shared/testdata/calls/bad ../shared/testdata/audio; do
+      [ -d "$extra" ] && seeds+=(--seeds "$extra")
+    done
+    target/release/callgrade bench fuzz "${seeds[@]}" "${@:2}"
+    ;;
   long-call)
     ensure_pip
     target/release/callgrade models install tiny.en
@@ -46,5 +54,5 @@ case "${1:-}" in
     as_root su postgres -c "dropdb --if-exists callgrade_bench_reports; createdb -O callgrade callgrade_bench_reports"
     RUST_LOG=warn target/release/callgrade bench reports --postgres "$PG_BENCH" "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload|long-call|transcribe|score|reports [options]" >&2; exit 2 ;;
+  *) echo "usage: $0 queue|upload|long-call|fuzz|transcribe|score|reports [options]" >&2; exit 2 ;;
 esac

@@ -230,6 +230,8 @@ pub enum BenchCommand {
     /// Long-call memory: a real server transcribes a three-hour stereo recording; its peak
     /// memory growth.
     LongCall(crate::bench::long_call::LongCallBenchArgs),
+    /// Decoder fuzz: mutated recordings through the real isolated child (`make fuzz`).
+    Fuzz(crate::bench::fuzz::FuzzArgs),
     /// Transcription: real-time factor, overhead and peak memory per model and setting.
     Transcribe(crate::bench::transcribe::TranscribeBenchArgs),
     /// Scoring: prompt tokens per call-minute, latency, and the share of callgrade's own work.
@@ -282,6 +284,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Reports(args)) => crate::bench::reports::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
         Command::Bench(BenchCommand::LongCall(args)) => crate::bench::long_call::run(args).await?,
+        Command::Bench(BenchCommand::Fuzz(args)) => crate::bench::fuzz::run(args).await?,
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?
         }

@@ -1,5 +1,6 @@
 //! Benchmarks run from the binary (`callgrade bench ...`); results go to docs/PERFORMANCE.md.
 
+pub mod fuzz;
 pub mod long_call;
 pub mod queue;
 pub mod reports;
