@@ -5,17 +5,13 @@
 //! or hostile upload would be.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 
-use super::upload::{memory_kib, upload};
-use crate::domain::Role;
-use crate::http::tokens::create_token;
-use crate::store::Store;
+use super::upload::{memory_kib, upload, BenchServer};
 
 /// Options of the long-call benchmark.
 #[derive(Debug, Args)]
@@ -104,41 +100,17 @@ async fn transcribe(
 
 /// Runs the benchmark and prints a Markdown table.
 pub async fn run(args: LongCallBenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!(
-        "callgrade-bench-long-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    let db_url = format!("sqlite://{}/bench.db", dir.display());
-    let store = Store::open(&db_url).await?;
-    let token = create_token(&store, "bench", Role::Qa, None).await?.secret;
-    store.close().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .env("CALLGRADE_DATABASE_URL", &db_url)
-        .env("CALLGRADE_DATA_DIR", dir.join("data"))
-        .env("CALLGRADE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CALLGRADE_MAX_UPLOAD_BYTES", (2u64 << 30).to_string())
-        .env("CALLGRADE_TRANSCRIBE__MODEL", &args.model)
-        .env("CALLGRADE_TRANSCRIBE__DECODE_TIMEOUT_SECONDS", "1800")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting callgrade serve")?;
-    let pid = server.id().context("server pid")?;
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/readyz")).send().await.is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = BenchServer::start(
+        "long",
+        &[
+            ("CALLGRADE_MAX_UPLOAD_BYTES", "2147483648"),
+            ("CALLGRADE_TRANSCRIBE__MODEL", args.model.as_str()),
+            ("CALLGRADE_TRANSCRIBE__DECODE_TIMEOUT_SECONDS", "1800"),
+        ],
+    )
+    .await?;
+    let (dir, pid, token) = (server.dir.clone(), server.pid, server.token.clone());
+    let (client, base) = (server.client.clone(), server.base.clone());
     // Warm-up: a one-minute call loads the model and the VAD, so the baseline has them.
     let short = dir.join("short.wav");
     write_noise_wav(&short, 60).await?;
@@ -153,8 +125,7 @@ pub async fn run(args: LongCallBenchArgs) -> anyhow::Result<()> {
     let (status, seconds) =
         transcribe(&client, &base, &token, &long, Duration::from_secs(3600)).await?;
     let (peak_after, _) = memory_kib(pid)?;
-    let _ = server.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
     let growth_mb = peak_after.saturating_sub(peak_before) as f64 * 1024.0 / 1e6;
     println!("| recording | file MB | status | seconds | server RSS before (MiB) | peak before (MiB) | peak after (MiB) | peak growth (MB) |");
     println!("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |");

@@ -147,43 +147,86 @@ async fn small_uploads(
     Ok(Some((per_second, at(0.5), at(0.99))))
 }
 
+/// A real `callgrade serve` process on a scratch SQLite database and data folder, with a QA
+/// token, for the benchmarks that measure a server from outside.
+pub(crate) struct BenchServer {
+    /// The scratch folder (database, data, the benchmark's own files).
+    pub dir: std::path::PathBuf,
+    /// The server's process id, for its memory figures.
+    pub pid: u32,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A QA token.
+    pub token: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    process: tokio::process::Child,
+}
+
+impl BenchServer {
+    /// Starts the server with `env` on top of its scratch settings; waits until it is ready.
+    pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "callgrade-bench-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let db_url = format!("sqlite://{}/bench.db", dir.display());
+        let store = Store::open(&db_url).await?;
+        let token = create_token(&store, "bench", Role::Qa, None).await?.secret;
+        store.close().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let process = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .env("CALLGRADE_DATABASE_URL", &db_url)
+            .env("CALLGRADE_DATA_DIR", dir.join("data"))
+            .env("CALLGRADE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting callgrade serve")?;
+        let pid = process.id().context("server pid")?;
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client.get(format!("{base}/readyz")).send().await.is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the server did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            dir,
+            pid,
+            base,
+            token,
+            client,
+            process,
+        })
+    }
+
+    /// Stops the server and removes its scratch folder.
+    pub async fn stop(mut self) {
+        let _ = self.process.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Runs the benchmark and prints a Markdown table.
 pub async fn run(args: UploadBenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!(
-        "callgrade-bench-upload-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    let db_url = format!("sqlite://{}/bench.db", dir.display());
-    let store = Store::open(&db_url).await?;
-    let token = create_token(&store, "bench", Role::Qa, None).await?.secret;
-    store.close().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let size = args.size_mb * 1024 * 1024;
-
-    let mut server = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .env("CALLGRADE_DATABASE_URL", &db_url)
-        .env("CALLGRADE_DATA_DIR", dir.join("data"))
-        .env("CALLGRADE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CALLGRADE_MAX_UPLOAD_BYTES", (size * 2).to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting callgrade serve")?;
-    let pid = server.id().context("server pid")?;
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/readyz")).send().await.is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let max_upload = (size * 2).to_string();
+    let server = BenchServer::start(
+        "upload",
+        &[("CALLGRADE_MAX_UPLOAD_BYTES", max_upload.as_str())],
+    )
+    .await?;
+    let (dir, pid, token) = (server.dir.clone(), server.pid, server.token.clone());
+    let (client, base) = (server.client.clone(), server.base.clone());
     // Warm up: one small upload so the baseline includes everything a first request loads.
     let small = dir.join("small.bin");
     write_file(&small, 1 << 20).await?;
@@ -197,8 +240,7 @@ pub async fn run(args: UploadBenchArgs) -> anyhow::Result<()> {
     upload(&client, &base, &token, &big, "m-bench").await?;
     let seconds = t.elapsed().as_secs_f64();
     let (peak_after, _) = memory_kib(pid)?;
-    let _ = server.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
 
     let growth_mib = peak_after.saturating_sub(peak_before) as f64 / 1024.0;
     println!("| upload | seconds | MiB/s | server RSS before (MiB) | server peak before (MiB) | server peak after (MiB) | peak growth (MiB) |");

@@ -114,11 +114,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers 503 to a connection over the cap and closes it, within a second. What the client
-/// sent is read and dropped until it closes its side (or the second is over), because closing
-/// with unread bytes resets the connection and the client could lose the answer.
+/// Answers 503 to a connection over the cap and closes it, within two seconds. The answer
+/// waits for the request's head (at most a second): an answer that comes before the request
+/// looks to a client like a broken connection. After it, what the client sends is read and
+/// dropped until it closes its side, because closing with unread bytes resets the connection
+/// and the client could lose the answer.
 async fn refuse_busy(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
         stream.write_all(BUSY).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
