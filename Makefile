@@ -1,5 +1,5 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
-.PHONY: fuzz demo test bench bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
+.PHONY: fuzz demo test bench bench-queue bench-upload bench-load bench-crash bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
 
 ## demo: build, start the service on SQLite, upload the sample calls and show their states.
 demo:
@@ -17,6 +17,14 @@ bench-queue:
 
 bench-upload:
 	@scripts/bench.sh upload
+
+## bench-load: 16 clients for 5 minutes on SQLite and PostgreSQL (not part of `make bench`: 12+ minutes).
+bench-load:
+	@scripts/bench.sh load
+
+## bench-crash: 100 rounds of kill -9 during uploads and transcription, on both backends.
+bench-crash:
+	@scripts/bench.sh crash
 
 bench-long-call:
 	@scripts/bench.sh long-call

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|long-call|transcribe|score|reports
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|load|crash|long-call|transcribe|score|reports
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -14,6 +14,23 @@ case "${1:-}" in
     ;;
   upload)
     target/release/callgrade bench upload "${@:2}"
+    ;;
+  load)
+    ensure_pip
+    target/release/callgrade models install base
+    PG_ADMIN="$(scripts/postgres.sh)"
+    PG_BENCH="${PG_ADMIN%/*}/callgrade_bench_load"
+    as_root su postgres -c "dropdb --if-exists callgrade_bench_load; createdb -O callgrade callgrade_bench_load"
+    target/release/callgrade bench load --postgres "$PG_BENCH" "${@:2}"
+    ;;
+  crash)
+    # The worker transcribes with the small English model, so many rounds kill a running pass.
+    ensure_pip
+    target/release/callgrade models install tiny.en
+    PG_ADMIN="$(scripts/postgres.sh)"
+    PG_BENCH="${PG_ADMIN%/*}/callgrade_bench_crash"
+    as_root su postgres -c "dropdb --if-exists callgrade_bench_crash; createdb -O callgrade callgrade_bench_crash"
+    CALLGRADE_TRANSCRIBE__MODEL=tiny.en target/release/callgrade bench crash --postgres "$PG_BENCH" "${@:2}"
     ;;
   fuzz)
     # The sample calls, plus the team's test files (other formats, broken inputs) when present.
@@ -54,5 +71,5 @@ case "${1:-}" in
     as_root su postgres -c "dropdb --if-exists callgrade_bench_reports; createdb -O callgrade callgrade_bench_reports"
     RUST_LOG=warn target/release/callgrade bench reports --postgres "$PG_BENCH" "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload|long-call|fuzz|transcribe|score|reports [options]" >&2; exit 2 ;;
+  *) echo "usage: $0 queue|upload|load|crash|long-call|fuzz|transcribe|score|reports [options]" >&2; exit 2 ;;
 esac

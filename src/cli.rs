@@ -238,6 +238,12 @@ pub enum BenchCommand {
     Score(crate::bench::score::ScoreBenchArgs),
     /// Sales analytics: CRM import time, and report and KPI latency on a large database.
     Reports(crate::bench::reports::ReportsBenchArgs),
+    /// Load: concurrent clients mixing uploads, call pages, lists and reports against a real
+    /// server for minutes; errors, p50/p99 per route, server memory over time.
+    Load(crate::bench::load::LoadBenchArgs),
+    /// Crashes: rounds of kill -9 during uploads and transcription; lost, duplicated and
+    /// orphaned uploads (all must be 0).
+    Crash(crate::bench::crash::CrashBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -285,6 +291,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,
         Command::Bench(BenchCommand::LongCall(args)) => crate::bench::long_call::run(args).await?,
         Command::Bench(BenchCommand::Fuzz(args)) => crate::bench::fuzz::run(args).await?,
+        Command::Bench(BenchCommand::Load(args)) => crate::bench::load::run(args).await?,
+        Command::Bench(BenchCommand::Crash(args)) => crate::bench::crash::run(args).await?,
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?
         }

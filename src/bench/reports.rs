@@ -400,6 +400,14 @@ async fn generate_calls(store: &Store, args: &ReportsBenchArgs) -> anyhow::Resul
     Ok(())
 }
 
+/// Fills `store` with a synthetic history of `args`' size (the CRM export written to `dir` and
+/// imported, then scored calls): the data other benchmarks run their requests against.
+pub(crate) async fn seed(store: &Store, dir: &Path, args: &ReportsBenchArgs) -> anyhow::Result<()> {
+    write_csv(dir, args)?;
+    import_path(store, dir, ImportOptions::default(), |_, _| None).await?;
+    generate_calls(store, args).await
+}
+
 fn percentile_ms(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     crate::analytics::stats::percentile(&v, p).unwrap_or(f64::NAN)

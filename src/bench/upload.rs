@@ -147,8 +147,9 @@ async fn small_uploads(
     Ok(Some((per_second, at(0.5), at(0.99))))
 }
 
-/// A real `callgrade serve` process on a scratch SQLite database and data folder, with a QA
-/// token, for the benchmarks that measure a server from outside.
+/// A real `callgrade serve` process on a scratch data folder and database (SQLite in that
+/// folder unless a PostgreSQL URL is given), with a QA token, for the benchmarks that measure a
+/// server from outside. It can be killed with SIGKILL and started again on the same data.
 pub(crate) struct BenchServer {
     /// The scratch folder (database, data, the benchmark's own files).
     pub dir: std::path::PathBuf,
@@ -160,58 +161,107 @@ pub(crate) struct BenchServer {
     pub token: String,
     /// An HTTP client.
     pub client: reqwest::Client,
-    process: tokio::process::Child,
+    /// The database the server uses.
+    pub database_url: String,
+    port: u16,
+    env: Vec<(String, String)>,
+    process: Option<tokio::process::Child>,
 }
 
 impl BenchServer {
-    /// Starts the server with `env` on top of its scratch settings; waits until it is ready.
+    /// Starts the server on SQLite with `env` on top of its scratch settings; waits until it
+    /// is ready.
     pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_on(name, None, env).await
+    }
+
+    /// As [`BenchServer::start`], on `database_url` when given (an empty database).
+    pub async fn start_on(
+        name: &str,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "callgrade-bench-{name}-{}",
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir)?;
-        let db_url = format!("sqlite://{}/bench.db", dir.display());
-        let store = Store::open(&db_url).await?;
+        let database_url = database_url
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+        let store = Store::open(&database_url).await?;
         let token = create_token(&store, "bench", Role::Qa, None).await?.secret;
         store.close().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let base = format!("http://127.0.0.1:{port}");
+        let mut server = Self {
+            dir,
+            pid: 0,
+            base: format!("http://127.0.0.1:{port}"),
+            token,
+            client: reqwest::Client::new(),
+            database_url,
+            port,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            process: None,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Starts the process and waits until `/readyz` answers.
+    async fn spawn(&mut self) -> anyhow::Result<()> {
         let process = tokio::process::Command::new(std::env::current_exe()?)
             .arg("serve")
-            .env("CALLGRADE_DATABASE_URL", &db_url)
-            .env("CALLGRADE_DATA_DIR", dir.join("data"))
-            .env("CALLGRADE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CALLGRADE_DATABASE_URL", &self.database_url)
+            .env("CALLGRADE_DATA_DIR", self.dir.join("data"))
+            .env("CALLGRADE_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .context("starting callgrade serve")?;
-        let pid = process.id().context("server pid")?;
-        let client = reqwest::Client::new();
+        self.pid = process.id().context("server pid")?;
+        self.process = Some(process);
         let started = Instant::now();
-        while client.get(format!("{base}/readyz")).send().await.is_err() {
-            if started.elapsed() > Duration::from_secs(30) {
+        while self
+            .client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .is_err()
+        {
+            if started.elapsed() > Duration::from_secs(60) {
                 bail!("the server did not start");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self {
-            dir,
-            pid,
-            base,
-            token,
-            client,
-            process,
-        })
+        Ok(())
+    }
+
+    /// Kills the server with SIGKILL (no shutdown of any kind) and waits for it to be gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            let _ = p.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same data, port and settings.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await;
+        // A fresh client: the old one's pooled connections died with the server.
+        self.client = reqwest::Client::new();
+        self.spawn().await
     }
 
     /// Stops the server and removes its scratch folder.
     pub async fn stop(mut self) {
-        let _ = self.process.kill().await;
+        self.kill().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
