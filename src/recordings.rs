@@ -139,41 +139,30 @@ impl Recordings {
     /// than `grace`, so an upload in progress is never touched (its file is written and
     /// committed within moments; the grace period is minutes).
     pub async fn sweep(&self, store: &Store, grace: Duration) -> Result<Swept, RecordingError> {
-        let mut swept = Swept::default();
         let cutoff = SystemTime::now()
             .checked_sub(grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let old = |path: &Path| {
-            std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff)
-        };
-        for path in files_in(&self.root.join("tmp")) {
-            if path.extension().is_some_and(|e| e == "part") && old(&path) {
-                remove_quietly(&path).await;
-                swept.parts += 1;
-            }
+        // The walk is blocking file-system work: off the async runtime.
+        let root = self.root.clone();
+        let (parts, candidates) = tokio::task::spawn_blocking(move || old_leftovers(&root, cutoff))
+            .await
+            .map_err(std::io::Error::other)?;
+        let mut swept = Swept::default();
+        for path in &parts {
+            remove_quietly(path).await;
+            swept.parts += 1;
         }
-        // Recordings live at YYYY/MM/<call id>.audio.
-        for year in dirs_in(&self.root) {
-            for month in dirs_in(&year) {
-                for path in files_in(&month) {
-                    let Some(id) = path
-                        .file_stem()
-                        .and_then(|s| s.to_str())
-                        .and_then(|s| s.parse::<CallId>().ok())
-                    else {
-                        continue;
-                    };
-                    let orphan = store
-                        .get_call(id)
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string()))?
-                        .is_none();
-                    if orphan && old(&path) {
-                        remove_quietly(&path).await;
-                        swept.orphans += 1;
-                    }
+        // One query per batch of files, not per file.
+        for batch in candidates.chunks(SWEEP_BATCH) {
+            let ids: Vec<CallId> = batch.iter().map(|(_, id)| *id).collect();
+            let known = store
+                .existing_calls(&ids)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            for (path, id) in batch {
+                if !known.contains(id) {
+                    remove_quietly(path).await;
+                    swept.orphans += 1;
                 }
             }
         }
@@ -186,6 +175,38 @@ impl Recordings {
         }
         Ok(swept)
     }
+}
+
+/// Call ids looked up per query by a sweep.
+const SWEEP_BATCH: usize = 500;
+
+/// Unfinished uploads older than `cutoff`, and recordings older than `cutoff` with the call id
+/// their name carries (recordings live at `YYYY/MM/<call id>.audio`).
+fn old_leftovers(root: &Path, cutoff: SystemTime) -> (Vec<PathBuf>, Vec<(PathBuf, CallId)>) {
+    let old = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff)
+    };
+    let parts = files_in(&root.join("tmp"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "part") && old(p))
+        .collect();
+    let mut recordings = Vec::new();
+    for year in dirs_in(root) {
+        for month in dirs_in(&year) {
+            for path in files_in(&month) {
+                let id = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<CallId>().ok());
+                if let Some(id) = id.filter(|_| old(&path)) {
+                    recordings.push((path, id));
+                }
+            }
+        }
+    }
+    (parts, recordings)
 }
 
 fn entries(dir: &Path) -> impl Iterator<Item = PathBuf> {

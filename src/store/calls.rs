@@ -210,6 +210,35 @@ impl Store {
         row.as_ref().map(call_from_row).transpose()
     }
 
+    /// Which of `ids` have a call row (for the sweep of leftover recordings).
+    pub async fn existing_calls(
+        &self,
+        ids: &[CallId],
+    ) -> Result<std::collections::HashSet<CallId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id FROM calls WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                id.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("call id {id:?}")))
+            })
+            .collect()
+    }
+
     /// One call by id.
     pub async fn get_call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");

@@ -533,6 +533,7 @@ async fn errors_share_one_json_shape_and_unknown_paths_are_404(backend: Backend)
 }
 
 on_both_backends!(
+    leftovers_of_a_crash_are_swept_after_the_grace_period_and_files_are_private,
     an_upload_is_stored_under_a_server_name_and_queued,
     content_that_is_not_audio_is_refused_with_415,
     the_same_file_for_the_same_manager_is_a_duplicate,
@@ -577,10 +578,11 @@ async fn a_broken_database_gives_503_and_500_without_internals() {
     app.shutdown.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leftovers_of_a_crash_are_swept_after_the_grace_period_and_files_are_private() {
+async fn leftovers_of_a_crash_are_swept_after_the_grace_period_and_files_are_private(
+    backend: Backend,
+) {
     use std::os::unix::fs::PermissionsExt;
-    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let app = spawn_app(backend, Registry::new()).await;
     let id = app.upload_call("m-1").await;
     let stored = files_under(&app.recordings_dir());
     assert_eq!(stored.len(), 1);
@@ -613,6 +615,16 @@ async fn leftovers_of_a_crash_are_swept_after_the_grace_period_and_files_are_pri
             f.set_modified(long_ago).unwrap();
         }
     }
+    // More old orphans than one batch of the sweep's call lookups.
+    let many: Vec<_> = (0..1200)
+        .map(|_| month.join(format!("{}.audio", callgrade::domain::CallId::new())))
+        .collect();
+    for path in &many {
+        std::fs::File::create(path)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+    }
     // The recording of a committed call is kept however old it is.
     std::fs::File::options()
         .write(true)
@@ -626,8 +638,9 @@ async fn leftovers_of_a_crash_are_swept_after_the_grace_period_and_files_are_pri
         .sweep(&app.store, callgrade::app::SWEEP_GRACE)
         .await
         .unwrap();
-    assert_eq!((swept.parts, swept.orphans), (1, 1));
+    assert_eq!((swept.parts, swept.orphans), (1, 1 + many.len()));
     assert!(!old_part.exists() && !old_orphan.exists());
+    assert!(many.iter().all(|p| !p.exists()));
     assert!(
         new_part.exists() && new_orphan.exists(),
         "fresh files may be uploads in progress"
