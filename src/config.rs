@@ -481,6 +481,23 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_a_secret() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CALLGRADE_LLM_API_KEY", "sk-very-secret");
+            jail.set_env(
+                "CALLGRADE_DATABASE_URL",
+                "postgres://cg:db-very-secret@127.0.0.1:5432/cg",
+            );
+            let c = Config::load(None).expect("loads");
+            for shown in [format!("{c:?}"), format!("{c:#?}"), format!("{:?}", c.llm)] {
+                assert!(!shown.contains("very-secret"), "{shown}");
+            }
+            assert!(format!("{c:?}").contains("postgres://cg:***@127.0.0.1:5432/cg"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_settings_are_rejected_with_their_name() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("callgrade.toml", "listn = \"127.0.0.1:1\"")?;

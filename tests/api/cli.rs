@@ -52,6 +52,43 @@ async fn the_upload_command_uploads_each_file_and_reports_failures_per_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_on_the_command_line_works_with_a_warning_and_the_variable_without() {
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, on_command_line) in [true, false].into_iter().enumerate() {
+        let file = dir.path().join(format!("{i}.mp3"));
+        std::fs::write(&file, crate::helpers::unique_bytes()).expect("write");
+        let (base_url, token) = (app.base_url.clone(), app.admin.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["upload", "--manager", "m-7"])
+                .arg(&file)
+                .env("CALLGRADE_SERVER", base_url)
+                .env_remove("CALLGRADE_TOKEN");
+            if on_command_line {
+                cmd.args(["--token", &token]);
+            } else {
+                cmd.env("CALLGRADE_TOKEN", &token);
+            }
+            cmd.output().expect("run callgrade upload")
+        })
+        .await
+        .expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            stderr.contains("--token on the command line is visible to other users"),
+            on_command_line,
+            "{stderr}"
+        );
+        if on_command_line {
+            assert!(stderr.contains("CALLGRADE_TOKEN"), "{stderr}");
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upload_command_uploads_the_rest_after_a_refused_file_and_says_why() {
     let app = crate::helpers::spawn_app_with(Backend::Sqlite, Registry::new(), |c| {
         c.max_upload_bytes = 50_000

@@ -7,6 +7,7 @@ mod analytics_insights;
 mod analytics_kpis;
 mod analytics_reports;
 mod bad_inputs;
+mod busy;
 mod cli;
 mod fake_llm;
 mod helpers;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use callgrade::domain::Role;
 use callgrade::jobs::Registry;
 
-use crate::helpers::{spawn_app, unique_bytes, Backend, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, unique_bytes, Backend, TestApp};
 use crate::on_both_backends;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -312,7 +312,51 @@ async fn managers_only_ever_see_their_own_calls(backend: Backend) {
     app.stop().await;
 }
 
+/// A scorecard loaded from a file records the file's path as its origin: admins and QA see
+/// it, other roles see only that it came from a file (the path tells how the server is laid out).
+async fn scorecard_file_paths_are_shown_only_to_admins_and_qa(backend: Backend) {
+    let rubrics = tempfile::tempdir().expect("tempdir");
+    let text = include_str!("../../rubrics/sales-standard.en.toml")
+        .replace("id = \"sales-standard\"", "id = \"team-standard\"");
+    std::fs::write(rubrics.path().join("team-standard.en.toml"), text).expect("write");
+    let folder = rubrics.path().to_path_buf();
+    let app = spawn_app_with(backend, Registry::new(), move |c| {
+        c.scoring.rubrics_dir = folder;
+    })
+    .await;
+    let path = rubrics.path().to_str().unwrap().to_string();
+    for (role, manager, sees_path) in [
+        (Role::Admin, None, true),
+        (Role::Qa, None, true),
+        (Role::Head, None, false),
+        (Role::Manager, Some("m-1"), false),
+    ] {
+        let token = app.token(role, manager).await;
+        for route in [
+            "/api/v1/rubrics".to_string(),
+            "/api/v1/rubrics/team-standard/en".to_string(),
+        ] {
+            let (status, body) = app.get_json(&token, &route).await;
+            assert_eq!(status, 200, "{role:?} {route}");
+            let text = body.to_string();
+            assert_eq!(
+                text.contains(&path),
+                sees_path,
+                "{role:?} {route}: {text:.400}"
+            );
+            if !sees_path {
+                assert!(text.contains("\"origin\":\"file\""), "{role:?} {route}");
+                if route == "/api/v1/rubrics" {
+                    assert!(text.contains("\"origin\":\"builtin\""), "{role:?} {route}");
+                }
+            }
+        }
+    }
+    app.stop().await;
+}
+
 on_both_backends!(
     every_endpoint_answers_every_role_as_specified,
-    managers_only_ever_see_their_own_calls
+    managers_only_ever_see_their_own_calls,
+    scorecard_file_paths_are_shown_only_to_admins_and_qa,
 );
