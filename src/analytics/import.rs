@@ -16,14 +16,8 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use super::entity::{check_row, Entity, Value};
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Store, StoreError};
 
-/// Rows per INSERT statement on SQLite (one parameter per cell: 10 columns * 500 stays far
-/// under its limit).
-const SQLITE_BATCH_ROWS: usize = 500;
-/// Rows per INSERT statement on PostgreSQL, where a batch is one JSON parameter: larger batches
-/// mean fewer round trips.
-const POSTGRES_BATCH_ROWS: usize = 5_000;
 /// Rejected rows described one by one in a report; the rest are counted.
 pub const MAX_LISTED_ERRORS: usize = 1000;
 
@@ -173,10 +167,7 @@ pub async fn import_reader(
 ) -> Result<ImportReport, ImportError> {
     let managers = store.crm_manager_ids().await?;
     let (tx, mut rx) = mpsc::channel::<Msg>(4);
-    let batch_rows = match store.backend() {
-        Backend::Sqlite => SQLITE_BATCH_ROWS,
-        Backend::Postgres => POSTGRES_BATCH_ROWS,
-    };
+    let batch_rows = crate::store::dialect::import_batch_rows(store.backend());
     let reader = tokio::task::spawn_blocking(move || {
         read_rows(entity, input, &managers, &tx, progress, batch_rows)
     });

@@ -49,7 +49,7 @@ fn jobs(n: usize) -> Vec<NewJob> {
 async fn clear(store: &Store) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM jobs WHERE kind = $1")
         .bind(KIND)
-        .execute(store.pool())
+        .execute(&mut *store.write_one().await?)
         .await?;
     Ok(())
 }

@@ -19,7 +19,7 @@ use crate::analytics::import::{import_path, ImportOptions};
 use crate::analytics::kpis::{compute, Period};
 use crate::analytics::reports::{manager_report, quality};
 use crate::analytics::AnalyticsConfig;
-use crate::store::{json_rows, select_json_rows, sql_types, Backend, KpiScope, Store};
+use crate::store::{insert_batch, KpiScope, Store};
 
 /// Options of the reports benchmark.
 #[derive(Debug, Args)]
@@ -200,57 +200,19 @@ fn write_csv(dir: &Path, args: &ReportsBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Inserts `rows` into `table` in batches of 500 inside one transaction per 50 000 rows.
+/// Inserts `rows` into `table` with the store's bulk-insert builder, in the CRM import's batch
+/// size, inside one transaction per 50 000 rows.
 async fn insert(
     store: &Store,
     table: &str,
     cols: &[&str],
     rows: &[Vec<Value>],
 ) -> anyhow::Result<()> {
+    let batch = crate::store::dialect::import_batch_rows(store.backend());
     for chunk in rows.chunks(50_000) {
-        let _turn = store.write_turn().await;
-        let mut tx = store.pool().begin().await?;
-        if store.backend() == Backend::Postgres {
-            // One JSON parameter per batch, as the CRM import does on PostgreSQL.
-            let sql = format!(
-                "INSERT INTO {table} ({}) {}",
-                cols.join(", "),
-                select_json_rows(cols, &sql_types(&chunk[0]))
-            );
-            for batch in chunk.chunks(5_000) {
-                sqlx::query(&sql)
-                    .bind(json_rows(cols, batch)?)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            continue;
-        }
-        for batch in chunk.chunks(500) {
-            let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-            let mut n = 0;
-            for (r, _) in batch.iter().enumerate() {
-                sql.push_str(if r > 0 { ", (" } else { "(" });
-                for c in 0..cols.len() {
-                    n += 1;
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    crate::store::push_placeholder(&mut sql, store.backend(), n);
-                }
-                sql.push(')');
-            }
-            let mut q = sqlx::query(&sql).persistent(false);
-            for row in batch {
-                for v in row {
-                    q = match v {
-                        Value::Text(t) => q.bind(t.clone()),
-                        Value::Int(i) => q.bind(*i),
-                        Value::Real(r) => q.bind(*r),
-                    };
-                }
-            }
-            q.execute(&mut *tx).await?;
+        let mut tx = store.write().await?;
+        for rows in chunk.chunks(batch) {
+            insert_batch(&mut tx, table, cols, rows.to_vec(), "").await?;
         }
         tx.commit().await?;
     }
@@ -451,7 +413,7 @@ async fn load(
         "calls",
     ] {
         sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(store.pool())
+            .execute(&mut *store.write_one().await?)
             .await?;
     }
     let started = Instant::now();
@@ -472,11 +434,10 @@ async fn load(
     };
     // The activities again, alone, into an emptied table: the figure the target is about.
     // (TRUNCATE on PostgreSQL: after a DELETE the indexes still hold the dead rows.)
-    let empty = match store.backend() {
-        Backend::Sqlite => "DELETE FROM crm_activities",
-        Backend::Postgres => "TRUNCATE crm_activities",
-    };
-    sqlx::query(empty).execute(store.pool()).await?;
+    let empty = crate::store::dialect::empty_table(store.backend(), "crm_activities");
+    sqlx::query(&empty)
+        .execute(&mut *store.write_one().await?)
+        .await?;
     let activities_s = import_activities().await?;
     // And once more, as a daily full export arrives: every row known and unchanged.
     let again_s = import_activities().await?;
@@ -520,13 +481,9 @@ async fn load(
         "quality_daily",
         "conversation_daily",
     ] {
-        // VACUUM too on PostgreSQL: it marks pages all-visible, which index-only scans need.
-        let analyze = match store.backend() {
-            Backend::Sqlite => "ANALYZE",
-            Backend::Postgres => "VACUUM ANALYZE",
-        };
-        sqlx::query(&format!("{analyze} {table}"))
-            .execute(store.pool())
+        let analyze = crate::store::dialect::vacuum_analyze(store.backend(), table);
+        sqlx::query(&analyze)
+            .execute(&mut *store.write_one().await?)
             .await?;
     }
     Ok(())

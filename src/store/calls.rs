@@ -1,16 +1,15 @@
 //! Calls: the uploaded recordings and where each one is in the pipeline.
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::jobs::{insert_job, NewJob};
-use super::{parse_col, parse_opt_col, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{
     now_millis, CallId, CallStatus, ChannelMap, Direction, Language, ManagerId, Millis,
 };
 
 /// A call as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CallRecord {
     /// Identifier.
     pub id: CallId,
@@ -101,28 +100,6 @@ const CALL_COLUMNS: &str =
      channels, original_filename, content_type, size_bytes, sha256, storage_key, status, \
      failure_reason, created_at, updated_at";
 
-fn call_from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
-    Ok(CallRecord {
-        id: parse_col(row, "id")?,
-        manager_id: parse_col(row, "manager_id")?,
-        deal_id: row.try_get("deal_id")?,
-        customer_id: row.try_get("customer_id")?,
-        direction: parse_opt_col(row, "direction")?,
-        started_at: row.try_get("started_at")?,
-        language: parse_col(row, "language")?,
-        channels: parse_col(row, "channels")?,
-        original_filename: row.try_get("original_filename")?,
-        content_type: row.try_get("content_type")?,
-        size_bytes: row.try_get("size_bytes")?,
-        sha256: row.try_get("sha256")?,
-        storage_key: row.try_get("storage_key")?,
-        status: parse_col(row, "status")?,
-        failure_reason: row.try_get("failure_reason")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 /// The outcome of [`Store::insert_call`].
 #[derive(Debug)]
 pub enum InsertCall {
@@ -147,8 +124,7 @@ impl Store {
             return Ok(InsertCall::Duplicate(existing));
         }
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO calls (id, manager_id, deal_id, customer_id, direction, started_at, \
              language, channels, original_filename, content_type, size_bytes, sha256, storage_key, \
@@ -202,12 +178,12 @@ impl Store {
         sha256: &str,
     ) -> Result<Option<CallRecord>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE manager_id = $1 AND sha256 = $2");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, CallRecord>(&sql)
             .bind(manager.as_str().to_string())
             .bind(sha256.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(call_from_row).transpose()
+        Ok(row)
     }
 
     /// Which of `ids` have a call row (for the sweep of leftover recordings).
@@ -242,11 +218,11 @@ impl Store {
     /// One call by id.
     pub async fn get_call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, CallRecord>(&sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(call_from_row).transpose()
+        Ok(row)
     }
 
     /// Calls matching `filter`, newest first.
@@ -273,7 +249,7 @@ impl Store {
             sql += &format!(" AND id < {}", next());
         }
         sql += &format!(" ORDER BY id DESC LIMIT {}", next());
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, CallRecord>(&sql);
         if let Some(m) = &filter.manager_id {
             q = q.bind(m.as_str().to_string());
         }
@@ -291,7 +267,7 @@ impl Store {
         }
         q = q.bind(filter.limit);
         let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(call_from_row).collect()
+        Ok(rows)
     }
 
     /// Sets a call's pipeline state (and the reason, for `failed`).
@@ -301,7 +277,7 @@ impl Store {
         status: CallStatus,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.write_one().await?;
         sqlx::query(
             "UPDATE calls SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4",
         )
@@ -309,7 +285,7 @@ impl Store {
         .bind(reason.map(str::to_string))
         .bind(now_millis())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -317,8 +293,7 @@ impl Store {
     /// Deletes a call and, through foreign keys, everything derived from it. Returns the
     /// storage key of its recording so the caller can remove the file.
     pub async fn delete_call(&self, id: CallId) -> Result<Option<String>, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let day = Self::call_day(&mut tx, id).await?;
         let row = sqlx::query("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
             .bind(id.to_string())

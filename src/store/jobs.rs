@@ -7,9 +7,9 @@
 //! `docs/decisions/0001-job-queue.md`.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
-use super::{parse_col, parse_opt_col, Backend, Store, StoreError};
+use super::{parse_col, parse_opt_col, Store, StoreError, WriteTx};
 use crate::domain::{now_millis, CallId, CallStatus, JobId, JobState, Millis};
 
 /// A job to queue.
@@ -73,7 +73,7 @@ pub struct ClaimedJob {
 }
 
 /// A job as listed in the API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRecord {
     /// Identifier.
     pub id: JobId,
@@ -139,15 +139,8 @@ impl Fence {
 
     /// Checks, inside a write transaction, that the claim still holds its job (locking the
     /// job's row on PostgreSQL until the transaction ends, so no claim can pass it meanwhile).
-    pub(super) async fn hold(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        backend: Backend,
-    ) -> Result<(), StoreError> {
-        let lock = match backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
+    pub(super) async fn hold(&self, tx: &mut WriteTx) -> Result<(), StoreError> {
+        let lock = tx.for_update();
         let held: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT 1 FROM jobs WHERE id = $1 AND worker_id = $2 AND attempts = $3 \
              AND state = 'running'{lock}"
@@ -155,7 +148,7 @@ impl Fence {
         .bind(self.job.to_string())
         .bind(self.worker.clone())
         .bind(i64::from(self.attempt))
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **tx)
         .await?;
         held.map(|_| ()).ok_or(StoreError::Fenced)
     }
@@ -176,24 +169,6 @@ pub enum JobFailure {
 const JOB_COLUMNS: &str = "id, kind, call_id, state, attempts, max_attempts, run_at, lease_until, \
      worker_id, last_error, created_at, updated_at, finished_at";
 
-fn job_from_row(row: &AnyRow) -> Result<JobRecord, StoreError> {
-    Ok(JobRecord {
-        id: parse_col(row, "id")?,
-        kind: row.try_get("kind")?,
-        call_id: parse_opt_col(row, "call_id")?,
-        state: parse_col(row, "state")?,
-        attempts: row.try_get("attempts")?,
-        max_attempts: row.try_get("max_attempts")?,
-        run_at: row.try_get("run_at")?,
-        lease_until: row.try_get("lease_until")?,
-        worker_id: row.try_get("worker_id")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
-}
-
 fn claimed_from_row(row: &AnyRow) -> Result<ClaimedJob, StoreError> {
     let payload: String = row.try_get("payload")?;
     let attempts: i64 = row.try_get("attempts")?;
@@ -211,7 +186,7 @@ fn claimed_from_row(row: &AnyRow) -> Result<ClaimedJob, StoreError> {
 
 /// Inserts a job inside an open transaction (so it commits with the domain write).
 pub(crate) async fn insert_job(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     job: &NewJob,
     now: Millis,
 ) -> Result<(), StoreError> {
@@ -232,7 +207,7 @@ pub(crate) async fn insert_job(
 }
 
 async fn set_call_status_tx(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     call_id: Option<CallId>,
     status: CallStatus,
     reason: Option<&str>,
@@ -255,8 +230,7 @@ async fn set_call_status_tx(
 impl Store {
     /// Queues a job on its own (jobs tied to a domain write use the write's transaction).
     pub async fn enqueue(&self, job: &NewJob) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_job(&mut tx, job, now_millis()).await?;
         tx.commit().await?;
         Ok(())
@@ -271,8 +245,7 @@ impl Store {
         max_attempts: u32,
     ) -> Result<bool, StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let job = NewJob::for_call(stage.kind(), call, max_attempts);
         match insert_job(&mut tx, &job, now).await {
             Ok(()) => {}
@@ -289,8 +262,7 @@ impl Store {
     /// Queues many jobs in one transaction (used by tools and the benchmark).
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<(), StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for job in jobs {
             insert_job(&mut tx, job, now).await?;
         }
@@ -322,10 +294,7 @@ impl Store {
             format!(" AND id NOT IN ({})", ids.join(", "))
         };
         let now = now_millis();
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = super::dialect::claim_lock(self.backend);
         // Two candidate sets, each one index range scan: taking over expired leases first
         // (older work), then due queued jobs in order. One `OR` query would make the database
         // sort every queued row on every claim.
@@ -346,7 +315,7 @@ impl Store {
                  LIMIT $5{lock}) \
                  RETURNING id, kind, call_id, payload, attempts, max_attempts"
             );
-            let _turn = self.write_turn().await;
+            let mut conn = self.write_one().await?;
             let mut query = sqlx::query(&sql)
                 .bind(worker_id.to_string())
                 .bind(now + lease_ms)
@@ -356,7 +325,7 @@ impl Store {
             for id in running {
                 query = query.bind(id.to_string());
             }
-            let rows = query.fetch_all(&self.pool).await?;
+            let rows = query.fetch_all(&mut *conn).await?;
             for row in &rows {
                 claimed.push(claimed_from_row(row)?);
             }
@@ -370,8 +339,7 @@ impl Store {
     pub async fn reap_exhausted(&self, kind: &str) -> Result<(), StoreError> {
         let now = now_millis();
         const REASON: &str = "the worker running this job stopped responding on every attempt";
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let rows = sqlx::query(
             "UPDATE jobs SET state = 'dead', last_error = $1, finished_at = $2, updated_at = $2, \
              lease_until = NULL WHERE kind = $3 AND state = 'running' AND lease_until < $2 \
@@ -394,7 +362,7 @@ impl Store {
     /// or taken over: the worker must stop working on it.
     pub async fn heartbeat(&self, fence: &Fence, lease_ms: i64) -> Result<bool, StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
+        let mut conn = self.write_one().await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_until = $1, updated_at = $2 \
              WHERE id = $3 AND worker_id = $4 AND attempts = $5 AND state = 'running'",
@@ -404,7 +372,7 @@ impl Store {
         .bind(fence.job.to_string())
         .bind(fence.worker.clone())
         .bind(i64::from(fence.attempt))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -438,20 +406,20 @@ impl Store {
              lease_until = NULL WHERE id = $2 AND worker_id = $3 AND attempts = $4 \
              AND state = 'running'";
         let now = now_millis();
-        let _turn = self.write_turn().await;
         if follow_up.is_none() && call_status.is_none() {
             // Nothing else to write: one statement is atomic on its own, and skipping
             // BEGIN/COMMIT is a third of the round trips of a busy queue.
+            let mut conn = self.write_one().await?;
             let done = sqlx::query(SQL)
                 .bind(now)
                 .bind(job.id.to_string())
                 .bind(worker_id.to_string())
                 .bind(i64::from(job.attempt))
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?;
             return Ok(done.rows_affected() == 1);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(SQL)
             .bind(now)
             .bind(job.id.to_string())
@@ -482,8 +450,7 @@ impl Store {
         outcome: &JobFailure,
     ) -> Result<bool, StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let (state, run_at, finished) = match outcome {
             JobFailure::RetryAt(at) => (JobState::Queued, *at, None),
             JobFailure::Dead { .. } => (JobState::Dead, now, Some(now)),
@@ -523,7 +490,7 @@ impl Store {
     /// Hands a job back to the queue without counting the attempt (graceful shutdown).
     pub async fn release_job(&self, job: &ClaimedJob, worker_id: &str) -> Result<bool, StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
+        let mut conn = self.write_one().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = attempts - 1, run_at = $1, \
              lease_until = NULL, worker_id = NULL, updated_at = $1 \
@@ -533,7 +500,7 @@ impl Store {
         .bind(job.id.to_string())
         .bind(worker_id.to_string())
         .bind(i64::from(job.attempt))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -542,8 +509,7 @@ impl Store {
     /// `Some(false)` if it had already finished.
     pub async fn cancel_job(&self, id: JobId) -> Result<Option<bool>, StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, \
              lease_until = NULL, last_error = 'cancelled by a user' \
@@ -578,8 +544,7 @@ impl Store {
         call_status: CallStatus,
     ) -> Result<Option<bool>, StoreError> {
         let now = now_millis();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, \
              lease_until = NULL, worker_id = NULL, updated_at = $1 \
@@ -608,22 +573,22 @@ impl Store {
     /// One job by id.
     pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, JobRecord>(&sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        Ok(row)
     }
 
     /// The newest job of a call (the one that decides what a retry restarts).
     pub async fn latest_job_for_call(&self, call: CallId) -> Result<Option<JobRecord>, StoreError> {
         let sql =
             format!("SELECT {JOB_COLUMNS} FROM jobs WHERE call_id = $1 ORDER BY id DESC LIMIT 1");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, JobRecord>(&sql)
             .bind(call.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        Ok(row)
     }
 
     /// Jobs, newest first, optionally in one state, before a keyset cursor.
@@ -637,13 +602,13 @@ impl Store {
             "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 = '' OR state = $1) AND ($2 = '' OR id < $2) \
              ORDER BY id DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query_as::<_, JobRecord>(&sql)
             .bind(state.map(|s| s.as_str().to_string()).unwrap_or_default())
             .bind(before.map(|b| b.to_string()).unwrap_or_default())
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(job_from_row).collect()
+        Ok(rows)
     }
 
     /// How many jobs are in each (state, kind).

@@ -5,9 +5,12 @@
 //! claim) branch on [`Backend`]. Each backend has its own migrations folder, embedded in the
 //! binary and applied at start-up. See `docs/decisions/0002-storage.md`.
 
+mod bulk;
 mod calls;
 mod crm;
 mod deals;
+mod decode;
+pub mod dialect;
 mod insights;
 mod jobs;
 mod kpis;
@@ -18,17 +21,18 @@ mod rubrics;
 mod scores;
 mod tokens;
 mod transcripts;
+mod write;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
+pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
 pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
-pub use crm::{json_rows, push_placeholder, select_json_rows, sql_types, CrmImport};
+pub use crm::CrmImport;
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal};
 pub use jobs::{ClaimedJob, Fence, JobCounts, JobFailure, JobRecord, NewJob};
@@ -37,6 +41,7 @@ pub use reports::RecentScore;
 pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
 pub use rubrics::StoredRubric;
 pub use tokens::TokenRecord;
+pub use write::{WriteConn, WriteTx};
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,10 @@ pub enum StoreError {
         "this run no longer holds its job (its lease passed to another run); nothing was written"
     )]
     Fenced,
+    /// A write was opened inside another in the same task (it would wait for ever on the
+    /// first's write turn): a bug, refused at once.
+    #[error("a write was started inside another write of the same task")]
+    NestedWrite,
     /// A file-system operation around the database failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -83,15 +92,20 @@ impl StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite allows one writer at a time. Writers inside this process take turns on this
-    /// lock instead of meeting in SQLite's busy handler, which sleeps in steps of up to 100 ms
-    /// and made a busy queue crawl. Other processes still wait via `busy_timeout`.
-    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite allows one writer at a time: writers in this process take turns (see
+    /// [`write`]); other processes still wait via `busy_timeout`.
+    write_gate: Option<write::WriteGate>,
 }
 
 impl Store {
     /// Connects to `url`, creating a SQLite file (and its folder) if missing.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, None).await
+    }
+
+    /// As [`Store::connect`], with at most `max_connections` pooled connections (tests that
+    /// need every statement on one connection use 1).
+    pub async fn connect_with(url: &str, max_connections: Option<u32>) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
@@ -115,10 +129,10 @@ impl Store {
             (Backend::Postgres, url.to_string())
         };
         let options = AnyPoolOptions::new()
-            .max_connections(match backend {
+            .max_connections(max_connections.unwrap_or(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
-            })
+            }))
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -137,8 +151,7 @@ impl Store {
                 })
             });
         let pool = options.connect(&url).await?;
-        let write_gate =
-            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let write_gate = (backend == Backend::Sqlite).then(write::WriteGate::default);
         Ok(Self {
             pool,
             backend,
@@ -158,14 +171,6 @@ impl Store {
         migrations::run(&self.pool, self.backend).await
     }
 
-    /// Takes this process's turn to write (SQLite only; PostgreSQL has row locks).
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        }
-    }
-
     /// The engine behind this store.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -178,7 +183,7 @@ impl Store {
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
         Ok(())
     }
 

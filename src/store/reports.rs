@@ -37,15 +37,13 @@ fn scored_calls(scope: &KpiScope) -> String {
 
 impl Store {
     /// Keeps the conversation figures of a call's transcript where reports can average them.
-    /// Runs in the caller's transaction, which holds the SQLite write turn.
+    /// Runs in the caller's write transaction.
     pub(super) async fn save_call_conversation(
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut super::WriteTx,
         call: CallId,
         m: &ConversationMetrics,
     ) -> Result<(), StoreError> {
         let manager = m.speakers.iter().find(|s| s.speaker == Speaker::Manager);
-        // No write_turn here: the caller (`save_transcript`) holds it, and the gate is not
-        // re-entrant (taking it again deadlocked every transcription on SQLite).
         sqlx::query(
             "INSERT INTO call_conversation (call_id, manager_talk_share, manager_questions, \
              manager_longest_monologue_s, duration_s) VALUES ($1, $2, $3, $4, $5) \
@@ -61,7 +59,7 @@ impl Store {
         .bind(f64::from(m.manager_questions))
         .bind(manager.map(|s| s.longest_monologue_s))
         .bind(m.duration_s)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
         Ok(())
     }
@@ -105,5 +103,94 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcript::metrics::SpeakerMetrics;
+
+    fn metrics(talk_share: Option<f64>) -> ConversationMetrics {
+        ConversationMetrics {
+            duration_s: 60.0,
+            speakers: talk_share
+                .map(|share| SpeakerMetrics {
+                    speaker: Speaker::Manager,
+                    talk_seconds: 60.0 * share,
+                    talk_share: share,
+                    turns: 3,
+                    longest_monologue_s: 12.5,
+                    words: 100,
+                    words_per_minute: 120.0,
+                    filler_words: 0,
+                    fillers_per_100_words: 0.0,
+                    interruptions: 0,
+                })
+                .into_iter()
+                .collect(),
+            manager_questions: 2,
+            manager_questions_per_minute: 2.0,
+            interruptions: 0,
+            silence_share: 0.1,
+            longest_silence_s: 2.0,
+        }
+    }
+
+    /// sqlx's Any driver binds a NULL `f64` as float4 on PostgreSQL, so a statement prepared
+    /// with a NULL refuses a real value later on the same connection (upstream sqlx #4284).
+    /// On one pooled connection every write below reuses the first one's statement if it is
+    /// cached: NULL first, then real values, then NULL again.
+    #[tokio::test]
+    async fn a_null_float_then_a_real_one_on_one_postgres_connection() {
+        let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+            assert_ne!(
+                std::env::var("TEST_REQUIRE_POSTGRES").as_deref(),
+                Ok("1"),
+                "TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipping: TEST_POSTGRES_URL not set");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("cg_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connect");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let store = Store::connect_with(&format!("{base}/{name}"), Some(1))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for (n, share) in [None, Some(0.6), Some(0.25), None].into_iter().enumerate() {
+            let call = CallId::new();
+            let mut tx = store.write().await.expect("write");
+            sqlx::query(
+                "INSERT INTO calls (id, manager_id, language, channels, size_bytes, sha256, \
+                 storage_key, status, created_at, updated_at) \
+                 VALUES ($1, 'm-1', 'en', 'manager,client', 1, $1, $1, 'done', 0, 0)",
+            )
+            .bind(call.to_string())
+            .execute(&mut *tx)
+            .await
+            .expect("call row");
+            Store::save_call_conversation(&mut tx, call, &metrics(share))
+                .await
+                .unwrap_or_else(|e| panic!("write {n} ({share:?}): {e}"));
+            let stored: Option<f64> = sqlx::query_scalar(
+                "SELECT manager_talk_share FROM call_conversation WHERE call_id = $1",
+            )
+            .bind(call.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .expect("read back");
+            assert_eq!(stored, share);
+            tx.commit().await.expect("commit");
+        }
+        store.close().await;
     }
 }

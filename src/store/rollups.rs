@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use super::kpis::KpiScope;
-use super::{Backend, Store, StoreError};
+use super::{Backend, Store, StoreError, WriteTx};
 use crate::domain::CallId;
 
 /// One UTC day in ms.
@@ -276,8 +276,7 @@ impl Store {
     pub async fn rebuild_rollups(&self) -> Result<u64, StoreError> {
         let day = format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT)");
         let manager = "COALESCE(c.manager_id, '')";
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM quality_daily")
             .execute(&mut *tx)
             .await?;
@@ -320,7 +319,7 @@ impl Store {
 
     /// The manager (`''` for none) and UTC day of a call, if it exists.
     pub(super) async fn call_day(
-        conn: &mut AnyConnection,
+        conn: &mut WriteTx,
         call: CallId,
     ) -> Result<Option<(String, i64)>, StoreError> {
         let row = sqlx::query(
@@ -328,7 +327,7 @@ impl Store {
              FROM calls WHERE id = $1",
         )
         .bind(call.to_string())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **conn)
         .await?;
         row.map(|r| {
             Ok((
@@ -343,7 +342,7 @@ impl Store {
     /// caller's transaction (which, on SQLite, holds the write turn).
     pub(super) async fn refresh_rollups(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut WriteTx,
         manager: &str,
         day: i64,
     ) -> Result<(), StoreError> {
@@ -352,7 +351,7 @@ impl Store {
             // rebuild the rows without the other's call.
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(lock_key(manager, day))
-                .execute(&mut *conn)
+                .execute(&mut **conn)
                 .await?;
         }
         let filter = if manager.is_empty() {
@@ -366,7 +365,7 @@ impl Store {
             ))
             .bind(manager.to_string())
             .bind(day)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         }
         let (scores_sql, criteria_sql, conversation_sql) = (
@@ -375,13 +374,13 @@ impl Store {
             raw_conversation_sql(filter),
         );
         let calls = bind_day(&scores_sql, manager, day)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut **conn)
             .await?;
         let criteria = bind_day(&criteria_sql, manager, day)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut **conn)
             .await?;
         let conv = bind_day(&conversation_sql, manager, day)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await?;
         let rows = calls
             .iter()
@@ -404,7 +403,7 @@ impl Store {
             .bind(t.rated)
             .bind(t.total)
             .bind(t.met)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         }
         let c = conversation(&conv)?;
@@ -421,7 +420,7 @@ impl Store {
             .bind(c.questions_sum)
             .bind(c.mono_n)
             .bind(c.mono_sum)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         }
         Ok(())
@@ -430,7 +429,7 @@ impl Store {
     /// [`Store::refresh_rollups`] for the manager and day of `call`.
     pub(super) async fn refresh_rollups_of(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut WriteTx,
         call: CallId,
     ) -> Result<(), StoreError> {
         if let Some((manager, day)) = Self::call_day(conn, call).await? {

@@ -54,7 +54,7 @@ impl Store {
         // One statement: the next version is computed and inserted under the write lock, and
         // content registered before (by this or another process) is left alone.
         let inserted = {
-            let _turn = self.write_turn().await;
+            let mut conn = self.write_one().await?;
             sqlx::query(&format!(
                 "INSERT INTO rubrics ({COLUMNS}) VALUES ($1, $2, \
                  (SELECT COALESCE(MAX(version), 0) + 1 FROM rubrics WHERE id = $1 AND language = $2), \
@@ -66,7 +66,7 @@ impl Store {
             .bind(text.to_string())
             .bind(origin.to_string())
             .bind(now_millis())
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected()
                 == 1

@@ -1,8 +1,8 @@
 //! Scorecards: the document per call plus one row per criterion for reports.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
-use super::{Backend, Fence, Store, StoreError};
+use super::{Fence, Store, StoreError, WriteTx};
 use crate::domain::{now_millis, CallId};
 use crate::rubric::Level;
 use crate::scoring::calibration::Pair;
@@ -15,10 +15,9 @@ impl Store {
         card: &ScoreCard,
         fence: Option<&Fence>,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(fence) = fence {
-            fence.hold(&mut tx, self.backend).await?;
+            fence.hold(&mut tx).await?;
         }
         self.write_score(&mut tx, card).await?;
         tx.commit().await?;
@@ -27,11 +26,7 @@ impl Store {
 
     /// Writes `card` (score row, criterion rows, rollups) on `conn`, inside the caller's
     /// transaction and write turn.
-    async fn write_score(
-        &self,
-        conn: &mut AnyConnection,
-        card: &ScoreCard,
-    ) -> Result<(), StoreError> {
+    async fn write_score(&self, conn: &mut WriteTx, card: &ScoreCard) -> Result<(), StoreError> {
         let document =
             serde_json::to_string(card).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = now_millis();
@@ -66,11 +61,11 @@ impl Store {
         .bind(document)
         .bind(card.scored_at)
         .bind(now)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
         sqlx::query("DELETE FROM score_criteria WHERE call_id = $1")
             .bind(card.call_id.to_string())
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         for c in &card.criteria {
             let qa = c.qa.as_ref();
@@ -102,7 +97,7 @@ impl Store {
             .bind(c.final_level.as_str().to_string())
             .bind(met)
             .bind(i64::from(c.low_confidence))
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         }
         self.refresh_rollups_of(conn, card.call_id).await
@@ -132,14 +127,8 @@ impl Store {
     ) -> Result<Option<ScoreCard>, StoreError> {
         // Read, change and write in one transaction with the score row locked, so two QA
         // staff correcting two criteria of one call at once both keep their correction.
-        let _turn = self.write_turn().await;
-        let (begin, lock) = match self.backend {
-            // IMMEDIATE takes SQLite's write lock at BEGIN: another process cannot slip a
-            // write between this read and this write.
-            Backend::Sqlite => ("BEGIN IMMEDIATE", ""),
-            Backend::Postgres => ("BEGIN", " FOR UPDATE"),
-        };
-        let mut tx = self.pool.begin_with(begin).await?;
+        let mut tx = self.write().await?;
+        let lock = tx.for_update();
         let document: Option<String> = sqlx::query_scalar(&format!(
             "SELECT document FROM scores WHERE call_id = $1{lock}"
         ))

@@ -1,13 +1,10 @@
 //! API tokens: only a SHA-256 of each secret is stored.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
-use super::{parse_col, parse_opt_col, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{now_millis, ManagerId, Millis, Role, TokenId};
 
 /// A token as stored (without its secret).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRecord {
     /// Identifier.
     pub id: TokenId,
@@ -25,18 +22,6 @@ pub struct TokenRecord {
     pub revoked_at: Option<Millis>,
 }
 
-fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
-    Ok(TokenRecord {
-        id: parse_col(row, "id")?,
-        name: row.try_get("name")?,
-        role: parse_col(row, "role")?,
-        manager_id: parse_opt_col(row, "manager_id")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
 const TOKEN_COLUMNS: &str = "id, name, role, manager_id, created_at, last_used_at, revoked_at";
 
 impl Store {
@@ -49,7 +34,7 @@ impl Store {
         secret_hash: &str,
     ) -> Result<TokenRecord, StoreError> {
         let id = TokenId::new();
-        let _turn = self.write_turn().await;
+        let mut conn = self.write_one().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, name, role, manager_id, token_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -60,14 +45,15 @@ impl Store {
         .bind(manager_id.map(|m| m.as_str().to_string()))
         .bind(secret_hash.to_string())
         .bind(now_millis())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
+        drop(conn);
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, TokenRecord>(&sql)
             .bind(id.to_string())
             .fetch_one(&self.pool)
             .await?;
-        token_from_row(&row)
+        Ok(row)
     }
 
     /// The live (not revoked) token with this secret hash; records its use.
@@ -75,22 +61,22 @@ impl Store {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query_as::<_, TokenRecord>(&sql)
             .bind(secret_hash.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        let Some(token) = row.as_ref().map(token_from_row).transpose()? else {
+        let Some(token) = row else {
             return Ok(None);
         };
         // Only write when the stored value is a minute old: a busy client must not turn every
         // read into a database write.
         let now = now_millis();
         if token.last_used_at.is_none_or(|t| now - t > 60_000) {
-            let _turn = self.write_turn().await;
+            let mut conn = self.write_one().await?;
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(token.id.to_string())
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?;
         }
         Ok(Some(token))
@@ -99,19 +85,21 @@ impl Store {
     /// Every token, newest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id DESC");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(token_from_row).collect()
+        let rows = sqlx::query_as::<_, TokenRecord>(&sql)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
     }
 
     /// Revokes a token; `false` if there was no live token with this id.
     pub async fn revoke_token(&self, id: TokenId) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.write_one().await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(now_millis())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }

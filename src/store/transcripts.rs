@@ -20,10 +20,9 @@ impl Store {
             .iter()
             .map(|s| s.text.split_whitespace().count())
             .sum();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(fence) = fence {
-            fence.hold(&mut tx, self.backend).await?;
+            fence.hold(&mut tx).await?;
         }
         sqlx::query(
             "INSERT INTO transcripts (call_id, language, model, duration_ms, speech_ms, words, \

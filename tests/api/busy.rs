@@ -27,8 +27,14 @@ async fn lock_timeout(backend: Backend) -> sqlx::Error {
             "DELETE FROM calls",
         ),
     };
-    sqlx::raw_sql(lock).execute(&mut holder).await.expect("lock");
-    sqlx::raw_sql(wait).execute(&mut waiter).await.expect("set wait");
+    sqlx::raw_sql(lock)
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    sqlx::raw_sql(wait)
+        .execute(&mut waiter)
+        .await
+        .expect("set wait");
     let err = sqlx::query(write)
         .execute(&mut waiter)
         .await
@@ -42,7 +48,10 @@ async fn a_lock_timeout_is_503_with_retry_after(backend: Backend) {
     let answer = ApiError::from(StoreError::Database(err)).into_response();
     assert_eq!(answer.status(), 503);
     assert_eq!(
-        answer.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+        answer
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
         Some("1")
     );
     let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
