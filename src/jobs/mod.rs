@@ -5,7 +5,7 @@
 //! lease it keeps alive, and records the outcome. Handlers say whether a failure is worth
 //! retrying ([`JobError::Retryable`]) or not ([`JobError::Fatal`]).
 
-mod backoff;
+pub(crate) mod backoff;
 pub mod public_reason;
 pub mod worker;
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
-use rand::Rng;
 use reqwest013 as reqwest;
 
 /// How often and how long to retry.
@@ -134,14 +133,10 @@ async fn exchange(
     Ok((reqwest::Response::from(rebuilt), text))
 }
 
-/// Exponential backoff with full jitter: a random delay up to base * 2^attempt, capped.
+/// The delay before retry `attempt + 1` (`attempt` counts from 0): the queue's formula
+/// ([`crate::jobs::backoff::backoff_delay`]), one for the whole program.
 fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let cap = policy
-        .base
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(policy.max);
-    let ms = cap.as_millis().max(1) as u64;
-    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
+    crate::jobs::backoff::backoff_delay(attempt.saturating_add(1), policy.base, policy.max)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from LLM servers and is ignored).
@@ -178,8 +173,19 @@ mod tests {
         for attempt in 0..10 {
             let d = backoff(&p, attempt);
             assert!(d <= Duration::from_millis(1000), "{d:?}");
-            assert!(d >= Duration::from_millis(50), "{d:?}");
+            assert!(d >= Duration::from_millis(75), "{d:?}");
         }
-        assert!(backoff(&p, 0) <= Duration::from_millis(100));
+        for _ in 0..100 {
+            let first = backoff(&p, 0);
+            assert!(
+                (Duration::from_millis(75)..=Duration::from_millis(125)).contains(&first),
+                "{first:?}"
+            );
+            let third = backoff(&p, 2);
+            assert!(
+                (Duration::from_millis(300)..=Duration::from_millis(500)).contains(&third),
+                "{third:?}"
+            );
+        }
     }
 }
