@@ -68,6 +68,7 @@ impl From<ConversationTally> for Conversation {
 
 /// The coaching of one recent scorecard.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = RecentCoaching)]
 pub struct Coaching {
     /// The call.
     pub call_id: CallId,
@@ -94,6 +95,7 @@ pub struct Improvement {
 
 /// A next step from a scorecard.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = RecentNextStep)]
 pub struct NextStep {
     /// What to do.
     pub action: String,

@@ -587,3 +587,14 @@ pub(super) async fn restart_job(state: &AppState, job: &JobRecord) -> Result<(),
         None => Err(ApiError::not_found("job")),
     }
 }
+
+/// This module's routes (merged with the others in `http::api_router`).
+pub(super) fn routes(body_limit: usize) -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(upload, list))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .routes(routes!(get, delete))
+        .routes(routes!(retry))
+        .routes(routes!(super::transcripts::get))
+}

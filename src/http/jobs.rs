@@ -186,3 +186,12 @@ pub async fn retry(
     let job = find_job(&state, &id).await?;
     Ok(Json(job.into()))
 }
+
+/// This module's routes (merged with the others in `http::api_router`).
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+}

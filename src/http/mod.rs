@@ -18,7 +18,7 @@ mod unread_body;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
@@ -28,7 +28,6 @@ use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
 
@@ -107,30 +106,14 @@ fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     let body_limit = usize::try_from(max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(1 << 20);
-    let uploads = OpenApiRouter::new()
-        .routes(routes!(calls::upload, calls::list))
-        .layer(DefaultBodyLimit::max(body_limit));
+    // Each feature module owns its routes; they are merged here and nowhere else.
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(uploads)
+        .merge(calls::routes(body_limit))
         .merge(analytics::routes(body_limit))
-        .routes(routes!(calls::get, calls::delete))
-        .routes(routes!(calls::retry))
-        .routes(routes!(transcripts::get))
-        .routes(routes!(scores::get))
-        .routes(routes!(scores::rescore))
-        .routes(routes!(scores::rescore_outdated))
-        .routes(routes!(scores::correct))
-        .routes(routes!(scores::calibration))
-        .routes(routes!(scores::list_rubrics, scores::create_rubric))
-        .routes(routes!(scores::get_rubric))
-        .routes(routes!(jobs::list))
-        .routes(routes!(jobs::cancel))
-        .routes(routes!(jobs::retry))
-        .routes(routes!(tokens::list, tokens::create))
-        .routes(routes!(tokens::revoke))
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(health::metrics))
+        .merge(scores::routes())
+        .merge(jobs::routes())
+        .merge(tokens::routes())
+        .merge(health::routes())
 }
 
 /// The OpenAPI document of the API.

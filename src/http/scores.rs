@@ -415,3 +415,16 @@ pub async fn get_rubric(
         .ok_or_else(|| ApiError::not_found("scorecard"))?;
     Ok(Json(view(r, true, true, &auth)))
 }
+
+/// This module's routes (merged with the others in `http::api_router`).
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(get))
+        .routes(routes!(rescore))
+        .routes(routes!(rescore_outdated))
+        .routes(routes!(correct))
+        .routes(routes!(calibration))
+        .routes(routes!(list_rubrics, create_rubric))
+        .routes(routes!(get_rubric))
+}

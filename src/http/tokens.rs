@@ -162,3 +162,11 @@ pub async fn revoke(
         Err(ApiError::not_found("token"))
     }
 }
+
+/// This module's routes (merged with the others in `http::api_router`).
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+}

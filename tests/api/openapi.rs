@@ -74,3 +74,49 @@ async fn health_probes_and_metrics_answer() {
     assert!(r.headers().contains_key("x-request-id"));
     app.stop().await;
 }
+
+/// utoipa names a schema after its type and keeps the last one registered under a name: two
+/// types called the same would make every reference to one point at the other (it happened:
+/// the report's `Coaching` and the scorecard's). Schema names are unique across the crate.
+#[test]
+fn no_two_schemas_share_a_name() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut names = std::collections::BTreeMap::<String, Vec<String>>::new();
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !line.contains("derive(") || !line.contains("ToSchema") {
+                    continue;
+                }
+                let mut renamed = None;
+                for next in lines.iter().skip(i + 1).take(6) {
+                    if let Some(rest) = next.trim().strip_prefix("#[schema(as = ") {
+                        renamed = Some(rest.trim_end_matches(")]").to_string());
+                    }
+                    let words: Vec<&str> = next.split_whitespace().collect();
+                    if let [_, "struct" | "enum", name, ..] = words.as_slice() {
+                        let name = renamed
+                            .take()
+                            .unwrap_or_else(|| name.trim_end_matches(['{', '(', ';']).to_string());
+                        names
+                            .entry(name)
+                            .or_default()
+                            .push(path.display().to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let shared: Vec<_> = names.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(shared.is_empty(), "schema names used twice: {shared:?}");
+    assert!(names.contains_key("ManagerReport") && names.contains_key("RecentCoaching"));
+}
