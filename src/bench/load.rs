@@ -64,19 +64,7 @@ struct Tally {
 /// A distinct 64 KiB WAV (4 s of 8 kHz noise): `n` makes its bytes unique.
 fn wav(n: u64) -> Vec<u8> {
     let data_len: u32 = 64 * 1024 - 44;
-    let mut b = Vec::with_capacity(64 * 1024);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(data_len + 36).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&8000u32.to_le_bytes());
-    b.extend_from_slice(&16000u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
+    let mut b = super::wav_header(1, 8000, data_len);
     let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ n.wrapping_mul(0x2545_f491_4f6c_dd1d);
     while b.len() < 64 * 1024 {
         x ^= x << 13;

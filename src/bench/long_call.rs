@@ -29,19 +29,7 @@ async fn write_noise_wav(path: &Path, seconds: u64) -> anyhow::Result<()> {
     let frames = seconds * 8000;
     let data_len = u32::try_from(frames * 4).context("recording too long for a WAV")?;
     let mut f = tokio::io::BufWriter::new(tokio::fs::File::create(path).await?);
-    let mut header = Vec::with_capacity(44);
-    header.extend_from_slice(b"RIFF");
-    header.extend_from_slice(&(data_len + 36).to_le_bytes());
-    header.extend_from_slice(b"WAVEfmt ");
-    header.extend_from_slice(&16u32.to_le_bytes());
-    header.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    header.extend_from_slice(&2u16.to_le_bytes()); // stereo
-    header.extend_from_slice(&8000u32.to_le_bytes());
-    header.extend_from_slice(&32000u32.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&16u16.to_le_bytes());
-    header.extend_from_slice(b"data");
-    header.extend_from_slice(&data_len.to_le_bytes());
+    let header = super::wav_header(2, 8000, data_len);
     f.write_all(&header).await?;
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut block = Vec::with_capacity(1 << 20);

@@ -43,19 +43,7 @@ async fn write_file(path: &Path, size: u64) -> anyhow::Result<()> {
     let mut f = tokio::fs::File::create(path).await?;
     // A valid WAV header (8 kHz mono 16-bit) so the upload passes the content check.
     let data_len = u32::try_from(size.saturating_sub(44)).unwrap_or(u32::MAX);
-    let mut header = Vec::with_capacity(44);
-    header.extend_from_slice(b"RIFF");
-    header.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
-    header.extend_from_slice(b"WAVEfmt ");
-    header.extend_from_slice(&16u32.to_le_bytes());
-    header.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    header.extend_from_slice(&1u16.to_le_bytes()); // mono
-    header.extend_from_slice(&8000u32.to_le_bytes());
-    header.extend_from_slice(&16000u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&16u16.to_le_bytes());
-    header.extend_from_slice(b"data");
-    header.extend_from_slice(&data_len.to_le_bytes());
+    let header = super::wav_header(1, 8000, data_len);
     f.write_all(&header).await?;
     let mut block = vec![0u8; 1 << 20];
     let mut written = header.len() as u64;
