@@ -182,7 +182,10 @@ const SWEEP_BATCH: usize = 500;
 
 /// Unfinished uploads older than `cutoff`, and recordings older than `cutoff` with the call id
 /// their name carries (recordings live at `YYYY/MM/<call id>.audio`).
-fn old_leftovers(root: &Path, cutoff: SystemTime) -> (Vec<PathBuf>, Vec<(PathBuf, CallId)>) {
+pub(crate) fn old_leftovers(
+    root: &Path,
+    cutoff: SystemTime,
+) -> (Vec<PathBuf>, Vec<(PathBuf, CallId)>) {
     let old = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
