@@ -341,9 +341,62 @@ pub fn to_datetime(ms: Millis) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+// The one place text becomes a time. Every input that names an instant (an upload's
+// `started_at`, a CRM timestamp) is RFC 3339 with an offset; every period bound (`from`, `to`)
+// is that or a whole UTC day; every day of a plan is `YYYY-MM-DD`.
+
+/// Parses an RFC 3339 time (any offset) into [`Millis`].
+pub fn parse_instant(s: &str) -> Result<Millis, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("not an RFC 3339 time ({e}): {s:?}"))
+}
+
+/// Parses a `YYYY-MM-DD` day.
+pub fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("not a YYYY-MM-DD date: {s:?}"))
+}
+
+/// 00:00 UTC of a day.
+pub fn day_start(d: chrono::NaiveDate) -> Millis {
+    d.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or_default()
+}
+
+/// Parses a period bound: a day (its 00:00 UTC) or an RFC 3339 time.
+pub fn parse_bound(s: &str) -> Result<Millis, String> {
+    if let Ok(d) = parse_day(s) {
+        return Ok(day_start(d));
+    }
+    parse_instant(s).map_err(|_| format!("expected YYYY-MM-DD or an RFC 3339 time, got {s:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_parse_from_rfc3339_and_days_in_utc() {
+        assert_eq!(
+            parse_instant("2026-03-01T02:30:00+03:00"),
+            Ok(1_772_321_400_000)
+        );
+        assert!(parse_instant("2026-03-01 10:00").is_err());
+        assert!(parse_instant("2026-03-01").is_err());
+        assert_eq!(parse_bound("2026-03-01"), Ok(1_772_323_200_000));
+        assert_eq!(
+            parse_bound("2026-03-01T03:00:00+03:00"),
+            Ok(1_772_323_200_000)
+        );
+        let err = parse_bound("March").unwrap_err();
+        assert!(
+            err.contains("YYYY-MM-DD") && err.contains("RFC 3339"),
+            "{err}"
+        );
+        assert!(parse_day("2026-02-30").is_err());
+    }
 
     #[test]
     fn manager_id_rejects_empty_and_control_characters() {

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::entity::DealStatus;
 use super::logistic::{brier, Logistic};
 use super::reports::NextStep;
 use super::AnalyticsConfig;
@@ -125,7 +126,10 @@ fn train(
     config: &AnalyticsConfig,
     closed: &[&DealFeatures],
 ) -> Result<(Logistic, ModelInfo), String> {
-    let won = closed.iter().filter(|d| d.status == "won").count();
+    let won = closed
+        .iter()
+        .filter(|d| d.status == DealStatus::Won)
+        .count();
     let lost = closed.len() - won;
     if (closed.len() as u64) < config.min_training_deals
         || won < MIN_PER_OUTCOME
@@ -144,7 +148,7 @@ fn train(
             .map(|d| {
                 (
                     features(d, d.closed_at.unwrap_or(d.created_at)),
-                    d.status == "won",
+                    d.status == DealStatus::Won,
                 )
             })
             .unzip()
@@ -185,7 +189,10 @@ pub async fn open_deals(
     let stages = &funnel[..funnel.len().saturating_sub(1)];
     // The model learns from every closed deal of the deployment, whoever asks.
     let all = store.deal_features(&KpiScope::All, stages).await?;
-    let closed: Vec<&DealFeatures> = all.iter().filter(|d| d.status != "open").collect();
+    let closed: Vec<&DealFeatures> = all
+        .iter()
+        .filter(|d| d.status != DealStatus::Open)
+        .collect();
     let (model, info, note) = match train(config, &closed) {
         Ok((m, i)) => (Some(m), Some(i), None),
         Err(note) => (None, None, Some(note)),
@@ -195,7 +202,7 @@ pub async fn open_deals(
     // this deal (or made before the CRM reassigned it) shows neither its score nor its id.
     let listed: Vec<DealFeatures> = all
         .iter()
-        .filter(|d| d.status == "open" && manager.is_none_or(|m| d.manager_id == m))
+        .filter(|d| d.status == DealStatus::Open && manager.is_none_or(|m| d.manager_id == m))
         .map(|d| match manager {
             Some(_) => DealFeatures {
                 quality: d.own_quality,
@@ -264,7 +271,7 @@ async fn describe(
     let last = store.last_scored_call(&d.deal_id, own_calls_of).await?;
     let mut suggested = Vec::new();
     if let Some(call) = &last {
-        if call.closing_met == Some(false) {
+        if call.closing_met() == Some(false) {
             steps.push(NextBestStep {
                 reason: StepReason::NoAgreedNextStep,
                 text: format!(

@@ -9,11 +9,10 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{text_enum, ParseError};
+use crate::domain::{parse_day, parse_instant, text_enum, ParseError};
 
 text_enum!(
     /// A CRM file, named after the entity it holds (`deals.csv` holds deals).
@@ -287,18 +286,6 @@ pub struct CellError {
     pub reason: String,
 }
 
-/// Parses an RFC 3339 timestamp (any offset) into Unix ms UTC.
-pub fn parse_timestamp(s: &str) -> Result<i64, String> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("not an RFC 3339 timestamp ({e}): {s:?}"))
-}
-
-/// Parses a `YYYY-MM-DD` date.
-pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("not a YYYY-MM-DD date: {s:?}"))
-}
-
 impl Column {
     /// Checks one cell (`None` when the file has no such column).
     pub fn check(&self, cell: Option<&str>, managers: &HashSet<String>) -> Result<Value, String> {
@@ -335,8 +322,8 @@ impl Column {
                 }
                 Value::Text(Some(cell.to_string()))
             }
-            Kind::Time => Value::Int(Some(parse_timestamp(cell)?)),
-            Kind::Date => Value::Text(Some(parse_date(cell)?.format("%Y-%m-%d").to_string())),
+            Kind::Time => Value::Int(Some(parse_instant(cell)?)),
+            Kind::Date => Value::Text(Some(parse_day(cell)?.format("%Y-%m-%d").to_string())),
             Kind::Real => {
                 let v: f64 = cell
                     .parse()
@@ -402,10 +389,10 @@ mod tests {
     #[test]
     fn timestamps_with_offsets_become_utc_ms() {
         assert_eq!(
-            parse_timestamp("2026-03-01T02:30:00+03:00"),
-            parse_timestamp("2026-02-28T23:30:00Z")
+            parse_instant("2026-03-01T02:30:00+03:00"),
+            parse_instant("2026-02-28T23:30:00Z")
         );
-        assert!(parse_timestamp("2026-03-01 10:00").is_err());
+        assert!(parse_instant("2026-03-01 10:00").is_err());
     }
 
     #[test]

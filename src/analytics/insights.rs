@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::entity::DealStatus;
 use super::kpis::{compute, Kpis, Period};
 use super::reports::{quality, Quality};
 use super::stats::{mean, wilson_95, Ratio};
@@ -124,7 +125,7 @@ pub async fn quality_vs_outcome(
                     d.average_overall
                         .is_some_and(|q| q >= lo && (q < hi || (last && q <= hi)))
                 })
-                .map(|d| d.won)
+                .map(|d| d.status == DealStatus::Won)
                 .collect();
             let n = in_band.len() as i64;
             ScoreBand {
@@ -145,7 +146,7 @@ pub async fn quality_vs_outcome(
         let e = by_criterion.entry(c.criterion_id).or_default();
         let offset = if 2 * c.met >= c.rated { 0 } else { 2 };
         e[offset] += 1;
-        e[offset + 1] += i64::from(c.won);
+        e[offset + 1] += i64::from(c.status == DealStatus::Won);
     }
     let criteria = by_criterion
         .into_iter()
@@ -170,7 +171,7 @@ pub async fn quality_vs_outcome(
     for d in &deals {
         let e = by_manager.entry(d.manager_id.as_str()).or_default();
         e.0.extend(d.average_overall);
-        e.1 += i64::from(d.won);
+        e.1 += i64::from(d.status == DealStatus::Won);
         e.2 += 1;
     }
     let managers = by_manager

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::entity::PlanMetric;
 use super::stats::{mean, median, percentile, Ratio};
 use super::AnalyticsConfig;
-use crate::domain::{now_millis, to_datetime};
+use crate::domain::{day_start, now_millis, parse_bound, parse_day, to_datetime};
 use crate::store::{KpiScope, PlanRow, Store, StoreError};
 
 const MINUTE_MS: f64 = 60_000.0;
@@ -31,8 +31,10 @@ pub struct PeriodError(pub String);
 impl Period {
     /// Parses `from` and `to`, each a date (`YYYY-MM-DD`, 00:00 UTC) or an RFC 3339 time.
     pub fn parse(from: &str, to: &str) -> Result<Self, PeriodError> {
-        let from_ms = parse_bound("from", from)?;
-        let to_ms = parse_bound("to", to)?;
+        let bound =
+            |name: &str, s: &str| parse_bound(s).map_err(|e| PeriodError(format!("{name}: {e}")));
+        let from_ms = bound("from", from)?;
+        let to_ms = bound("to", to)?;
         if to_ms <= from_ms {
             return Err(PeriodError(format!(
                 "to ({to}) must be after from ({from})"
@@ -51,24 +53,6 @@ impl Period {
             to_datetime(self.to - 1).date_naive(),
         )
     }
-}
-
-fn parse_bound(name: &str, s: &str) -> Result<i64, PeriodError> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(day_start(d));
-    }
-    super::entity::parse_timestamp(s).map_err(|_| {
-        PeriodError(format!(
-            "{name}: expected YYYY-MM-DD or an RFC 3339 time, got {s:?}"
-        ))
-    })
-}
-
-/// 00:00 UTC of a day, in ms.
-fn day_start(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_millis())
-        .unwrap_or_default()
 }
 
 /// Conversion from one funnel stage to the next.
@@ -244,8 +228,11 @@ pub async fn compute(
             None => horizon - l.created_at > sla_ms,
         })
         .count() as i64;
-    let mql = leads.iter().filter(|l| l.mql).count() as i64;
-    let mql_sql = leads.iter().filter(|l| l.mql && l.sql).count() as i64;
+    let mql = leads.iter().filter(|l| l.mql_at.is_some()).count() as i64;
+    let mql_sql = leads
+        .iter()
+        .filter(|l| l.mql_at.is_some() && l.sql_at.is_some())
+        .count() as i64;
 
     Ok(Kpis {
         stage_conversion,
@@ -298,12 +285,9 @@ async fn plans(
 
 /// One plan row's actual and attainment, counted in the plan's own days.
 async fn attainment(store: &Store, p: PlanRow) -> Result<PlanAttainment, StoreError> {
-    let metric: PlanMetric = p
-        .metric
-        .parse()
-        .map_err(|e: crate::domain::ParseError| StoreError::Corrupt(e.0))?;
-    let start = super::entity::parse_date(&p.period_start).map_err(StoreError::Corrupt)?;
-    let end = super::entity::parse_date(&p.period_end).map_err(StoreError::Corrupt)?;
+    let metric = p.metric;
+    let start = parse_day(&p.period_start).map_err(StoreError::Corrupt)?;
+    let end = parse_day(&p.period_end).map_err(StoreError::Corrupt)?;
     // period_end is inclusive: the plan runs until 00:00 UTC of the next day.
     let (from, to) = (
         day_start(start),

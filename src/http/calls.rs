@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
 use super::error::ErrorBody;
-use super::{parse_time, ApiError, AppState};
+use super::{parse_bound, parse_instant, ApiError, AppState};
 use crate::domain::{
     to_datetime, CallId, CallStatus, ChannelMap, Direction, JobState, Language, ManagerId, Role,
 };
@@ -324,7 +324,7 @@ fn validate(principal: &crate::auth::Principal, f: &UploadFields) -> Result<NewC
     let started_at = f
         .started_at
         .as_deref()
-        .map(|s| parse_time("started_at", s))
+        .map(|s| parse_instant("started_at", s))
         .transpose()?;
     Ok(NewCall {
         id: CallId::new(),
@@ -441,9 +441,9 @@ pub async fn list(
         from: q
             .from
             .as_deref()
-            .map(|s| parse_time("from", s))
+            .map(|s| parse_bound("from", s))
             .transpose()?,
-        to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
+        to: q.to.as_deref().map(|s| parse_bound("to", s)).transpose()?,
         before: q
             .cursor
             .as_deref()

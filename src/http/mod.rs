@@ -176,9 +176,12 @@ async fn record_http_metrics(req: Request, next: Next) -> Response {
     response
 }
 
-/// Parses an RFC 3339 timestamp from a request into stored milliseconds.
-pub(crate) fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| ApiError::BadRequest(format!("{field}: not an RFC 3339 time ({e}): {s:?}")))
+/// Parses an instant from a request (RFC 3339) into stored milliseconds.
+pub(crate) fn parse_instant(field: &str, s: &str) -> Result<i64, ApiError> {
+    crate::domain::parse_instant(s).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+}
+
+/// Parses a period bound from a request (`YYYY-MM-DD` at 00:00 UTC, or RFC 3339).
+pub(crate) fn parse_bound(field: &str, s: &str) -> Result<i64, ApiError> {
+    crate::domain::parse_bound(s).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }

@@ -246,11 +246,11 @@ pub async fn calibration(
 ) -> Result<Json<Calibration>, ApiError> {
     auth.require(&[Role::Admin, Role::Qa, Role::Head])?;
     let to = match &q.to {
-        Some(t) => parse_time(t)?,
+        Some(t) => super::parse_bound("to", t)?,
         None => now_millis() + 1,
     };
     let from = match &q.from {
-        Some(f) => parse_time(f)?,
+        Some(f) => super::parse_bound("from", f)?,
         None => to - 90 * 86_400_000,
     };
     if from >= to {
@@ -270,23 +270,6 @@ pub async fn calibration(
         start = end;
     }
     Ok(Json(Calibration { from, to, criteria }))
-}
-
-/// `YYYY-MM-DD` (00:00 UTC) or RFC 3339, as Unix ms.
-pub fn parse_time(text: &str) -> Result<i64, ApiError> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis())
-            .unwrap_or_default());
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "{text:?} is not a date (YYYY-MM-DD) or RFC 3339 time"
-            ))
-        })
 }
 
 /// A scorecard version.

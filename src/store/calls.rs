@@ -1,7 +1,5 @@
 //! Calls: the uploaded recordings and where each one is in the pipeline.
 
-use sqlx::Row;
-
 use super::jobs::{insert_job, NewJob};
 use super::{Store, StoreError};
 use crate::domain::{
@@ -199,20 +197,11 @@ impl Store {
             "SELECT id FROM calls WHERE id IN ({})",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query_scalar::<_, CallId>(&sql);
         for id in ids {
             query = query.bind(id.to_string());
         }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                id.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("call id {id:?}")))
-            })
-            .collect()
+        Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
     }
 
     /// One call by id.
@@ -295,14 +284,15 @@ impl Store {
     pub async fn delete_call(&self, id: CallId) -> Result<Option<String>, StoreError> {
         let mut tx = self.write().await?;
         let day = Self::call_day(&mut tx, id).await?;
-        let row = sqlx::query("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let key: Option<String> =
+            sqlx::query_scalar("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some((manager, day)) = day {
             self.refresh_rollups(&mut tx, &manager, day).await?;
         }
         tx.commit().await?;
-        Ok(row.map(|r| r.try_get("storage_key")).transpose()?)
+        Ok(key)
     }
 }

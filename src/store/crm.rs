@@ -2,8 +2,6 @@
 
 use std::collections::HashSet;
 
-use sqlx::Row;
-
 use super::bulk::insert_batch;
 use super::{dialect, Backend, Store, StoreError, WriteTx};
 use crate::analytics::entity::{Entity, Value};
@@ -21,12 +19,10 @@ pub struct CrmImport {
 impl Store {
     /// Manager ids known from managers.csv, for checking the rows that refer to them.
     pub async fn crm_manager_ids(&self) -> Result<HashSet<String>, StoreError> {
-        let rows = sqlx::query("SELECT manager_id FROM crm_managers")
+        let ids: Vec<String> = sqlx::query_scalar("SELECT manager_id FROM crm_managers")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
-            .collect()
+        Ok(ids.into_iter().collect())
     }
 
     /// Starts importing one file of `entity`: takes the writer's turn and opens the transaction.
@@ -51,10 +47,11 @@ impl Store {
 }
 
 async fn count_rows(tx: &mut WriteTx, entity: Entity) -> Result<i64, StoreError> {
-    let row = sqlx::query(&format!("SELECT COUNT(*) FROM {}", entity.table()))
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(row.try_get::<i64, _>(0)?)
+    Ok(
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", entity.table()))
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
 /// Drops the table's secondary (non-unique) indexes and returns the statements that rebuild
@@ -72,14 +69,13 @@ async fn drop_secondary_indexes(
     entity: Entity,
 ) -> Result<Vec<String>, StoreError> {
     let sql = dialect::secondary_indexes(backend);
-    let rows = sqlx::query(sql)
+    let rows: Vec<(String, String)> = sqlx::query_as(sql)
         .bind(entity.table())
         .fetch_all(&mut **tx)
         .await?;
     let mut rebuild = Vec::with_capacity(rows.len());
-    for row in rows {
-        let name: String = row.try_get(0)?;
-        rebuild.push(row.try_get::<String, _>(1)?);
+    for (name, create) in rows {
+        rebuild.push(create);
         sqlx::query(&format!("DROP INDEX \"{name}\""))
             .execute(&mut **tx)
             .await?;

@@ -1,20 +1,21 @@
 //! Deal features for the win-probability model and the last call of each open deal.
 
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::kpis::{literal, KpiScope};
 use super::{Store, StoreError};
+use crate::analytics::entity::DealStatus;
 use crate::domain::CallId;
 
 /// What the model knows about a deal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct DealFeatures {
     /// The deal.
     pub deal_id: String,
     /// Its manager.
     pub manager_id: String,
-    /// open / won / lost (checked on import).
-    pub status: String,
+    /// Open, won or lost.
+    pub status: DealStatus,
     /// Created at (ms).
     pub created_at: i64,
     /// Closed at (ms).
@@ -22,12 +23,16 @@ pub struct DealFeatures {
     /// Highest funnel stage index from its stage rows, excluding the last (won) stage.
     pub stage: Option<i64>,
     /// Activities linked to it (up to its close).
+    #[sqlx(rename = "acts")]
     pub activities: i64,
     /// Its latest activity (up to its close).
+    #[sqlx(rename = "last_at")]
     pub last_activity_at: Option<i64>,
     /// Its lead's creation and first response.
+    #[sqlx(rename = "lead_created")]
     pub lead_created_at: Option<i64>,
     /// First response to its lead.
+    #[sqlx(rename = "lead_response")]
     pub lead_first_response_at: Option<i64>,
     /// Mean overall score of its scored calls.
     pub quality: Option<f64>,
@@ -37,16 +42,25 @@ pub struct DealFeatures {
 }
 
 /// The latest scored call of a deal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct LastCall {
     /// The call.
+    #[sqlx(rename = "id")]
     pub call_id: CallId,
     /// When it took place.
     pub at: i64,
-    /// Whether the closing (agreed next step) criterion was met; `None` if not rated.
-    pub closing_met: Option<bool>,
+    /// The closing (agreed next step) criterion's `met` (1 or 0); `None` if not rated.
+    #[sqlx(rename = "met")]
+    closing: Option<i64>,
     /// The scorecard document.
     pub document: String,
+}
+
+impl LastCall {
+    /// Whether the closing (agreed next step) criterion was met; `None` if not rated.
+    pub fn closing_met(&self) -> Option<bool> {
+        self.closing.map(|m| m == 1)
+    }
 }
 
 impl Store {
@@ -79,28 +93,7 @@ impl Store {
              WHERE d.created_at >= $1 AND d.created_at < $2{} ORDER BY d.deal_id",
             scope.filter("d.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(i64::MIN).bind(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DealFeatures {
-                    deal_id: r.try_get("deal_id")?,
-                    manager_id: r.try_get("manager_id")?,
-                    status: r.try_get("status")?,
-                    created_at: r.try_get("created_at")?,
-                    closed_at: r.try_get("closed_at")?,
-                    stage: r.try_get("stage")?,
-                    activities: r.try_get("acts")?,
-                    last_activity_at: r.try_get("last_at")?,
-                    lead_created_at: r.try_get("lead_created")?,
-                    lead_first_response_at: r.try_get("lead_response")?,
-                    quality: r.try_get("quality")?,
-                    own_quality: r.try_get("own_quality")?,
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, i64::MIN, i64::MAX).await
     }
 
     /// The manager the CRM gives `deal` to, or `None` when the CRM does not know the deal.
@@ -128,19 +121,10 @@ impl Store {
              ORDER BY at DESC, c.id DESC LIMIT 1",
             if by.is_some() { " AND c.manager_id = $2" } else { "" }
         );
-        let mut query = sqlx::query(&sql).bind(deal);
+        let mut query = sqlx::query_as(&sql).bind(deal);
         if let Some(manager) = by {
             query = query.bind(manager);
         }
-        let row = query.fetch_optional(&self.pool).await?;
-        row.map(|r| {
-            Ok(LastCall {
-                call_id: super::parse_col(&r, "id")?,
-                at: r.try_get("at")?,
-                closing_met: r.try_get::<Option<i64>, _>("met")?.map(|m| m == 1),
-                document: r.try_get("document")?,
-            })
-        })
-        .transpose()
+        Ok(query.fetch_optional(&self.pool).await?)
     }
 }

@@ -1,34 +1,37 @@
 //! Queries linking call quality to deal outcomes: closed deals with scored calls (by
 //! `calls.deal_id`), their average score and, per criterion, how often it was met.
 
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::kpis::KpiScope;
 use super::{Store, StoreError};
+use crate::analytics::entity::DealStatus;
 use crate::domain::CallId;
 
 /// A closed deal with scored calls.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct ScoredDeal {
     /// The deal.
     pub deal_id: String,
     /// Its manager.
     pub manager_id: String,
-    /// Won (else lost).
-    pub won: bool,
+    /// Won or lost.
+    pub status: DealStatus,
     /// Mean overall score of its scored calls.
+    #[sqlx(rename = "q")]
     pub average_overall: Option<f64>,
     /// Scored calls.
+    #[sqlx(rename = "n")]
     pub calls: i64,
 }
 
 /// One criterion on one closed deal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct DealCriterion {
     /// The criterion.
     pub criterion_id: String,
-    /// Won (else lost).
-    pub won: bool,
+    /// Won or lost.
+    pub status: DealStatus,
     /// Calls of the deal where it was met.
     pub met: i64,
     /// Calls of the deal where it applied.
@@ -54,21 +57,7 @@ impl Store {
              GROUP BY d.deal_id, d.manager_id, d.status ORDER BY d.deal_id",
             scope.filter("d.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ScoredDeal {
-                    deal_id: r.try_get("deal_id")?,
-                    manager_id: r.try_get("manager_id")?,
-                    won: r.try_get::<String, _>("status")? == "won",
-                    average_overall: r.try_get("q")?,
-                    calls: r.try_get("n")?,
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Per (deal, criterion) over deals closed in `[from, to)` with scored calls.
@@ -88,20 +77,7 @@ impl Store {
              GROUP BY d.deal_id, d.status, sc.criterion_id",
             scope.filter("d.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DealCriterion {
-                    criterion_id: r.try_get("criterion_id")?,
-                    won: r.try_get::<String, _>("status")? == "won",
-                    met: r.try_get("met")?,
-                    rated: r.try_get("rated")?,
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// A manager's lowest-scored calls in `[from, to)` (the evidence behind a quality flag).
@@ -112,20 +88,14 @@ impl Store {
         to: i64,
         limit: i64,
     ) -> Result<Vec<(CallId, f64)>, StoreError> {
+        let scope = KpiScope::Manager(manager.to_string());
         let sql = format!(
             "SELECT c.id AS id, s.overall AS overall FROM scores s JOIN calls c ON c.id = s.call_id \
-             WHERE s.status = 'scored' AND s.overall IS NOT NULL AND c.manager_id = $3 \
+             WHERE s.status = 'scored' AND s.overall IS NOT NULL{} \
                AND COALESCE(c.started_at, c.created_at) >= $1 AND COALESCE(c.started_at, c.created_at) < $2 \
-             ORDER BY s.overall, c.id LIMIT {limit}"
+             ORDER BY s.overall, c.id LIMIT {limit}",
+            scope.filter("c.manager_id")
         );
-        let rows = sqlx::query(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(manager)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((super::parse_col(r, "id")?, r.try_get("overall")?)))
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 }

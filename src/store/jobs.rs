@@ -6,10 +6,10 @@
 //! sees about a call happens in the same transaction as the job transition. See
 //! `docs/decisions/0001-job-queue.md`.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
-use super::{parse_col, parse_opt_col, Store, StoreError, WriteTx};
+use super::decode::JsonText;
+use super::{Store, StoreError, WriteTx};
 use crate::domain::{now_millis, CallId, CallStatus, JobId, JobState, Millis};
 
 /// A job to queue.
@@ -56,7 +56,7 @@ impl NewJob {
 }
 
 /// A job this worker holds a lease on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct ClaimedJob {
     /// Identifier.
     pub id: JobId,
@@ -65,10 +65,13 @@ pub struct ClaimedJob {
     /// Call it works on.
     pub call_id: Option<CallId>,
     /// Input.
+    #[sqlx(try_from = "JsonText<serde_json::Value>")]
     pub payload: serde_json::Value,
     /// This attempt's number, from 1.
+    #[sqlx(rename = "attempts", try_from = "i64")]
     pub attempt: u32,
     /// Attempts allowed.
+    #[sqlx(try_from = "i64")]
     pub max_attempts: u32,
 }
 
@@ -104,13 +107,14 @@ pub struct JobRecord {
 }
 
 /// Number of jobs per (state, kind).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct JobCounts {
     /// State.
     pub state: JobState,
     /// Kind.
     pub kind: String,
     /// How many.
+    #[sqlx(rename = "n")]
     pub count: i64,
 }
 
@@ -168,21 +172,6 @@ pub enum JobFailure {
 
 const JOB_COLUMNS: &str = "id, kind, call_id, state, attempts, max_attempts, run_at, lease_until, \
      worker_id, last_error, created_at, updated_at, finished_at";
-
-fn claimed_from_row(row: &AnyRow) -> Result<ClaimedJob, StoreError> {
-    let payload: String = row.try_get("payload")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    let max_attempts: i64 = row.try_get("max_attempts")?;
-    Ok(ClaimedJob {
-        id: parse_col(row, "id")?,
-        kind: row.try_get("kind")?,
-        call_id: parse_opt_col(row, "call_id")?,
-        payload: serde_json::from_str(&payload)
-            .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?,
-        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-        max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
-    })
-}
 
 /// Inserts a job inside an open transaction (so it commits with the domain write).
 pub(crate) async fn insert_job(
@@ -316,7 +305,7 @@ impl Store {
                  RETURNING id, kind, call_id, payload, attempts, max_attempts"
             );
             let mut conn = self.write_one().await?;
-            let mut query = sqlx::query(&sql)
+            let mut query = sqlx::query_as(&sql)
                 .bind(worker_id.to_string())
                 .bind(now + lease_ms)
                 .bind(now)
@@ -325,10 +314,7 @@ impl Store {
             for id in running {
                 query = query.bind(id.to_string());
             }
-            let rows = query.fetch_all(&mut *conn).await?;
-            for row in &rows {
-                claimed.push(claimed_from_row(row)?);
-            }
+            claimed.extend(query.fetch_all(&mut *conn).await?);
         }
         Ok(claimed)
     }
@@ -340,7 +326,7 @@ impl Store {
         let now = now_millis();
         const REASON: &str = "the worker running this job stopped responding on every attempt";
         let mut tx = self.write().await?;
-        let rows = sqlx::query(
+        let calls: Vec<Option<CallId>> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'dead', last_error = $1, finished_at = $2, updated_at = $2, \
              lease_until = NULL WHERE kind = $3 AND state = 'running' AND lease_until < $2 \
              AND attempts >= max_attempts RETURNING call_id",
@@ -350,8 +336,7 @@ impl Store {
         .bind(kind.to_string())
         .fetch_all(&mut *tx)
         .await?;
-        for row in &rows {
-            let call_id: Option<CallId> = parse_opt_col(row, "call_id")?;
+        for call_id in calls {
             set_call_status_tx(&mut tx, call_id, CallStatus::Failed, Some(REASON), now).await?;
         }
         tx.commit().await?;
@@ -510,7 +495,7 @@ impl Store {
     pub async fn cancel_job(&self, id: JobId) -> Result<Option<bool>, StoreError> {
         let now = now_millis();
         let mut tx = self.write().await?;
-        let row = sqlx::query(
+        let row: Option<Option<CallId>> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, \
              lease_until = NULL, last_error = 'cancelled by a user' \
              WHERE id = $2 AND state IN ('queued', 'running') RETURNING call_id",
@@ -519,11 +504,10 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        let Some(call_id) = row else {
             drop(tx);
             return Ok(self.get_job(id).await?.map(|_| false));
         };
-        let call_id: Option<CallId> = parse_opt_col(&row, "call_id")?;
         set_call_status_tx(
             &mut tx,
             call_id,
@@ -545,7 +529,7 @@ impl Store {
     ) -> Result<Option<bool>, StoreError> {
         let now = now_millis();
         let mut tx = self.write().await?;
-        let row = sqlx::query(
+        let row: Result<Option<Option<CallId>>, sqlx::Error> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, \
              lease_until = NULL, worker_id = NULL, updated_at = $1 \
              WHERE id = $2 AND state IN ('dead', 'cancelled') RETURNING call_id",
@@ -560,11 +544,10 @@ impl Store {
             Err(e) if StoreError::is_unique_violation(&e) => return Ok(Some(false)),
             Err(e) => return Err(e.into()),
         };
-        let Some(row) = row else {
+        let Some(call_id) = row else {
             drop(tx);
             return Ok(self.get_job(id).await?.map(|_| false));
         };
-        let call_id: Option<CallId> = parse_opt_col(&row, "call_id")?;
         set_call_status_tx(&mut tx, call_id, call_status, None, now).await?;
         tx.commit().await?;
         Ok(Some(true))
@@ -613,19 +596,10 @@ impl Store {
 
     /// How many jobs are in each (state, kind).
     pub async fn job_counts(&self) -> Result<Vec<JobCounts>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT state, kind, COUNT(*) AS n FROM jobs GROUP BY state, kind ORDER BY state, kind",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobCounts {
-                    state: parse_col(row, "state")?,
-                    kind: row.try_get("kind")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

@@ -4,12 +4,12 @@
 //! Placeholders: `$1` = from, `$2` = to (Unix ms), `$3` = the scope's manager or team, bound
 //! only when there is a scope.
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::QueryAs;
+use sqlx::{Any, AnyPool, Encode, FromRow, Type};
 
 use super::{Store, StoreError};
-use crate::analytics::entity::{ActivityType, DealStatus};
+use crate::analytics::entity::{ActivityType, DealStatus, PlanMetric};
 
 /// Whose figures a query counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +43,19 @@ impl KpiScope {
         }
     }
 
-    pub(super) fn bind<'q>(
+    /// The scope's query: `sql` with `$1` = `from`, `$2` = `to` and the scope's values after
+    /// them, each row decoded as `T`.
+    fn query_as<'q, T, B>(
         &'q self,
-        q: Query<'q, Any, AnyArguments<'q>>,
-    ) -> Query<'q, Any, AnyArguments<'q>> {
+        sql: &'q str,
+        from: B,
+        to: B,
+    ) -> QueryAs<'q, Any, T, AnyArguments<'q>>
+    where
+        T: for<'r> FromRow<'r, AnyRow>,
+        B: 'q + Send + Encode<'q, Any> + Type<Any>,
+    {
+        let q = sqlx::query_as(sql).bind(from).bind(to);
         match self {
             KpiScope::All => q,
             KpiScope::Manager(m) => q.bind(m.as_str()),
@@ -54,10 +63,41 @@ impl KpiScope {
             KpiScope::Managers(ids) => ids.iter().fold(q, |q, m| q.bind(m.as_str())),
         }
     }
+
+    /// Every row of the scope's query (see [`KpiScope::query_as`]): the one shape of an
+    /// analytics read.
+    pub(super) async fn fetch_all<'q, T, B>(
+        &'q self,
+        pool: &AnyPool,
+        sql: &'q str,
+        from: B,
+        to: B,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+        B: 'q + Send + Encode<'q, Any> + Type<Any>,
+    {
+        Ok(self.query_as(sql, from, to).fetch_all(pool).await?)
+    }
+
+    /// The one row of the scope's query (an aggregate).
+    pub(super) async fn fetch_one<'q, T, B>(
+        &'q self,
+        pool: &AnyPool,
+        sql: &'q str,
+        from: B,
+        to: B,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+        B: 'q + Send + Encode<'q, Any> + Type<Any>,
+    {
+        Ok(self.query_as(sql, from, to).fetch_one(pool).await?)
+    }
 }
 
 /// A won deal as the KPIs need it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct WonDeal {
     /// Created at (ms).
     pub created_at: i64,
@@ -68,20 +108,20 @@ pub struct WonDeal {
 }
 
 /// A lead as the KPIs need it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct LeadTimes {
     /// Created at (ms).
     pub created_at: i64,
     /// First response (ms).
     pub first_response_at: Option<i64>,
-    /// Became an MQL.
-    pub mql: bool,
-    /// Became an SQL.
-    pub sql: bool,
+    /// When it became an MQL.
+    pub mql_at: Option<i64>,
+    /// When it became an SQL.
+    pub sql_at: Option<i64>,
 }
 
 /// A plan row overlapping a period.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct PlanRow {
     /// The manager.
     pub manager_id: String,
@@ -89,8 +129,8 @@ pub struct PlanRow {
     pub period_start: String,
     /// Last day, inclusive.
     pub period_end: String,
-    /// The metric (checked on import).
-    pub metric: String,
+    /// The metric.
+    pub metric: PlanMetric,
     /// Target.
     pub target: f64,
 }
@@ -125,13 +165,7 @@ impl Store {
                GROUP BY d.deal_id, d.status) t GROUP BY r",
             scope.filter("d.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((int(r, "r")?, r.try_get::<i64, _>("n")?)))
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Deals closed in `[from, to)`: (won, lost).
@@ -149,11 +183,7 @@ impl Store {
             DealStatus::Lost,
             scope.filter("d.manager_id")
         );
-        let row = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((row.try_get("won")?, row.try_get("lost")?))
+        scope.fetch_one(&self.pool, &sql, from, to).await
     }
 
     /// Deals won (closed) in `[from, to)`.
@@ -169,19 +199,7 @@ impl Store {
             DealStatus::Won,
             scope.filter("d.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WonDeal {
-                    created_at: r.try_get("created_at")?,
-                    closed_at: r.try_get("closed_at")?,
-                    amount: r.try_get("amount")?,
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Leads created in `[from, to)`.
@@ -196,20 +214,7 @@ impl Store {
              WHERE l.created_at >= $1 AND l.created_at < $2{}",
             scope.filter("l.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LeadTimes {
-                    created_at: r.try_get("created_at")?,
-                    first_response_at: r.try_get("first_response_at")?,
-                    mql: r.try_get::<Option<i64>, _>("mql_at")?.is_some(),
-                    sql: r.try_get::<Option<i64>, _>("sql_at")?.is_some(),
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Customers with a deal won in `[from, to)`: (all of them, those with 2+ won deals
@@ -228,11 +233,7 @@ impl Store {
             DealStatus::Won,
             scope.filter("d.manager_id")
         );
-        let row = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((row.try_get("customers")?, row.try_get("repeaters")?))
+        scope.fetch_one(&self.pool, &sql, from, to).await
     }
 
     /// Activities in `[from, to)`: (all, productive, linked to deals won in the period).
@@ -247,10 +248,7 @@ impl Store {
              FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{}",
             scope.filter("a.manager_id")
         );
-        let row = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_one(&self.pool)
-            .await?;
+        let (total, productive): (i64, i64) = scope.fetch_one(&self.pool, &sql, from, to).await?;
         let sql = format!(
             "SELECT COUNT(*) AS n FROM crm_activities a JOIN crm_deals d ON d.deal_id = a.deal_id \
              WHERE a.at >= $1 AND a.at < $2 AND d.status = '{}' \
@@ -259,15 +257,8 @@ impl Store {
             scope.filter("a.manager_id"),
             scope.filter("d.manager_id")
         );
-        let on_won = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((
-            row.try_get("total")?,
-            row.try_get("productive")?,
-            on_won.try_get("n")?,
-        ))
+        let (on_won,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
+        Ok((total, productive, on_won))
     }
 
     /// Plan rows whose days `[first, last]` overlap the days `[first_day, last_day]`.
@@ -284,21 +275,7 @@ impl Store {
              ORDER BY manager_id, period_start, metric, period_end",
             scope.filter("p.manager_id")
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(first_day).bind(last_day))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PlanRow {
-                    manager_id: r.try_get("manager_id")?,
-                    period_start: r.try_get("period_start")?,
-                    period_end: r.try_get("period_end")?,
-                    metric: r.try_get("metric")?,
-                    target: r.try_get("target")?,
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, first_day, last_day).await
     }
 
     /// One manager's activities of `kind` in `[from, to)`.
@@ -309,7 +286,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT COUNT(*) AS n FROM crm_activities \
              WHERE manager_id = $1 AND type = $2 AND at >= $3 AND at < $4",
         )
@@ -318,8 +295,7 @@ impl Store {
         .bind(from)
         .bind(to)
         .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("n")?)
+        .await?)
     }
 
     /// One manager's deals won in `[from, to)`: (count, sum of known amounts).
@@ -329,7 +305,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<(i64, f64), StoreError> {
-        let row = sqlx::query(
+        let (n, revenue): (i64, Option<f64>) = sqlx::query_as(
             "SELECT COUNT(*) AS n, SUM(amount) AS revenue FROM crm_deals \
              WHERE manager_id = $1 AND status = 'won' AND closed_at >= $2 AND closed_at < $3",
         )
@@ -338,10 +314,7 @@ impl Store {
         .bind(to)
         .fetch_one(&self.pool)
         .await?;
-        Ok((
-            row.try_get("n")?,
-            row.try_get::<Option<f64>, _>("revenue")?.unwrap_or(0.0),
-        ))
+        Ok((n, revenue.unwrap_or(0.0)))
     }
 
     /// The scope with a team replaced by the list of its managers (see [`KpiScope::Managers`]).
@@ -354,36 +327,23 @@ impl Store {
 
     /// The managers of a team, or all managers (sorted by id).
     pub async fn crm_managers_of(&self, team: Option<&str>) -> Result<Vec<String>, StoreError> {
-        let rows = match team {
-            Some(t) => {
-                sqlx::query(
-                    "SELECT manager_id FROM crm_managers WHERE team = $1 ORDER BY manager_id",
-                )
-                .bind(t)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query("SELECT manager_id FROM crm_managers ORDER BY manager_id")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+        let query = match team {
+            Some(t) => sqlx::query_scalar(
+                "SELECT manager_id FROM crm_managers WHERE team = $1 ORDER BY manager_id",
+            )
+            .bind(t),
+            None => sqlx::query_scalar("SELECT manager_id FROM crm_managers ORDER BY manager_id"),
         };
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
-            .collect()
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     /// Every team named in managers.csv (sorted).
     pub async fn crm_teams(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT DISTINCT team FROM crm_managers WHERE team IS NOT NULL ORDER BY team",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
-            .collect()
+        .await?)
     }
 
     /// Whether a manager is in managers.csv, and its team.
@@ -391,22 +351,11 @@ impl Store {
         &self,
         manager: &str,
     ) -> Result<Option<Option<String>>, StoreError> {
-        let row = sqlx::query("SELECT team FROM crm_managers WHERE manager_id = $1")
-            .bind(manager)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            r.try_get::<Option<String>, _>("team")
-                .map_err(StoreError::from)
-        })
-        .transpose()
-    }
-}
-
-/// Reads an integer column whatever width the engine gave it.
-pub(super) fn int(row: &sqlx::any::AnyRow, col: &str) -> Result<i64, StoreError> {
-    match row.try_get::<i64, _>(col) {
-        Ok(v) => Ok(v),
-        Err(_) => Ok(i64::from(row.try_get::<i32, _>(col)?)),
+        Ok(
+            sqlx::query_scalar("SELECT team FROM crm_managers WHERE manager_id = $1")
+                .bind(manager)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }

@@ -10,7 +10,7 @@
 //! edited again without failing CI.
 
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
 use super::{Backend, StoreError};
 
@@ -85,12 +85,12 @@ async fn repair_edited(pool: &AnyPool, backend: Backend) -> Result<(), StoreErro
         return Ok(());
     }
     for edit in EDITED.iter().filter(|e| e.backend == backend) {
-        let row = sqlx::query("SELECT checksum FROM _sqlx_migrations WHERE version = $1")
-            .bind(edit.version)
-            .fetch_optional(pool)
-            .await?;
-        let Some(row) = row else { continue };
-        let stored: Vec<u8> = row.try_get("checksum")?;
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = $1")
+                .bind(edit.version)
+                .fetch_optional(pool)
+                .await?;
+        let Some(stored) = stored else { continue };
         if hex::encode(&stored) != edit.old_sha384 {
             continue;
         }

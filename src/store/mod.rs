@@ -24,10 +24,10 @@ mod transcripts;
 mod write;
 
 use std::path::Path;
-use std::str::FromStr;
+
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
@@ -191,31 +191,4 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Reads a text column and parses it into a domain type.
-fn parse_col<T>(row: &AnyRow, col: &str) -> Result<T, StoreError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    use sqlx::Row;
-    let text: String = row.try_get(col)?;
-    text.parse()
-        .map_err(|e: T::Err| StoreError::Corrupt(format!("column {col}: {e}")))
-}
-
-/// Reads an optional text column and parses it into a domain type.
-fn parse_opt_col<T>(row: &AnyRow, col: &str) -> Result<Option<T>, StoreError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    use sqlx::Row;
-    let text: Option<String> = row.try_get(col)?;
-    text.map(|t| {
-        t.parse()
-            .map_err(|e: T::Err| StoreError::Corrupt(format!("column {col}: {e}")))
-    })
-    .transpose()
 }

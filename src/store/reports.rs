@@ -5,7 +5,7 @@
 //! Calls are placed in time by `COALESCE(started_at, created_at)` (indexed as
 //! `calls_manager_time`). Placeholders as in the KPI queries: `$1` from, `$2` to, `$3` scope.
 
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::kpis::KpiScope;
 use super::{Store, StoreError};
@@ -15,9 +15,10 @@ use crate::transcript::metrics::ConversationMetrics;
 const CALL_TIME: &str = "COALESCE(c.started_at, c.created_at)";
 
 /// A recent scorecard with its document.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct RecentScore {
     /// The call.
+    #[sqlx(rename = "id")]
     pub call_id: CallId,
     /// When it took place.
     pub at: i64,
@@ -77,20 +78,7 @@ impl Store {
              ORDER BY at DESC, c.id DESC LIMIT {limit}",
             scored_calls(scope)
         );
-        let rows = scope
-            .bind(sqlx::query(&sql).bind(from).bind(to))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RecentScore {
-                    call_id: super::parse_col(r, "id")?,
-                    at: r.try_get("at")?,
-                    overall: r.try_get("overall")?,
-                    document: r.try_get("document")?,
-                })
-            })
-            .collect()
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Whether `manager` has any scored call.

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::kpis::KpiScope;
 use super::{Backend, Store, StoreError, WriteTx};
@@ -23,7 +23,7 @@ pub const DAY_MS: i64 = 86_400_000;
 const CALL_TIME: &str = "COALESCE(c.started_at, c.created_at)";
 
 /// Counts and sums that add up across days and parts of a period.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, FromRow)]
 pub struct Tally {
     /// Rows counted (scored calls, or calls with a row for the criterion).
     pub calls: i64,
@@ -51,7 +51,7 @@ impl Tally {
 }
 
 /// Conversation figures that add up across days.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, FromRow)]
 pub struct ConversationTally {
     /// Calls with figures.
     pub calls: i64,
@@ -116,35 +116,30 @@ fn parts(from: i64, to: i64) -> Vec<Part> {
     v
 }
 
-fn tally(r: &sqlx::any::AnyRow) -> Result<Tally, StoreError> {
-    Ok(Tally {
-        calls: r.try_get("calls")?,
-        rated: r.try_get("rated")?,
-        total: r.try_get::<Option<f64>, _>("total")?.unwrap_or(0.0),
-        met: r.try_get::<Option<i64>, _>("met")?.unwrap_or(0),
-    })
+/// A day's tally, as the day queries return it.
+#[derive(FromRow)]
+struct DayTally {
+    day: i64,
+    #[sqlx(flatten)]
+    tally: Tally,
 }
 
-fn conversation(r: &sqlx::any::AnyRow) -> Result<ConversationTally, StoreError> {
-    let f =
-        |c: &str| -> Result<f64, StoreError> { Ok(r.try_get::<Option<f64>, _>(c)?.unwrap_or(0.0)) };
-    let i =
-        |c: &str| -> Result<i64, StoreError> { Ok(r.try_get::<Option<i64>, _>(c)?.unwrap_or(0)) };
-    Ok(ConversationTally {
-        calls: i("calls")?,
-        talk_n: i("talk_n")?,
-        talk_sum: f("talk_sum")?,
-        questions_sum: f("questions_sum")?,
-        mono_n: i("mono_n")?,
-        mono_sum: f("mono_sum")?,
-    })
+/// A criterion's tally, as the criterion queries return it.
+#[derive(FromRow)]
+struct CriterionTally {
+    criterion_id: String,
+    #[sqlx(flatten)]
+    tally: Tally,
 }
+
+// Every aggregate below is non-NULL and of its column's type on both backends (PostgreSQL's
+// SUM of a BIGINT is NUMERIC, hence the casts), so rows decode straight into the tallies.
 
 /// The raw aggregates of scored calls (`$1`..`$2` is the time range), grouped by `group`.
 fn raw_scores_sql(group: &str, filter: &str) -> String {
     format!(
-        "SELECT {group}, COUNT(*) AS calls, COUNT(s.overall) AS rated, SUM(s.overall) AS total, \
-                CAST(0 AS BIGINT) AS met \
+        "SELECT {group}, COUNT(*) AS calls, COUNT(s.overall) AS rated, \
+                COALESCE(SUM(s.overall), 0.0) AS total, CAST(0 AS BIGINT) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
          WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter} \
          GROUP BY 1"
@@ -153,8 +148,8 @@ fn raw_scores_sql(group: &str, filter: &str) -> String {
 
 fn raw_criteria_sql(filter: &str) -> String {
     format!(
-        "SELECT sc.criterion_id AS criterion_id, COUNT(*) AS calls, COUNT(sc.value) AS rated, SUM(sc.value) AS total, \
-                COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met \
+        "SELECT sc.criterion_id AS criterion_id, COUNT(*) AS calls, COUNT(sc.value) AS rated, \
+                COALESCE(SUM(sc.value), 0.0) AS total, COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
          JOIN score_criteria sc ON sc.call_id = c.id \
          WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter} \
@@ -165,26 +160,49 @@ fn raw_criteria_sql(filter: &str) -> String {
 fn raw_conversation_sql(filter: &str) -> String {
     format!(
         "SELECT COUNT(*) AS calls, COUNT(m.manager_talk_share) AS talk_n, \
-                SUM(m.manager_talk_share) AS talk_sum, SUM(m.manager_questions) AS questions_sum, \
+                COALESCE(SUM(m.manager_talk_share), 0.0) AS talk_sum, \
+                COALESCE(SUM(m.manager_questions), 0.0) AS questions_sum, \
                 COUNT(m.manager_longest_monologue_s) AS mono_n, \
-                SUM(m.manager_longest_monologue_s) AS mono_sum \
+                COALESCE(SUM(m.manager_longest_monologue_s), 0.0) AS mono_sum \
          FROM calls c JOIN call_conversation m ON m.call_id = c.id \
          WHERE {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}"
     )
 }
 
-/// Binds one manager's day to a raw query (`$3` only when there is a manager).
-fn bind_day<'q>(
-    sql: &'q str,
-    manager: &'q str,
-    day: i64,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let q = sqlx::query(sql).bind(day * DAY_MS).bind((day + 1) * DAY_MS);
-    if manager.is_empty() {
-        q
-    } else {
-        q.bind(manager)
-    }
+/// The statements that write the rollup rows of the calls matching `filter` (a condition on
+/// `c`, the calls), computed from the raw tables: the one definition of a rollup row, used by
+/// the full rebuild (no filter) and by the refresh of one manager's day. Migration 0005 holds
+/// the same backfill for databases made before the rollups (applied migrations are pinned).
+fn rollup_inserts(filter: &str) -> [String; 3] {
+    let day = format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT)");
+    let manager = "COALESCE(c.manager_id, '')";
+    [
+        format!(
+            "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
+             SELECT {manager}, {day}, '', COUNT(*), COUNT(s.overall), \
+                    COALESCE(SUM(s.overall), 0), 0 \
+             FROM calls c JOIN scores s ON s.call_id = c.id WHERE s.status = 'scored'{filter} \
+             GROUP BY {manager}, {day}"
+        ),
+        format!(
+            "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
+             SELECT {manager}, {day}, sc.criterion_id, COUNT(*), COUNT(sc.value), \
+                    COALESCE(SUM(sc.value), 0), COUNT(CASE WHEN sc.met = 1 THEN 1 END) \
+             FROM calls c JOIN scores s ON s.call_id = c.id \
+             JOIN score_criteria sc ON sc.call_id = c.id WHERE s.status = 'scored'{filter} \
+             GROUP BY {manager}, {day}, sc.criterion_id"
+        ),
+        format!(
+            "INSERT INTO conversation_daily (manager_id, day, calls, talk_n, talk_sum, \
+                    questions_sum, mono_n, mono_sum) \
+             SELECT {manager}, {day}, COUNT(*), COUNT(m.manager_talk_share), \
+                    COALESCE(SUM(m.manager_talk_share), 0), COALESCE(SUM(m.manager_questions), 0), \
+                    COUNT(m.manager_longest_monologue_s), \
+                    COALESCE(SUM(m.manager_longest_monologue_s), 0) \
+             FROM calls c JOIN call_conversation m ON m.call_id = c.id WHERE 1 = 1{filter} \
+             GROUP BY {manager}, {day}"
+        ),
+    ]
 }
 
 /// A stable 64-bit key for PostgreSQL's advisory lock on one manager's day.
@@ -213,20 +231,23 @@ impl Store {
                     (
                         format!(
                             "SELECT day, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
-                                    SUM(total) AS total, CAST(SUM(met) AS BIGINT) AS met \
+                                    COALESCE(SUM(total), 0.0) AS total, CAST(SUM(met) AS BIGINT) AS met \
                              FROM quality_daily q WHERE criterion_id = '' \
                                AND day >= $1 AND day < $2{filter} GROUP BY day"
                         ),
                         format!(
                             "SELECT criterion_id, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
-                                    SUM(total) AS total, CAST(SUM(met) AS BIGINT) AS met \
+                                    COALESCE(SUM(total), 0.0) AS total, CAST(SUM(met) AS BIGINT) AS met \
                              FROM quality_daily q WHERE criterion_id <> '' \
                                AND day >= $1 AND day < $2{filter} GROUP BY criterion_id"
                         ),
                         format!(
-                            "SELECT CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(talk_n) AS BIGINT) AS talk_n, \
-                                    SUM(talk_sum) AS talk_sum, SUM(questions_sum) AS questions_sum, \
-                                    CAST(SUM(mono_n) AS BIGINT) AS mono_n, SUM(mono_sum) AS mono_sum \
+                            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS calls, \
+                                    CAST(COALESCE(SUM(talk_n), 0) AS BIGINT) AS talk_n, \
+                                    COALESCE(SUM(talk_sum), 0.0) AS talk_sum, \
+                                    COALESCE(SUM(questions_sum), 0.0) AS questions_sum, \
+                                    CAST(COALESCE(SUM(mono_n), 0) AS BIGINT) AS mono_n, \
+                                    COALESCE(SUM(mono_sum), 0.0) AS mono_sum \
                              FROM conversation_daily q WHERE day >= $1 AND day < $2{filter}"
                         ),
                         first,
@@ -247,26 +268,18 @@ impl Store {
                     )
                 }
             };
-            let (days, criteria, conv) = tokio::try_join!(
-                scope
-                    .bind(sqlx::query(&calls_sql).bind(a).bind(b))
-                    .fetch_all(&self.pool),
-                scope
-                    .bind(sqlx::query(&criteria_sql).bind(a).bind(b))
-                    .fetch_all(&self.pool),
-                scope
-                    .bind(sqlx::query(&conversation_sql).bind(a).bind(b))
-                    .fetch_one(&self.pool),
+            let (days, criteria, conversation) = tokio::try_join!(
+                scope.fetch_all::<DayTally, _>(&self.pool, &calls_sql, a, b),
+                scope.fetch_all::<CriterionTally, _>(&self.pool, &criteria_sql, a, b),
+                scope.fetch_one::<ConversationTally, _>(&self.pool, &conversation_sql, a, b),
             )?;
-            for r in &days {
-                let day: i64 = super::kpis::int(r, "day")?;
-                out.days.entry(day).or_default().add(tally(r)?);
+            for r in days {
+                out.days.entry(r.day).or_default().add(r.tally);
             }
-            for r in &criteria {
-                let id: String = r.try_get("criterion_id")?;
-                out.criteria.entry(id).or_default().add(tally(r)?);
+            for r in criteria {
+                out.criteria.entry(r.criterion_id).or_default().add(r.tally);
             }
-            out.conversation.add(conversation(&conv)?);
+            out.conversation.add(conversation);
         }
         Ok(out)
     }
@@ -274,8 +287,6 @@ impl Store {
     /// Recomputes every rollup row from the raw tables (after a bulk load that bypassed the
     /// write paths, such as the reports benchmark's generated calls). Returns the rows written.
     pub async fn rebuild_rollups(&self) -> Result<u64, StoreError> {
-        let day = format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT)");
-        let manager = "COALESCE(c.manager_id, '')";
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM quality_daily")
             .execute(&mut *tx)
@@ -284,33 +295,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let mut rows = 0;
-        for sql in [
-            format!(
-                "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
-                 SELECT {manager}, {day}, '', COUNT(*), COUNT(s.overall), \
-                        COALESCE(SUM(s.overall), 0), 0 \
-                 FROM calls c JOIN scores s ON s.call_id = c.id WHERE s.status = 'scored' \
-                 GROUP BY {manager}, {day}"
-            ),
-            format!(
-                "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
-                 SELECT {manager}, {day}, sc.criterion_id, COUNT(*), COUNT(sc.value), \
-                        COALESCE(SUM(sc.value), 0), COUNT(CASE WHEN sc.met = 1 THEN 1 END) \
-                 FROM calls c JOIN scores s ON s.call_id = c.id \
-                 JOIN score_criteria sc ON sc.call_id = c.id WHERE s.status = 'scored' \
-                 GROUP BY {manager}, {day}, sc.criterion_id"
-            ),
-            format!(
-                "INSERT INTO conversation_daily (manager_id, day, calls, talk_n, talk_sum, \
-                        questions_sum, mono_n, mono_sum) \
-                 SELECT {manager}, {day}, COUNT(*), COUNT(m.manager_talk_share), \
-                        COALESCE(SUM(m.manager_talk_share), 0), COALESCE(SUM(m.manager_questions), 0), \
-                        COUNT(m.manager_longest_monologue_s), \
-                        COALESCE(SUM(m.manager_longest_monologue_s), 0) \
-                 FROM calls c JOIN call_conversation m ON m.call_id = c.id \
-                 GROUP BY {manager}, {day}"
-            ),
-        ] {
+        for sql in rollup_inserts("") {
             rows += sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
@@ -322,20 +307,14 @@ impl Store {
         conn: &mut WriteTx,
         call: CallId,
     ) -> Result<Option<(String, i64)>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<(String, i64)> = sqlx::query_as(
             "SELECT COALESCE(manager_id, '') AS m, COALESCE(started_at, created_at) AS at \
              FROM calls WHERE id = $1",
         )
         .bind(call.to_string())
         .fetch_optional(&mut **conn)
         .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get::<String, _>("m")?,
-                r.try_get::<i64, _>("at")?.div_euclid(DAY_MS),
-            ))
-        })
-        .transpose()
+        Ok(row.map(|(manager, at)| (manager, at.div_euclid(DAY_MS))))
     }
 
     /// Recomputes the rollup rows of one manager's day from the raw tables, inside the
@@ -354,11 +333,12 @@ impl Store {
                 .execute(&mut **conn)
                 .await?;
         }
-        let filter = if manager.is_empty() {
+        let manager_filter = if manager.is_empty() {
             " AND c.manager_id IS NULL"
         } else {
             " AND c.manager_id = $3"
         };
+        let filter = format!(" AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{manager_filter}");
         for table in ["quality_daily", "conversation_daily"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE manager_id = $1 AND day = $2"
@@ -368,60 +348,16 @@ impl Store {
             .execute(&mut **conn)
             .await?;
         }
-        let (scores_sql, criteria_sql, conversation_sql) = (
-            raw_scores_sql("0 AS day", filter),
-            raw_criteria_sql(filter),
-            raw_conversation_sql(filter),
-        );
-        let calls = bind_day(&scores_sql, manager, day)
-            .fetch_all(&mut **conn)
-            .await?;
-        let criteria = bind_day(&criteria_sql, manager, day)
-            .fetch_all(&mut **conn)
-            .await?;
-        let conv = bind_day(&conversation_sql, manager, day)
-            .fetch_one(&mut **conn)
-            .await?;
-        let rows = calls
-            .iter()
-            .map(|r| Ok((String::new(), tally(r)?)))
-            .chain(
-                criteria
-                    .iter()
-                    .map(|r| Ok((r.try_get::<String, _>("criterion_id")?, tally(r)?))),
-            )
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        for (criterion, t) in rows.into_iter().filter(|(_, t)| t.calls > 0) {
-            sqlx::query(
-                "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(manager.to_string())
-            .bind(day)
-            .bind(criterion)
-            .bind(t.calls)
-            .bind(t.rated)
-            .bind(t.total)
-            .bind(t.met)
-            .execute(&mut **conn)
-            .await?;
-        }
-        let c = conversation(&conv)?;
-        if c.calls > 0 {
-            sqlx::query(
-                "INSERT INTO conversation_daily (manager_id, day, calls, talk_n, talk_sum, \
-                 questions_sum, mono_n, mono_sum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(manager.to_string())
-            .bind(day)
-            .bind(c.calls)
-            .bind(c.talk_n)
-            .bind(c.talk_sum)
-            .bind(c.questions_sum)
-            .bind(c.mono_n)
-            .bind(c.mono_sum)
-            .execute(&mut **conn)
-            .await?;
+        for sql in rollup_inserts(&filter) {
+            let query = sqlx::query(&sql)
+                .bind(day * DAY_MS)
+                .bind((day + 1) * DAY_MS);
+            let query = if manager.is_empty() {
+                query
+            } else {
+                query.bind(manager.to_string())
+            };
+            query.execute(&mut **conn).await?;
         }
         Ok(())
     }

@@ -1,19 +1,20 @@
 //! Scorecard versions: every distinct text of a scorecard is kept, numbered per
 //! `(id, language)`; the highest number is the current one.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::{Store, StoreError};
 use crate::domain::{now_millis, Millis};
 use crate::rubric::Rubric;
 
 /// A registered scorecard version.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct StoredRubric {
     /// The scorecard.
+    #[sqlx(rename = "source")]
     pub rubric: Rubric,
     /// Its TOML.
+    #[sqlx(rename = "source")]
     pub text: String,
     /// Version number, from 1.
     pub version: i64,
@@ -23,20 +24,6 @@ pub struct StoredRubric {
     pub origin: String,
     /// When it was registered.
     pub created_at: Millis,
-}
-
-fn rubric_from_row(row: &AnyRow) -> Result<StoredRubric, StoreError> {
-    let text: String = row.try_get("source")?;
-    let rubric =
-        Rubric::parse(&text, "stored scorecard").map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(StoredRubric {
-        rubric,
-        text,
-        version: row.try_get("version")?,
-        content_hash: row.try_get("content_hash")?,
-        origin: row.try_get("origin")?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 const COLUMNS: &str = "id, language, version, content_hash, source, origin, created_at";
@@ -71,7 +58,7 @@ impl Store {
             .rows_affected()
                 == 1
         };
-        let row = sqlx::query(&format!(
+        let row = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM rubrics WHERE id = $1 AND language = $2 AND content_hash = $3"
         ))
         .bind(rubric.id.clone())
@@ -80,7 +67,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(row) => Ok((rubric_from_row(&row)?, inserted)),
+            Some(row) => Ok((row, inserted)),
             // Another process took the same version number for other content at this moment.
             None => Err(StoreError::Conflict(format!(
                 "scorecard {} ({}) was changed concurrently; try again",
@@ -96,15 +83,14 @@ impl Store {
         id: &str,
         language: &str,
     ) -> Result<Option<StoredRubric>, StoreError> {
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM rubrics WHERE id = $1 \
              ORDER BY CASE WHEN language = $2 THEN 0 ELSE 1 END, version DESC LIMIT 1"
         ))
         .bind(id.to_string())
         .bind(language.to_string())
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(rubric_from_row).transpose()
+        .await?)
     }
 
     /// One version of a scorecard.
@@ -114,24 +100,22 @@ impl Store {
         language: &str,
         version: i64,
     ) -> Result<Option<StoredRubric>, StoreError> {
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM rubrics WHERE id = $1 AND language = $2 AND version = $3"
         ))
         .bind(id.to_string())
         .bind(language.to_string())
         .bind(version)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(rubric_from_row).transpose()
+        .await?)
     }
 
     /// Every version of every scorecard, newest first within each.
     pub async fn list_rubrics(&self) -> Result<Vec<StoredRubric>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM rubrics ORDER BY id, language, version DESC"
         ))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rubric_from_row).collect()
+        .await?)
     }
 }

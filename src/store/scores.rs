@@ -1,6 +1,6 @@
 //! Scorecards: the document per call plus one row per criterion for reports.
 
-use sqlx::Row;
+use super::decode::JsonText;
 
 use super::{Fence, Store, StoreError, WriteTx};
 use crate::domain::{now_millis, CallId};
@@ -105,16 +105,12 @@ impl Store {
 
     /// The score of `call`, if it has one.
     pub async fn get_score(&self, call: CallId) -> Result<Option<ScoreCard>, StoreError> {
-        let row = sqlx::query("SELECT document FROM scores WHERE call_id = $1")
-            .bind(call.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            let doc: String = r.try_get("document")?;
-            serde_json::from_str(&doc)
-                .map_err(|e| StoreError::Corrupt(format!("score of {call}: {e}")))
-        })
-        .transpose()
+        let document: Option<JsonText<ScoreCard>> =
+            sqlx::query_scalar("SELECT document FROM scores WHERE call_id = $1")
+                .bind(call.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(document.map(|d| d.0))
     }
 
     /// Records a QA correction of one criterion and recomputes the call's figures; the model's
@@ -129,17 +125,15 @@ impl Store {
         // staff correcting two criteria of one call at once both keep their correction.
         let mut tx = self.write().await?;
         let lock = tx.for_update();
-        let document: Option<String> = sqlx::query_scalar(&format!(
+        let document: Option<JsonText<ScoreCard>> = sqlx::query_scalar(&format!(
             "SELECT document FROM scores WHERE call_id = $1{lock}"
         ))
         .bind(call.to_string())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(document) = document else {
+        let Some(JsonText(mut card)) = document else {
             return Ok(None);
         };
-        let mut card: ScoreCard = serde_json::from_str(&document)
-            .map_err(|e| StoreError::Corrupt(format!("score of {call}: {e}")))?;
         let Some(c) = card.criteria.iter_mut().find(|c| c.id == criterion) else {
             return Ok(None);
         };
@@ -156,7 +150,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(String, Pair)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT criterion_id, scale_max, model_answer, qa_answer FROM score_criteria \
              WHERE qa_at IS NOT NULL AND qa_at >= $1 AND qa_at < $2 ORDER BY criterion_id",
         )
@@ -164,36 +158,29 @@ impl Store {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let answer = |col: &str| -> Result<Option<u8>, StoreError> {
-                    Ok(r.try_get::<Option<i64>, _>(col)?
-                        .map(|v| u8::try_from(v).unwrap_or(u8::MAX)))
+        let answer = |v: Option<i64>| v.map(|v| u8::try_from(v).unwrap_or(u8::MAX));
+        Ok(rows
+            .into_iter()
+            .map(|(id, scale_max, model, qa)| {
+                let pair = Pair {
+                    scale_max: u8::try_from(scale_max).unwrap_or(1),
+                    model: answer(model),
+                    qa: answer(qa),
                 };
-                Ok((
-                    r.try_get("criterion_id")?,
-                    Pair {
-                        scale_max: u8::try_from(r.try_get::<i64, _>("scale_max")?).unwrap_or(1),
-                        model: answer("model_answer")?,
-                        qa: answer("qa_answer")?,
-                    },
-                ))
+                (id, pair)
             })
-            .collect()
+            .collect())
     }
 
     /// Calls scored with scorecard `rubric_id` at a version older than its current one.
     pub async fn outdated_scores(&self, rubric_id: &str) -> Result<Vec<CallId>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT s.call_id FROM scores s WHERE s.rubric_id = $1 AND s.rubric_version < \
              (SELECT MAX(r.version) FROM rubrics r WHERE r.id = s.rubric_id \
               AND r.language = s.rubric_language) ORDER BY s.call_id",
         )
         .bind(rubric_id.to_string())
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| super::parse_col(r, "call_id"))
-            .collect()
+        .await?)
     }
 }

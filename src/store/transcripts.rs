@@ -1,6 +1,6 @@
 //! Transcripts, one per call (a second transcription replaces the first).
 
-use sqlx::Row;
+use super::decode::JsonText;
 
 use super::{Fence, Store, StoreError};
 use crate::domain::CallId;
@@ -50,15 +50,11 @@ impl Store {
 
     /// The transcript of `call`, if it has one.
     pub async fn get_transcript(&self, call: CallId) -> Result<Option<Transcript>, StoreError> {
-        let row = sqlx::query("SELECT document FROM transcripts WHERE call_id = $1")
-            .bind(call.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            let doc: String = r.try_get("document")?;
-            serde_json::from_str(&doc)
-                .map_err(|e| StoreError::Corrupt(format!("transcript of {call}: {e}")))
-        })
-        .transpose()
+        let document: Option<JsonText<Transcript>> =
+            sqlx::query_scalar("SELECT document FROM transcripts WHERE call_id = $1")
+                .bind(call.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(document.map(|d| d.0))
     }
 }
