@@ -18,6 +18,7 @@ use crate::audio::DecodeLimits;
 use crate::domain::Language;
 use crate::llm::LlmConfig;
 use crate::models::ModelDir;
+use crate::pipeline::Stage;
 use crate::scoring::ScoringConfig;
 use crate::transcribe::guards::Thresholds;
 use crate::transcript::metrics::MetricsConfig;
@@ -292,7 +293,10 @@ impl Default for QueueConfig {
             backoff_max_ms: 600_000,
             shutdown_grace_seconds: 20,
             // Transcription saturates both cores of a small machine on its own.
-            concurrency: BTreeMap::from([("transcribe".to_string(), 1), ("score".to_string(), 2)]),
+            concurrency: BTreeMap::from([
+                (Stage::Transcribe.kind().to_string(), 1),
+                (Stage::Score.kind().to_string(), 2),
+            ]),
             default_concurrency: 2,
         }
     }

@@ -252,6 +252,19 @@ text_enum!(
     }
 );
 
+impl Language {
+    /// The language a transcript's language code (whisper's, e.g. `ru`, `de`) is analysed in:
+    /// Russian for `ru`, English for anything else, since the analysis rules and prompts exist
+    /// in these two.
+    pub fn of_code(code: &str) -> Language {
+        if code == "ru" {
+            Language::Ru
+        } else {
+            Language::En
+        }
+    }
+}
+
 /// Who speaks on which channel of a recording, e.g. `manager,client` (left, right).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]

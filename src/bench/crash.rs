@@ -21,7 +21,6 @@ use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use tokio::sync::Mutex;
 
 use super::upload::BenchServer;
@@ -266,9 +265,9 @@ async fn bench_backend(
         let id: CallId = a.id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let intact = match store.get_call(id).await? {
             None => false,
-            Some(call) if call.sha256 != a.sha256 => false,
+            Some(call) if call.call.sha256 != a.sha256 => false,
             Some(call) => recordings
-                .path(&call.storage_key)
+                .path(&call.call.storage_key)
                 .and_then(|p| std::fs::read(p).ok())
                 .is_some_and(|bytes| sha256_hex(&bytes) == a.sha256),
         };
@@ -279,12 +278,7 @@ async fn bench_backend(
     }
     let count = |sql: &'static str| {
         let pool = store.pool().clone();
-        async move {
-            sqlx::query(sql)
-                .fetch_one(&pool)
-                .await
-                .and_then(|r| r.try_get::<i64, _>(0))
-        }
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
     };
     outcome.duplicate_calls = count(
         "SELECT COUNT(*) FROM (SELECT manager_id, sha256 FROM calls \

@@ -55,13 +55,13 @@ async fn clear(store: &Store) -> anyhow::Result<()> {
 }
 
 async fn succeeded(store: &Store) -> anyhow::Result<i64> {
-    use sqlx::Row;
-    let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = $2")
-        .bind(KIND)
-        .bind(JobState::Succeeded.as_str())
-        .fetch_one(store.pool())
-        .await?;
-    Ok(row.try_get(0)?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = $2")
+            .bind(KIND)
+            .bind(JobState::Succeeded.as_str())
+            .fetch_one(store.pool())
+            .await?,
+    )
 }
 
 /// One measured figure.

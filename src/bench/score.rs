@@ -71,7 +71,7 @@ pub fn transcript_from_truth(call_id: CallId, json: &str) -> anyhow::Result<Tran
         metrics: metrics::compute(
             &segments,
             truth.duration_s,
-            &truth.language,
+            crate::domain::Language::of_code(&truth.language),
             &MetricsConfig::default(),
         ),
         segments,

@@ -196,7 +196,7 @@ async fn child(spec: &str, files: &[PathBuf], base: &TranscribeConfig) -> anyhow
         move |id: CallId| JobContext {
             job: ClaimedJob {
                 id: crate::domain::JobId::new(),
-                kind: "transcribe".into(),
+                kind: crate::pipeline::Stage::Transcribe.kind().into(),
                 call_id: Some(id),
                 payload: serde_json::json!({}),
                 attempt: 1,

@@ -58,18 +58,18 @@ pub struct CallView {
 impl From<CallRecord> for CallView {
     fn from(c: CallRecord) -> Self {
         Self {
-            url: format!("/api/v1/calls/{}", c.id),
-            id: c.id,
-            manager_id: c.manager_id,
-            deal_id: c.deal_id,
-            customer_id: c.customer_id,
-            direction: c.direction,
-            started_at: c.started_at.map(to_datetime),
-            language: c.language,
-            channels: c.channels,
-            original_filename: c.original_filename,
-            size_bytes: c.size_bytes,
-            sha256: c.sha256,
+            url: format!("/api/v1/calls/{}", c.call.id),
+            id: c.call.id,
+            manager_id: c.call.manager_id,
+            deal_id: c.call.deal_id,
+            customer_id: c.call.customer_id,
+            direction: c.call.direction,
+            started_at: c.call.started_at.map(to_datetime),
+            language: c.call.language,
+            channels: c.call.channels,
+            original_filename: c.call.original_filename,
+            size_bytes: c.call.size_bytes,
+            sha256: c.call.sha256,
             status: c.status,
             failure_reason: c.failure_reason,
             created_at: to_datetime(c.created_at),
@@ -235,7 +235,7 @@ pub async fn upload(
     };
     if !duplicate {
         state.worker.wake();
-        tracing::info!(call = %record.id, manager = %record.manager_id, bytes = record.size_bytes, "call accepted");
+        tracing::info!(call = %record.call.id, manager = %record.call.manager_id, bytes = record.call.size_bytes, "call accepted");
     }
     let view = CallView::from(record);
     Ok((
@@ -454,7 +454,7 @@ pub async fn list(
     };
     let items = state.store.list_calls(&filter).await?;
     let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(|c| c.id.to_string()))
+        .then(|| items.last().map(|c| c.call.id.to_string()))
         .flatten();
     Ok(Json(CallPage {
         items: items.into_iter().map(CallView::from).collect(),
@@ -488,7 +488,7 @@ pub(super) async fn visible_call(
         .get_call(id)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
-    if !auth.0.can_see_manager(&call.manager_id) {
+    if !auth.0.can_see_manager(&call.call.manager_id) {
         return Err(ApiError::not_found("call"));
     }
     Ok(call)
@@ -508,14 +508,14 @@ pub async fn get(
     let call = visible_call(&state, &auth, &id).await?;
     let latest_job = state
         .store
-        .latest_job_for_call(call.id)
+        .latest_job_for_call(call.call.id)
         .await?
         .map(super::jobs::JobView::from);
-    let transcript = state.store.get_transcript(call.id).await?;
+    let transcript = state.store.get_transcript(call.call.id).await?;
     Ok(Json(CallDetail {
         transcript_url: transcript
             .as_ref()
-            .map(|_| format!("/api/v1/calls/{}/transcript", call.id)),
+            .map(|_| format!("/api/v1/calls/{}/transcript", call.call.id)),
         metrics: transcript.map(|t| t.metrics),
         call: call.into(),
         latest_job,
@@ -535,10 +535,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
     auth.require(&[Role::Admin, Role::Qa])?;
-    if let Some(key) = state.store.delete_call(call.id).await? {
+    if let Some(key) = state.store.delete_call(call.call.id).await? {
         state.recordings.remove(&key).await?;
     }
-    tracing::info!(call = %call.id, by = %auth.0.name, "call deleted");
+    tracing::info!(call = %call.call.id, by = %auth.0.name, "call deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -555,7 +555,7 @@ pub async fn retry(
 ) -> Result<(StatusCode, Json<CallView>), ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
     auth.require(&[Role::Admin, Role::Qa])?;
-    let job = state.store.latest_job_for_call(call.id).await?;
+    let job = state.store.latest_job_for_call(call.call.id).await?;
     let Some(job) = job.filter(|j| matches!(j.state, JobState::Dead | JobState::Cancelled)) else {
         return Err(ApiError::Conflict(format!(
             "call is {}; only failed calls can be retried",
@@ -565,7 +565,7 @@ pub async fn retry(
     restart_job(&state, &job).await?;
     let call = state
         .store
-        .get_call(call.id)
+        .get_call(call.call.id)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
     Ok((StatusCode::ACCEPTED, Json(call.into())))

@@ -34,7 +34,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ScoreCard>, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
-    match state.store.get_score(call.id).await? {
+    match state.store.get_score(call.call.id).await? {
         Some(card) => Ok(Json(card)),
         None => Err(ApiError::NotFound(match call.status {
             CallStatus::Failed => format!(
@@ -72,7 +72,7 @@ pub async fn rescore(
 ) -> Result<(StatusCode, Json<Rescored>), ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
     auth.require(&[Role::Admin, Role::Qa])?;
-    if state.store.get_transcript(call.id).await?.is_none() {
+    if state.store.get_transcript(call.call.id).await?.is_none() {
         return Err(ApiError::Conflict(format!(
             "the call has no transcript to score (it is {})",
             call.status
@@ -81,7 +81,7 @@ pub async fn rescore(
     let max_attempts = state.config.queue.max_attempts;
     if !state
         .store
-        .queue_stage(call.id, Stage::Score, max_attempts)
+        .queue_stage(call.call.id, Stage::Score, max_attempts)
         .await?
     {
         return Err(ApiError::Conflict(
@@ -173,7 +173,7 @@ pub async fn correct(
     }
     let card = state
         .store
-        .get_score(call.id)
+        .get_score(call.call.id)
         .await?
         .ok_or_else(|| ApiError::NotFound("the call has no score to correct".into()))?;
     let rubric = state
@@ -207,7 +207,7 @@ pub async fn correct(
     };
     let card = state
         .store
-        .correct_criterion(call.id, &criterion, correction)
+        .correct_criterion(call.call.id, &criterion, correction)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("criterion {criterion} is not in this score")))?;
     Ok(Json(card))

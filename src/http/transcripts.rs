@@ -53,7 +53,7 @@ pub async fn get(
     Query(query): Query<TranscriptQuery>,
 ) -> Result<Response, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
-    let Some(t) = state.store.get_transcript(call.id).await? else {
+    let Some(t) = state.store.get_transcript(call.call.id).await? else {
         let why = match call.status {
             CallStatus::Failed => format!(
                 "the call has no transcript: {}",

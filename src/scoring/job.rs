@@ -16,7 +16,7 @@ use super::card::{
 use super::evidence;
 use super::prompt::{self, CallContext, Prompts};
 use super::ScoringConfig;
-use crate::domain::{now_millis, to_datetime};
+use crate::domain::{now_millis, to_datetime, Language};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::llm::{estimate_tokens, json::extract_object, LlmClient, LlmError, ResponseMode};
 use crate::pipeline::Stage;
@@ -82,21 +82,16 @@ impl ScoreJob {
     ) -> Result<ScoreCard, JobError> {
         let started = Instant::now();
         let rubric = &stored.rubric;
-        let language = match self.config.language.as_str() {
-            "ru" | "en" => self.config.language.clone(),
-            _ => t.language.clone(),
-        };
-        let output_language = if language == "ru" {
-            "русский"
-        } else {
-            "English"
+        let language = match self.config.language {
+            Language::Auto => Language::of_code(&t.language),
+            given => given,
         };
         let ctx = CallContext {
             rubric,
             version: stored.version,
             duration_s: t.duration_s,
             started_on: Some(call_day.format("%Y-%m-%d").to_string()),
-            output_language,
+            output_language: language,
         };
         let system = self.prompts.system(&ctx).map_err(fatal)?;
         let overhead = estimate_tokens(&system)
@@ -139,7 +134,7 @@ impl ScoreJob {
         }
         let merged = answer::merge(answers)
             .ok_or_else(|| JobError::Fatal("the transcript has no lines to score".into()))?;
-        let mut card = build_card(t, stored, &language, merged, call_day);
+        let mut card = build_card(t, stored, language, merged, call_day);
         usage.local_ms = (started.elapsed().as_millis() as u64).saturating_sub(usage.llm_ms);
         card.provenance = Some(usage);
         Ok(card)
@@ -213,7 +208,7 @@ fn fatal(e: impl std::fmt::Display) -> JobError {
 fn build_card(
     t: &Transcript,
     stored: &StoredRubric,
-    language: &str,
+    language: Language,
     answer: Answer,
     call_day: chrono::NaiveDate,
 ) -> ScoreCard {
@@ -282,7 +277,7 @@ fn build_card(
             language: rubric.language.clone(),
             version: stored.version,
         },
-        language: language.to_string(),
+        language: language.as_str().to_string(),
         overall: None,
         model_overall: None,
         confidence: None,
@@ -354,7 +349,7 @@ impl JobHandler for ScoreJob {
             ctx.store.save_score(&card, ctx.fence.as_ref()).await?;
             return Ok(());
         }
-        let call_day = to_datetime(call.started_at.unwrap_or(call.created_at)).date_naive();
+        let call_day = to_datetime(call.call.started_at.unwrap_or(call.created_at)).date_naive();
         let card = tokio::select! {
             card = self.score(&t, call_day, &stored) => card?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Retryable("stopped".into())),

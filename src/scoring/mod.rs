@@ -14,6 +14,8 @@ pub mod job;
 pub mod prompt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::Language;
 use std::path::PathBuf;
 
 /// Scoring settings.
@@ -25,7 +27,7 @@ pub struct ScoringConfig {
     /// Folder of scorecard files that add to or replace the built-in ones; empty: none.
     pub rubrics_dir: PathBuf,
     /// Language of rationales and coaching: `auto` (the call's) or `ru` / `en`.
-    pub language: String,
+    pub language: Language,
     /// Calls with less speech than this (seconds, both speakers) are not scored.
     pub min_speech_seconds: f64,
     /// Calls with fewer words than this are not scored.
@@ -37,7 +39,7 @@ impl Default for ScoringConfig {
         Self {
             rubric: "sales-standard".into(),
             rubrics_dir: PathBuf::new(),
-            language: "auto".into(),
+            language: Language::Auto,
             min_speech_seconds: 30.0,
             min_words: 50,
         }

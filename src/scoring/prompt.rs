@@ -7,6 +7,8 @@
 
 use minijinja::{context, Environment};
 use serde::Serialize;
+
+use crate::domain::Language;
 use sha2::{Digest, Sha256};
 
 use crate::domain::Speaker;
@@ -52,8 +54,8 @@ pub struct CallContext<'a> {
     pub duration_s: f64,
     /// The day it took place, `YYYY-MM-DD`.
     pub started_on: Option<String>,
-    /// Language name to write in (`English`, `русский`).
-    pub output_language: &'a str,
+    /// The language to write rationales and coaching in.
+    pub output_language: Language,
 }
 
 #[derive(Serialize)]
@@ -93,12 +95,9 @@ impl Prompts {
         &self.hash
     }
 
+    /// The prompts' folder for a scorecard in `language`.
     fn dir(language: &str) -> &'static str {
-        if language == "ru" {
-            "ru"
-        } else {
-            "en"
-        }
+        Language::of_code(language).as_str()
     }
 
     /// The system prompt in the scorecard's language.
@@ -106,7 +105,11 @@ impl Prompts {
         let t = self
             .env
             .get_template(&format!("{}/system.j2", Self::dir(&ctx.rubric.language)))?;
-        Ok(t.render(context! { output_language => ctx.output_language })?)
+        let output_language = match ctx.output_language {
+            Language::Ru => "русский",
+            _ => "English",
+        };
+        Ok(t.render(context! { output_language })?)
     }
 
     /// The user prompt for part `part` (1-based) of `parts`, holding `lines`.

@@ -6,10 +6,26 @@ use crate::domain::{
     now_millis, CallId, CallStatus, ChannelMap, Direction, Language, ManagerId, Millis,
 };
 
-/// A call as stored.
+/// A call as stored: what its upload said, and where it is in the pipeline.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CallRecord {
-    /// Identifier.
+    /// What the upload said and where the recording lies.
+    #[sqlx(flatten)]
+    pub call: NewCall,
+    /// Pipeline state.
+    pub status: CallStatus,
+    /// Why the call failed, in words a user can act on.
+    pub failure_reason: Option<String>,
+    /// Accepted at.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+/// What an upload adds.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NewCall {
+    /// Identifier chosen by the server.
     pub id: CallId,
     /// The salesperson.
     pub manager_id: ManagerId,
@@ -34,45 +50,6 @@ pub struct CallRecord {
     /// SHA-256 of the recording, hex.
     pub sha256: String,
     /// Server-generated path of the recording, relative to the recordings folder.
-    pub storage_key: String,
-    /// Pipeline state.
-    pub status: CallStatus,
-    /// Why the call failed, in words a user can act on.
-    pub failure_reason: Option<String>,
-    /// Accepted at.
-    pub created_at: Millis,
-    /// Last change.
-    pub updated_at: Millis,
-}
-
-/// What an upload adds.
-#[derive(Debug, Clone)]
-pub struct NewCall {
-    /// Identifier chosen by the server.
-    pub id: CallId,
-    /// The salesperson.
-    pub manager_id: ManagerId,
-    /// CRM deal.
-    pub deal_id: Option<String>,
-    /// CRM customer.
-    pub customer_id: Option<String>,
-    /// Inbound or outbound.
-    pub direction: Option<Direction>,
-    /// When the call took place.
-    pub started_at: Option<Millis>,
-    /// Spoken language.
-    pub language: Language,
-    /// Speaker per channel.
-    pub channels: ChannelMap,
-    /// Client file name (metadata only).
-    pub original_filename: Option<String>,
-    /// Declared content type (metadata only).
-    pub content_type: Option<String>,
-    /// Size in bytes.
-    pub size_bytes: i64,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Where the recording was stored.
     pub storage_key: String,
 }
 

@@ -161,12 +161,12 @@ impl JobHandler for TranscribeJob {
         let path = self
             .settings
             .recordings
-            .path(&call.storage_key)
+            .path(&call.call.storage_key)
             .ok_or_else(|| JobError::Fatal("the recording's storage key is invalid".into()))?;
         if !path.is_file() {
             return Err(JobError::Fatal(format!(
                 "the recording file is missing ({})",
-                call.storage_key
+                call.call.storage_key
             )));
         }
 
@@ -184,7 +184,7 @@ impl JobHandler for TranscribeJob {
             })?;
         let decode_s = t.elapsed().as_secs_f64();
         let model = self.model().await?;
-        let language = match call.language {
+        let language = match call.call.language {
             Language::Auto => self.settings.default_language,
             given => given,
         };
@@ -195,7 +195,7 @@ impl JobHandler for TranscribeJob {
                 self.settings.model_name
             )));
         }
-        let speakers = speakers_for(audio.channels.len(), call.channels.speakers());
+        let speakers = speakers_for(audio.channels.len(), call.call.channels.speakers());
         let options = Options {
             language,
             threads: self.settings.threads,
@@ -237,7 +237,12 @@ impl JobHandler for TranscribeJob {
             Language::Auto => detected.unwrap_or_else(|| "en".into()),
             given => given.as_str().to_string(),
         };
-        let metrics = metrics::compute(&segments, duration_s, &language, &self.settings.metrics);
+        let metrics = metrics::compute(
+            &segments,
+            duration_s,
+            Language::of_code(&language),
+            &self.settings.metrics,
+        );
         processing.total_s = started.elapsed().as_secs_f64();
         processing.real_time_factor = if duration_s > 0.0 {
             processing.total_s / duration_s

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{turns, Segment};
-use crate::domain::Speaker;
+use crate::domain::{Language, Speaker};
 
 /// Settings of the metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,12 +179,12 @@ const RU_INTERROGATIVES: &[&str] = &[
 ];
 
 /// Whether a sentence is a question (see the module docs for the rule).
-pub fn is_question(sentence: &str, language: &str) -> bool {
+pub fn is_question(sentence: &str, language: Language) -> bool {
     let s = sentence.trim();
     if s.ends_with('?') {
         return true;
     }
-    if language != "ru" {
+    if language != Language::Ru {
         return false;
     }
     let words = normalise_words(s);
@@ -218,11 +218,11 @@ pub fn sentences(text: &str) -> Vec<String> {
 pub fn compute(
     segments: &[Segment],
     duration_s: f64,
-    language: &str,
+    language: Language,
     config: &MetricsConfig,
 ) -> ConversationMetrics {
     let turns = turns(segments, config.max_pause_s);
-    let fillers = if language == "ru" {
+    let fillers = if language == Language::Ru {
         &config.fillers_ru
     } else {
         &config.fillers_en
@@ -362,12 +362,12 @@ mod tests {
 
     #[test]
     fn russian_questions_without_a_question_mark_are_counted() {
-        assert!(is_question("Какие у вас сейчас объёмы", "ru"));
-        assert!(is_question("Удобно ли вам сейчас говорить", "ru"));
-        assert!(is_question("А вы пробовали?", "ru"));
-        assert!(!is_question("Мы настраиваем рекламу.", "ru"));
-        assert!(!is_question("What a day.", "en"));
-        assert!(is_question("How are you?", "en"));
+        assert!(is_question("Какие у вас сейчас объёмы", Language::Ru));
+        assert!(is_question("Удобно ли вам сейчас говорить", Language::Ru));
+        assert!(is_question("А вы пробовали?", Language::Ru));
+        assert!(!is_question("Мы настраиваем рекламу.", Language::Ru));
+        assert!(!is_question("What a day.", Language::En));
+        assert!(is_question("How are you?", Language::En));
     }
 
     #[test]
@@ -387,7 +387,7 @@ mod tests {
             ),
             seg(Speaker::Manager, 10.0, 12.0, "I see."),
         ];
-        let m = compute(&segments, 20.0, "en", &MetricsConfig::default());
+        let m = compute(&segments, 20.0, Language::En, &MetricsConfig::default());
         assert_eq!(
             m.interruptions, 1,
             "the client started 1 s before the manager finished"
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn silence_only_is_all_silence_and_no_speakers() {
-        let m = compute(&[], 600.0, "en", &MetricsConfig::default());
+        let m = compute(&[], 600.0, Language::En, &MetricsConfig::default());
         assert!(m.speakers.is_empty());
         assert_eq!(
             (m.silence_share, m.longest_silence_s, m.interruptions),

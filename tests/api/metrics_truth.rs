@@ -40,7 +40,7 @@ fn true_turns_give_the_true_talk_times_and_interruptions() {
         let m = compute(
             &segments,
             truth["duration_s"].as_f64().expect("duration"),
-            language,
+            callgrade::domain::Language::of_code(language),
             &MetricsConfig::default(),
         );
         let name = path.display();

@@ -65,7 +65,12 @@ fn transcript_of(
         model: "truth".into(),
         duration_s,
         speakers: vec![Speaker::Manager, Speaker::Client],
-        metrics: metrics::compute(&segments, duration_s, language, &MetricsConfig::default()),
+        metrics: metrics::compute(
+            &segments,
+            duration_s,
+            callgrade::domain::Language::of_code(language),
+            &MetricsConfig::default(),
+        ),
         segments,
         processing: Processing {
             speech_s,

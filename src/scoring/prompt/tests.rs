@@ -12,7 +12,7 @@ fn seg(speaker: Speaker, start: f64, text: &str) -> Segment {
     }
 }
 
-fn render(language: &str, output_language: &str) -> String {
+fn render(language: &str, output_language: Language) -> String {
     let set = RubricSet::builtin();
     let rubric = &set.get("sales-standard", language).expect("builtin").rubric;
     let prompts = Prompts::new();
@@ -45,7 +45,7 @@ fn render(language: &str, output_language: &str) -> String {
 
 #[test]
 fn english_prompt_renders_the_scorecard_and_fences_the_transcript() {
-    let text = render("en", "English");
+    let text = render("en", Language::En);
     insta::assert_snapshot!("prompt_en", text);
     // The client's fake fence marker cannot close the transcript early.
     assert_eq!(
@@ -57,7 +57,7 @@ fn english_prompt_renders_the_scorecard_and_fences_the_transcript() {
 
 #[test]
 fn russian_prompt_renders_in_russian() {
-    let text = render("ru", "русский");
+    let text = render("ru", Language::Ru);
     insta::assert_snapshot!("prompt_ru", text);
     assert!(text.contains("Выявление потребностей"));
 }
