@@ -98,14 +98,8 @@ fn write_csv(dir: &Path, args: &ReportsBenchArgs) -> anyhow::Result<()> {
         "deal_id,manager_id,created_at,status,customer_id,lead_id,closed_at,amount"
     )?;
     writeln!(s, "deal_id,stage,entered_at")?;
-    let stages = [
-        "new",
-        "qualified",
-        "meeting",
-        "proposal",
-        "negotiation",
-        "won",
-    ];
+    // The default funnel, which the benchmark's reports are computed with.
+    let stages = crate::analytics::AnalyticsConfig::default().funnel_stages;
     for i in 0..args.deals {
         let created = START_MS + rng.gen_range(0..SPAN_MS);
         let status = ["open", "won", "lost", "lost"][rng.gen_range(0..4)];

@@ -1,9 +1,30 @@
 //! Storage: one interface over SQLite (the embedded default) and PostgreSQL.
 //!
 //! Queries are written once in portable SQL and run through sqlx's `Any` driver with `$n`
-//! placeholders, which both backends accept; the few statements that must differ (the queue
-//! claim) branch on [`Backend`]. Each backend has its own migrations folder, embedded in the
-//! binary and applied at start-up. See `docs/decisions/0002-storage.md`.
+//! placeholders, which both backends accept; the few statements that must differ live in
+//! [`dialect`]. Each backend has its own migrations folder, embedded in the binary and applied
+//! at start-up. See decisions 0002 and 0013.
+//!
+//! Where things live:
+//!
+//! | what | file |
+//! |---|---|
+//! | a call (upload, status, delete) | `calls.rs` |
+//! | a job and the queue (claim, lease, fence, retry) | `jobs.rs` |
+//! | a transcript | `transcripts.rs` |
+//! | a score, its criteria and QA corrections | `scores.rs` |
+//! | scorecard versions | `rubrics.rs` |
+//! | API tokens | `tokens.rs` |
+//! | CRM rows and their import | `crm.rs` |
+//! | KPIs (funnel, win rate, cycle, SLA, plans) and the scope every analytics read takes | `kpis.rs` |
+//! | daily quality rollups and the reports' averages | `rollups.rs` |
+//! | latest coaching and per-call conversation figures | `reports.rs` |
+//! | deal features for the win model | `deals.rs` |
+//! | call quality against deal outcomes | `insights.rs` |
+//!
+//! Machinery: `write.rs` (the only ways to write), `dialect.rs` (what differs per backend),
+//! `bulk.rs` (the bulk-insert builder), `decode.rs` (ids, enums and JSON documents decode
+//! themselves, so every row is a derived `FromRow`), `migrations.rs`.
 
 mod bulk;
 mod calls;
