@@ -1,7 +1,8 @@
 //! The one bulk-insert builder: a batch of rows in one statement, shaped for each backend.
 //! The CRM import and the benchmarks' generated data both go through it.
 
-use super::{dialect, StoreError, WriteTx};
+use super::dialect::{self, BatchRows};
+use super::{StoreError, WriteTx};
 use crate::analytics::entity::Value;
 
 /// The SQL types of a row's values, for [`select_json_rows`].
@@ -80,9 +81,9 @@ pub fn insert_sql(
     types: &[&str],
 ) -> String {
     let mut sql = format!("INSERT INTO {table} ({}) ", cols.join(", "));
-    match backend {
-        super::Backend::Postgres => sql.push_str(&select_json_rows(cols, types)),
-        super::Backend::Sqlite => {
+    match dialect::batch_rows(backend) {
+        BatchRows::JsonRecordset => sql.push_str(&select_json_rows(cols, types)),
+        BatchRows::Parameters => {
             sql.push_str("VALUES ");
             let mut n = 0;
             for r in 0..rows {
@@ -115,14 +116,14 @@ pub async fn insert_batch(
     };
     let backend = tx.backend();
     let sql = insert_sql(backend, table, cols, rows.len(), &sql_types(first)) + suffix;
-    let done = match backend {
-        super::Backend::Postgres => {
+    let done = match dialect::batch_rows(backend) {
+        BatchRows::JsonRecordset => {
             sqlx::query(&sql)
                 .bind(json_rows(cols, &rows)?)
                 .execute(&mut **tx)
                 .await?
         }
-        super::Backend::Sqlite => {
+        BatchRows::Parameters => {
             let mut q = sqlx::query(&sql);
             for row in rows {
                 for v in row {

@@ -134,20 +134,15 @@ impl CrmImport {
     /// lack the rebuilt indexes (SQLite, where a `DROP INDEX` deletes their `sqlite_stat1`
     /// rows; left alone where nothing was ever analysed).
     async fn rebuild_indexes(&mut self) -> Result<(), StoreError> {
-        let analyze = match self.backend {
-            Backend::Postgres => {
-                // Sorting a 2-million-row index in 64 MiB spills to disk; this transaction only.
-                sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
-                    .execute(&mut *self.tx)
-                    .await?;
-                true
-            }
-            Backend::Sqlite => sqlx::query(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'",
-            )
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .is_some(),
+        if let Some(setup) = dialect::index_rebuild_setup(self.backend) {
+            sqlx::query(setup).execute(&mut *self.tx).await?;
+        }
+        let analyze = match dialect::statistics_kept(self.backend) {
+            Some(check) => sqlx::query(check)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .is_some(),
+            None => true,
         };
         for create in &self.rebuild {
             sqlx::query(create).execute(&mut *self.tx).await?;

@@ -3,6 +3,102 @@
 
 use super::Backend;
 
+/// How a batch of rows travels in one `INSERT` (see `store/bulk.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchRows {
+    /// A multi-row `VALUES` list, one parameter per cell (SQLite).
+    Parameters,
+    /// The whole batch as one JSON parameter unpacked by `json_to_recordset` (PostgreSQL): the
+    /// statement text is the same for every batch, and a NULL needs no parameter type.
+    JsonRecordset,
+}
+
+/// How this backend's bulk inserts carry their rows.
+pub fn batch_rows(backend: Backend) -> BatchRows {
+    match backend {
+        Backend::Sqlite => BatchRows::Parameters,
+        Backend::Postgres => BatchRows::JsonRecordset,
+    }
+}
+
+/// What an import transaction runs before rebuilding the indexes it dropped. PostgreSQL:
+/// sorting a 2-million-row index in the default 64 MiB spills to disk; this transaction only.
+pub fn index_rebuild_setup(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Postgres => Some("SET LOCAL maintenance_work_mem = '256MB'"),
+        Backend::Sqlite => None,
+    }
+}
+
+/// A query returning a row when the database keeps planner statistics that a rebuilt table
+/// should refresh; `None` where it always does. On SQLite a `DROP INDEX` deletes the index's
+/// `sqlite_stat1` rows, but a database never analysed has no such table and stays that way.
+pub fn statistics_kept(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Sqlite => {
+            Some("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+        }
+        Backend::Postgres => None,
+    }
+}
+
+/// Whether the database admits one writer at a time (SQLite): the store then queues this
+/// process's write transactions on its own write turn instead of letting them spin on
+/// `SQLITE_BUSY` (see `store/write.rs`).
+pub fn single_writer(backend: Backend) -> bool {
+    match backend {
+        Backend::Sqlite => true,
+        Backend::Postgres => false,
+    }
+}
+
+/// Connections in a pool when the configuration does not say.
+pub fn pool_size(backend: Backend) -> u32 {
+    match backend {
+        Backend::Sqlite => 8,
+        Backend::Postgres => 16,
+    }
+}
+
+/// Statements run on every new connection.
+///
+/// SQLite: WAL lets readers run beside the one writer. FULL syncs the WAL at every commit: a
+/// 202 means the call and its job survive a power cut, not only a process crash as NORMAL would
+/// (issue 14, item 9; its cost is in docs/PERFORMANCE.md). busy_timeout makes writers from
+/// several tasks and processes queue up instead of failing with SQLITE_BUSY.
+pub fn connection_setup(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Sqlite => &[
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA busy_timeout = 10000",
+            "PRAGMA foreign_keys = ON",
+        ],
+        Backend::Postgres => &[],
+    }
+}
+
+/// How a write transaction begins, when not with a plain `BEGIN`. SQLite takes the write lock
+/// now, not at the first write: what the transaction reads cannot change under it, and it never
+/// has to upgrade a read lock (SQLITE_BUSY).
+pub fn begin_write(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Sqlite => Some("BEGIN IMMEDIATE"),
+        Backend::Postgres => None,
+    }
+}
+
+/// A statement taking a transaction-scoped lock on one key (`$1`, an `i64`), when the backend
+/// needs one: on PostgreSQL two workers finishing calls of the same manager and day would
+/// otherwise each rebuild the rollup rows without the other's call. SQLite's write transaction
+/// already excludes every other writer.
+pub fn key_lock(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Postgres => Some("SELECT pg_advisory_xact_lock($1)"),
+        Backend::Sqlite => None,
+    }
+}
+
 /// The end of a `SELECT` that reads rows a transaction will change: ` FOR UPDATE` locks them
 /// on PostgreSQL; a SQLite write transaction (`BEGIN IMMEDIATE`) already excludes every other
 /// writer.

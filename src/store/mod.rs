@@ -150,29 +150,18 @@ impl Store {
             (Backend::Postgres, url.to_string())
         };
         let options = AnyPoolOptions::new()
-            .max_connections(max_connections.unwrap_or(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            }))
+            .max_connections(max_connections.unwrap_or(dialect::pool_size(backend)))
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer. FULL syncs the WAL at
-                        // every commit: a 202 means the call and its job survive a power cut,
-                        // not only a process crash as NORMAL would (issue 14, item 9; its cost
-                        // is in docs/PERFORMANCE.md). busy_timeout makes writers from several
-                        // tasks and processes queue up instead of failing with SQLITE_BUSY.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    for statement in dialect::connection_setup(backend) {
+                        conn.execute(*statement).await?;
                     }
                     Ok(())
                 })
             });
         let pool = options.connect(&url).await?;
-        let write_gate = (backend == Backend::Sqlite).then(write::WriteGate::default);
+        let write_gate = dialect::single_writer(backend).then(write::WriteGate::default);
         Ok(Self {
             pool,
             backend,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::kpis::KpiScope;
-use super::{Backend, Store, StoreError, WriteTx};
+use super::{Store, StoreError, WriteTx};
 use crate::domain::CallId;
 
 /// One UTC day in ms.
@@ -325,10 +325,8 @@ impl Store {
         manager: &str,
         day: i64,
     ) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres {
-            // Two workers finishing calls of the same manager and day would otherwise each
-            // rebuild the rows without the other's call.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        if let Some(lock) = super::dialect::key_lock(self.backend) {
+            sqlx::query(lock)
                 .bind(lock_key(manager, day))
                 .execute(&mut **conn)
                 .await?;

@@ -152,11 +152,9 @@ impl Store {
     /// Starts a write transaction (taking this process's write turn on SQLite first).
     pub async fn write(&self) -> Result<WriteTx, StoreError> {
         let turn = self.turn().await?;
-        let tx = match self.backend {
-            // The write lock now, not at the first write: what the transaction reads cannot
-            // change under it, and it never has to upgrade a read lock (SQLITE_BUSY).
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let tx = match super::dialect::begin_write(self.backend) {
+            Some(begin) => self.pool.begin_with(begin).await?,
+            None => self.pool.begin().await?,
         };
         Ok(WriteTx {
             tx,
