@@ -123,6 +123,9 @@ pub async fn serve_with_store(
         recordings: Recordings::new(config.recordings_dir()),
         worker: worker.handle(),
         metrics: http::metrics_handle(),
+        logins: Arc::new(crate::web::limiter::LoginLimiter::new(
+            config.web.max_failed_logins,
+        )),
     };
     let mut tasks = JoinSet::new();
     tasks.spawn(worker.run(shutdown.clone()));

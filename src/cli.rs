@@ -1,4 +1,4 @@
-//! The command line: `serve`, `worker`, `migrate`, `token`, `upload`, `import`, `bench`.
+//! The command line: `serve`, `worker`, `migrate`, `token`, `user`, `upload`, `import`, `bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the people who sign in to the web app.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Upload recordings to a running server.
     Upload(UploadArgs),
     /// List calls on a running server with their status.
@@ -164,6 +167,42 @@ pub enum TokenCommand {
     },
 }
 
+/// `callgrade user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Create {
+        /// Sign-in name: letters a-z, digits and . _ @ - (stored lower-case).
+        #[arg(long)]
+        username: String,
+        /// admin, qa, head or manager.
+        #[arg(long)]
+        role: Role,
+        /// The CRM manager id a `manager` user is bound to (they see only those calls).
+        #[arg(long = "manager")]
+        manager: Option<String>,
+        /// Read the password from standard input (required: never on the command line, where
+        /// other users of the machine could read it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user: they cannot sign in, and their open sessions end at once.
+    Disable {
+        /// The user's sign-in name.
+        username: String,
+    },
+    /// Set a new password (read from standard input); every session of the user ends.
+    Password {
+        /// The user's sign-in name.
+        username: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
 /// `callgrade upload ...`
 #[derive(Debug, Args)]
 pub struct UploadArgs {
@@ -277,6 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
         }
         Command::Token(cmd) => token(&config, cmd).await?,
+        Command::User(cmd) => user(&config, cmd).await?,
         Command::Upload(args) => return crate::client::upload(args).await,
         Command::Calls(args) => crate::client::list_calls(args).await?,
         Command::Transcribe(args) => transcribe_file(&config, args).await?,
@@ -428,6 +468,80 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// One line of standard input, without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("could not read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("no password on standard input (e.g. `printf '%s\\n' \"$PASSWORD\" | callgrade user create ...`)");
+    }
+    Ok(password)
+}
+
+async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = app::open_store(config).await?;
+    match cmd {
+        UserCommand::Create {
+            username,
+            role,
+            manager,
+            password_stdin: _,
+        } => {
+            let password = read_password_line()?;
+            let user = crate::accounts::create_user(
+                &store,
+                &username,
+                role,
+                manager.as_deref(),
+                &password,
+            )
+            .await?;
+            let manager = user
+                .manager_id
+                .map(|m| format!(" (manager {m})"))
+                .unwrap_or_default();
+            println!("Created {} user {}{manager}.", user.role, user.username);
+        }
+        UserCommand::List => {
+            println!(
+                "{:<24}  {:<8}  {:<16}  {:<25}  DISABLED",
+                "USERNAME", "ROLE", "MANAGER", "CREATED"
+            );
+            for u in store.list_users().await? {
+                let at = |t: i64| crate::domain::to_datetime(t).to_rfc3339();
+                println!(
+                    "{:<24}  {:<8}  {:<16}  {:<25}  {}",
+                    u.username,
+                    u.role,
+                    u.manager_id.map(|m| m.to_string()).unwrap_or_default(),
+                    at(u.created_at),
+                    u.disabled_at.map(at).unwrap_or_default()
+                );
+            }
+        }
+        UserCommand::Disable { username } => {
+            let name = crate::accounts::normalize_username(&username)?;
+            if !store.disable_user(&name).await? {
+                bail!("no enabled user named {name:?}");
+            }
+            println!("disabled {name}; their sessions have ended");
+        }
+        UserCommand::Password {
+            username,
+            password_stdin: _,
+        } => {
+            let password = read_password_line()?;
+            crate::accounts::reset_password(&store, &username, &password).await?;
+            println!("password changed for {username}; their sessions have ended");
+        }
+    }
+    store.close().await;
     Ok(())
 }
 

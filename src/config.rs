@@ -51,6 +51,36 @@ pub struct Config {
     pub scoring: ScoringConfig,
     /// Sales analytics: the funnel and the response SLA.
     pub analytics: AnalyticsConfig,
+    /// The web app: sessions and cookies.
+    pub web: WebConfig,
+}
+
+/// The web app's sessions and cookies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// A session ends this many hours after sign-in, however busy.
+    pub session_max_hours: u64,
+    /// Session cookies with `Secure` and the `__Host-` prefix: `true` behind HTTPS, `false` for
+    /// plain-HTTP access (localhost); unset, they follow the request (`X-Forwarded-Proto:
+    /// https` from the TLS proxy).
+    pub secure_cookies: Option<bool>,
+    /// Failed sign-ins allowed per username, and per client address four times as many, in
+    /// 15 minutes; then sign-in is refused (429) until the window passes.
+    pub max_failed_logins: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_minutes: 8 * 60,
+            session_max_hours: 7 * 24,
+            secure_cookies: None,
+            max_failed_logins: 5,
+        }
+    }
 }
 
 /// Decoding and speech-recognition settings.
@@ -167,6 +197,7 @@ impl std::fmt::Debug for Config {
             .field("llm", &self.llm)
             .field("scoring", &self.scoring)
             .field("analytics", &self.analytics)
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -279,6 +310,7 @@ impl Default for Config {
             llm: LlmConfig::default(),
             scoring: ScoringConfig::default(),
             analytics: AnalyticsConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }

@@ -72,6 +72,10 @@ uuid_id!(
     /// Identifies an API token (not the secret itself).
     TokenId
 );
+uuid_id!(
+    /// Identifies a person who signs in to the web app.
+    UserId
+);
 
 /// A CRM manager identifier (the salesperson a call belongs to).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]

@@ -5,6 +5,7 @@
 //! the database ([`jobs`]). [`app`] wires it together; `main.rs` only parses the command line.
 //! `docs/ARCHITECTURE.md` draws the flow.
 
+pub mod accounts;
 pub mod analytics;
 pub mod app;
 pub mod audio;
@@ -26,3 +27,4 @@ pub mod store;
 pub mod telemetry;
 pub mod transcribe;
 pub mod transcript;
+pub mod web;

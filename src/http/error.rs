@@ -147,12 +147,13 @@ fn code_for(status: StatusCode) -> &'static str {
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    // JSON errors are already ours; HTML ones are the web app's error pages.
+    let is_ours = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_ours {
         return response;
     }
     let (mut parts, body) = response.into_parts();

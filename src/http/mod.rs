@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -49,6 +49,8 @@ pub struct AppState {
     pub worker: WorkerHandle,
     /// Renders Prometheus metrics.
     pub metrics: PrometheusHandle,
+    /// Failed web sign-ins, per username and address.
+    pub logins: Arc<crate::web::limiter::LoginLimiter>,
 }
 
 /// The process-wide metrics recorder (installed once, shared by every app in a test binary).
@@ -135,7 +137,9 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .merge(crate::web::routes().layer(tower_http::compression::CompressionLayer::new()))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn(crate::web::guard))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .layer(axum::middleware::from_fn_with_state(
@@ -155,6 +159,15 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// No such route: JSON under `/api/`, the web app's 404 page anywhere else.
+async fn fallback(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return ApiError::NotFound("no such endpoint".into()).into_response();
+    }
+    let nonce = req.extensions().get::<crate::web::Nonce>().cloned();
+    crate::web::not_found(req.headers().clone(), nonce.map(axum::Extension)).await
 }
 
 async fn record_http_metrics(req: Request, next: Next) -> Response {

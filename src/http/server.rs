@@ -74,13 +74,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout())
         .keep_alive(true);
-    let service = TowerToHyperService::new(router);
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors or a connection reset before accept: wait, go on.
                     warn!(error = %e, "accept failed");
@@ -90,12 +89,21 @@ pub async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(stream));
+            tokio::spawn(refuse_busy(stream.0));
             continue;
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
-        let connection =
-            graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()));
+        // Each request learns the client's address (sign-in limits per address).
+        let router = router.clone();
+        let service = TowerToHyperService::new(tower::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(router.clone(), req)
+            },
+        ));
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 // Timeouts, resets and clients that leave mid-request: theirs, not ours.

@@ -51,6 +51,12 @@ pub async fn close_if_body_unread(req: Request, next: Next) -> Response {
 /// Middleware: a request body that stalls for longer than `limit` between chunks ends with an
 /// error (the handler answers, the connection closes) instead of holding the server.
 pub async fn body_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    // A request without a body passes as it is: `TimeoutBody` does not forward
+    // `is_end_stream`, so wrapping an empty body made `close_if_body_unread` see an unread
+    // body and close every connection after one answer (no keep-alive at all).
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
     next.run(req.map(|body| Body::new(TimeoutBody::new(limit, body))))
         .await
 }

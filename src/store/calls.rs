@@ -75,6 +75,29 @@ const CALL_COLUMNS: &str =
      channels, original_filename, content_type, size_bytes, sha256, storage_key, status, \
      failure_reason, created_at, updated_at";
 
+/// `columns` (a comma-separated list) each prefixed with the alias `c.`.
+fn qualified(columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("c.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A call with its score and length where known.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallRow {
+    /// The call.
+    #[sqlx(flatten)]
+    pub record: CallRecord,
+    /// Overall score, 0-100, after QA corrections.
+    pub overall: Option<f64>,
+    /// Critical criteria failed.
+    pub critical_failures: Option<i64>,
+    /// Length of the recording, once transcribed.
+    pub duration_ms: Option<i64>,
+}
+
 /// The outcome of [`Store::insert_call`].
 #[derive(Debug)]
 pub enum InsertCall {
@@ -193,29 +216,54 @@ impl Store {
 
     /// Calls matching `filter`, newest first.
     pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
+        let select = qualified(CALL_COLUMNS);
+        self.filtered_calls(&format!("SELECT {select} FROM calls c"), filter)
+            .await
+    }
+
+    /// Calls matching `filter`, newest first, each with its score and length where known: the
+    /// rows of the web app's calls list.
+    pub async fn list_call_rows(&self, filter: &CallFilter) -> Result<Vec<CallRow>, StoreError> {
+        let select = format!(
+            "SELECT {}, s.overall, s.critical_failures, t.duration_ms FROM calls c \
+             LEFT JOIN scores s ON s.call_id = c.id LEFT JOIN transcripts t ON t.call_id = c.id",
+            qualified(CALL_COLUMNS)
+        );
+        self.filtered_calls(&select, filter).await
+    }
+
+    /// `select` (over `calls c`) with `filter`'s conditions, newest first.
+    async fn filtered_calls<R>(
+        &self,
+        select: &str,
+        filter: &CallFilter,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut sql = format!("{select} WHERE 1 = 1");
         let mut n = 0;
         let mut next = || {
             n += 1;
             format!("${n}")
         };
         if filter.manager_id.is_some() {
-            sql += &format!(" AND manager_id = {}", next());
+            sql += &format!(" AND c.manager_id = {}", next());
         }
         if filter.status.is_some() {
-            sql += &format!(" AND status = {}", next());
+            sql += &format!(" AND c.status = {}", next());
         }
         if filter.from.is_some() {
-            sql += &format!(" AND created_at >= {}", next());
+            sql += &format!(" AND c.created_at >= {}", next());
         }
         if filter.to.is_some() {
-            sql += &format!(" AND created_at < {}", next());
+            sql += &format!(" AND c.created_at < {}", next());
         }
         if filter.before.is_some() {
-            sql += &format!(" AND id < {}", next());
+            sql += &format!(" AND c.id < {}", next());
         }
-        sql += &format!(" ORDER BY id DESC LIMIT {}", next());
-        let mut q = sqlx::query_as::<_, CallRecord>(&sql);
+        sql += &format!(" ORDER BY c.id DESC LIMIT {}", next());
+        let mut q = sqlx::query_as::<_, R>(&sql);
         if let Some(m) = &filter.manager_id {
             q = q.bind(m.as_str().to_string());
         }

@@ -5,6 +5,7 @@
 use crate::analytics::entity::{ActivityType, DealStatus, PlanMetric};
 use crate::domain::{
     CallId, CallStatus, ChannelMap, Direction, JobId, JobState, Language, ManagerId, Role, TokenId,
+    UserId,
 };
 
 macro_rules! text_column {
@@ -34,6 +35,7 @@ text_column!(
     CallId,
     JobId,
     TokenId,
+    UserId,
     ManagerId,
     CallStatus,
     JobState,

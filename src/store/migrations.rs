@@ -143,6 +143,10 @@ mod tests {
             "1461dd617082e13c34a765aaea2e8a89ba60d1673a31c3af3f6e603588c5245e",
         ),
         (
+            "postgres/0006_accounts.sql",
+            "e158613dbcd412912bc475ef953e04c1451e56c82f70985130c1ec24788dea22",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -161,6 +165,10 @@ mod tests {
         (
             "sqlite/0005_rollups.sql",
             "472ed9e0891e530051dd27e0907c195a5dc601c8bb60f50cf3870801d3022a38",
+        ),
+        (
+            "sqlite/0006_accounts.sql",
+            "e158613dbcd412912bc475ef953e04c1451e56c82f70985130c1ec24788dea22",
         ),
     ];
 

@@ -15,6 +15,7 @@
 //! | a score, its criteria and QA corrections | `scores.rs` |
 //! | scorecard versions | `rubrics.rs` |
 //! | API tokens | `tokens.rs` |
+//! | web-app users and their sessions | `accounts.rs` |
 //! | CRM rows and their import | `crm.rs` |
 //! | KPIs (funnel, win rate, cycle, SLA, plans) and the scope every analytics read takes | `kpis.rs` |
 //! | daily quality rollups and the reports' averages | `rollups.rs` |
@@ -26,6 +27,7 @@
 //! `bulk.rs` (the bulk-insert builder), `decode.rs` (ids, enums and JSON documents decode
 //! themselves, so every row is a derived `FromRow`), `migrations.rs`.
 
+mod accounts;
 mod bulk;
 mod calls;
 mod crm;
@@ -51,8 +53,9 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+pub use accounts::{Credentials, SessionLimits, UserRecord};
 pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
-pub use calls::{CallFilter, CallRecord, InsertCall, NewCall};
+pub use calls::{CallFilter, CallRecord, CallRow, InsertCall, NewCall};
 pub use crm::CrmImport;
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal};

@@ -24,3 +24,4 @@ mod test_jobs;
 mod transcribe;
 mod uploads;
 mod vad;
+mod web;

@@ -285,8 +285,9 @@ async fn the_frameworks_own_rejections_have_the_error_shape_too(backend: Backend
             "method_not_allowed",
         ),
         (
+            // Outside /api/ an unknown path is the web app's HTML 404 page (tests/api/web.rs).
             "unknown route",
-            c.get(app.url("/no/such/page")).bearer_auth(token),
+            c.get(app.url("/api/v1/no/such/page")).bearer_auth(token),
             404,
             "not_found",
         ),
