@@ -213,3 +213,99 @@ fn a_bad_setting_is_refused_with_its_name() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("database_url must start with sqlite:// or postgres://"));
 }
+
+#[test]
+fn user_commands_read_the_password_from_stdin_and_explain_refusals() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/cli.db", dir.path().display());
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("CALLGRADE_DATABASE_URL", &db)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write password");
+        child.wait_with_output().expect("output")
+    };
+    let create = [
+        "user",
+        "create",
+        "--username",
+        "Mila",
+        "--role",
+        "manager",
+        "--manager",
+        "m-1",
+        "--password-stdin",
+    ];
+    let out = run(&create, "a long enough password\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same name again, a short password, a manager without a manager id: clear refusals.
+    for (args, password, says) in [
+        (&create[..], "a long enough password\n", "already exists"),
+        (
+            &[
+                "user",
+                "create",
+                "--username",
+                "x",
+                "--role",
+                "qa",
+                "--password-stdin",
+            ][..],
+            "short\n",
+            "at least 10 characters",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--username",
+                "y",
+                "--role",
+                "manager",
+                "--password-stdin",
+            ][..],
+            "a long enough password\n",
+            "needs --manager",
+        ),
+    ] {
+        let out = run(args, password);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    let out = run(&["user", "list"], "");
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listing.contains("mila") && listing.contains("m-1"),
+        "{listing}"
+    );
+    assert!(!listing.contains("argon2"), "hashes are never listed");
+    assert!(run(&["user", "disable", "mila"], "").status.success());
+    assert!(!run(&["user", "disable", "mila"], "").status.success());
+    let out = run(
+        &["user", "password", "mila", "--password-stdin"],
+        "another long one\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
