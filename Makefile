@@ -1,7 +1,7 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
 .PHONY: fuzz demo test bench bench-queue bench-upload bench-load bench-crash bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
 
-## demo: build, start the service on SQLite, upload the sample calls and show their states.
+## demo: build, start the service on SQLite, upload, transcribe and score the sample calls, show them, then keep the web app running (Ctrl-C stops).
 demo:
 	@scripts/demo.sh
 

@@ -133,4 +133,22 @@ if [ -n "$LOCAL_LLM" ]; then
   echo "Scored by a 135M smoke-test model: the plumbing is real, the scores are not. Point"
   echo "CALLGRADE_LLM_BASE_URL / CALLGRADE_LLM_MODEL at a capable model for real scoring."
 fi
-echo "Data: ./data (SQLite database and recordings). Start the server yourself with: $BIN serve"
+echo "Data: ./data (SQLite database and recordings)."
+echo
+
+# Web-app accounts for each role (kept from an earlier run; these passwords are for this local
+# demo only: make your own with `callgrade user create`).
+demo_user() { # name role password [manager]
+  local args=(user create --username "$1" --role "$2" --password-stdin)
+  [ -n "${4:-}" ] && args+=(--manager "$4")
+  printf '%s\n' "$3" | "$BIN" "${args[@]}" >/dev/null 2>&1 || true
+}
+demo_user qa qa "demo-qa-password"
+demo_user head head "demo-head-password"
+demo_user sokolov manager "demo-manager-password" m-sokolov
+echo "==> the web app is running: ${CALLGRADE_SERVER}/"
+echo "    sign in as   qa / demo-qa-password            (QA: every call)"
+echo "                 head / demo-head-password        (head of sales: every call)"
+echo "                 sokolov / demo-manager-password  (manager m-sokolov: his calls only)"
+echo "    The API is on the same port (bearer tokens: $BIN token create). Press Ctrl-C to stop."
+wait "$SERVER" || true
