@@ -117,21 +117,12 @@ impl Store {
     /// Disables a user and ends their sessions, in one transaction; `false` if there is no
     /// enabled user of that name.
     pub async fn disable_user(&self, username: &str) -> Result<bool, StoreError> {
-        let now = now_millis();
-        let mut tx = self.write().await?;
-        let done = sqlx::query(
+        self.change_user_ending_sessions(
             "UPDATE users SET disabled_at = $1 WHERE username = $2 AND disabled_at IS NULL",
+            username,
+            None,
         )
-        .bind(now)
-        .bind(username.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        end_sessions_of(&mut tx, username, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        .await
     }
 
     /// Replaces a user's password and ends every session they have; `false` if no such user.
@@ -140,17 +131,29 @@ impl Store {
         username: &str,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
+        self.change_user_ending_sessions(
+            "UPDATE users SET password_changed_at = $1, password_hash = $3 WHERE username = $2",
+            username,
+            Some(password_hash),
+        )
+        .await
+    }
+
+    /// Runs `update` (`$1` now, `$2` the username, `$3` the optional value) and, when it
+    /// changed the user, ends all their sessions, in one transaction.
+    async fn change_user_ending_sessions(
+        &self,
+        update: &str,
+        username: &str,
+        value: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let now = now_millis();
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE username = $3",
-        )
-        .bind(password_hash.to_string())
-        .bind(now)
-        .bind(username.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        let mut q = sqlx::query(update).bind(now).bind(username.to_string());
+        if let Some(v) = value {
+            q = q.bind(v.to_string());
+        }
+        if q.execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(false);
         }
         end_sessions_of(&mut tx, username, now).await?;
