@@ -248,14 +248,8 @@ async fn login_page(
     let lang = session::language(&headers, None);
     let next = safe_next(q.next.as_deref());
     // Already signed in: straight on.
-    if let Some(secret) = session::session_secret(&state, &headers) {
-        if let Ok(Some(_)) = state
-            .store
-            .session_user(&hash_secret(&secret), session::limits(&state))
-            .await
-        {
-            return Redirect::to(&next).into_response();
-        }
+    if let Ok(Some(_)) = session::current_user(&state, &headers).await {
+        return Redirect::to(&next).into_response();
     }
     let notice = if q.out.is_some() {
         Some(lang.t("login_signed_out"))
@@ -375,15 +369,9 @@ async fn set_language(
     Form(form): Form<LanguageForm>,
 ) -> Response {
     let lang = Lang::from_code(&form.lang).unwrap_or(Lang::En);
-    if let Some(secret) = session::session_secret(&state, &headers) {
-        if let Ok(Some(user)) = state
-            .store
-            .session_user(&hash_secret(&secret), session::limits(&state))
-            .await
-        {
-            if let Err(e) = state.store.set_user_language(user.id, lang.code()).await {
-                tracing::warn!(error = %e, "could not remember the language");
-            }
+    if let Ok(Some(user)) = session::current_user(&state, &headers).await {
+        if let Err(e) = state.store.set_user_language(user.id, lang.code()).await {
+            tracing::warn!(error = %e, "could not remember the language");
         }
     }
     let mut response = Redirect::to(&safe_next(form.back.as_deref())).into_response();

@@ -59,6 +59,22 @@ pub fn session_secret(state: &AppState, headers: &HeaderMap) -> Option<String> {
     cookie_value(headers, session_cookie_name(secure(state, headers)))
 }
 
+/// The user of this request's live session, if it carries one.
+pub async fn current_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<UserRecord>, crate::store::StoreError> {
+    match session_secret(state, headers) {
+        Some(secret) => {
+            state
+                .store
+                .session_user(&hash_secret(&secret), limits(state))
+                .await
+        }
+        None => Ok(None),
+    }
+}
+
 /// How long sessions live, from the settings.
 pub fn limits(state: &AppState) -> SessionLimits {
     let web = &state.config.web;
@@ -157,14 +173,9 @@ impl FromRequestParts<AppState> for WebUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let user = match session_secret(state, &parts.headers) {
-            Some(secret) => state
-                .store
-                .session_user(&hash_secret(&secret), limits(state))
-                .await
-                .map_err(|e| crate::http::ApiError::from(e).into_response())?,
-            None => None,
-        };
+        let user = current_user(state, &parts.headers)
+            .await
+            .map_err(|e| crate::http::ApiError::from(e).into_response())?;
         let Some(user) = user else {
             let next = parts
                 .uri
