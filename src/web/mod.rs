@@ -319,15 +319,18 @@ async fn login(
         Err(e) => return crate::http::ApiError::from(e).into_response(),
     };
     let (stored, user) = match found {
-        Some(c) if c.user.disabled_at.is_none() => (c.password_hash, Some(c.user)),
-        // Unknown or disabled: check against a decoy anyway, so timing tells nothing.
-        _ => (crate::accounts::decoy_hash().to_string(), None),
+        Some(c) if c.user.disabled_at.is_none() => (Some(c.password_hash), Some(c.user)),
+        // Unknown or disabled: checked against a decoy anyway, so timing tells nothing.
+        _ => (None, None),
     };
     let password = form.password;
-    let matches =
-        tokio::task::spawn_blocking(move || crate::accounts::verify_password(&stored, &password))
-            .await
-            .unwrap_or(false);
+    // Off the async threads, the decoy too (its first use hashes it).
+    let matches = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => crate::accounts::verify_password(&hash, &password),
+        None => crate::accounts::verify_password(crate::accounts::decoy_hash(), &password),
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|_| matches) else {
         state.logins.failed(&username, address.as_deref());
         tracing::info!(username, address, "sign-in failed");
