@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 ensure_rust
 ensure_apt pkg-config cmake clang libclang-dev
+# The web app's browser tests drive Debian's Chromium over WebDriver.
+ensure_apt chromium chromium-driver
+export TEST_REQUIRE_BROWSER=1
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest" >&2
   cargo install cargo-nextest --locked

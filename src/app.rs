@@ -115,7 +115,23 @@ pub async fn serve_with_store(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
+    let decoder = DecoderProgram::current_exe([AUDIO_DECODE_CHILD])
+        .map_err(|e| AppError::Io(std::io::Error::other(e.to_string())))?;
+    serve_with_decoder(listener, config, store, registry, decoder, shutdown).await
+}
+
+/// [`serve_with_store`] with the program that decodes recordings for playback (tests pass the
+/// `callgrade` binary: their own executable has no decoder subcommand).
+pub async fn serve_with_decoder(
+    listener: TcpListener,
+    config: Config,
+    store: Store,
+    registry: Registry,
+    decoder: DecoderProgram,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
     let config = Arc::new(config);
+    let recordings_dir = config.recordings_dir();
     let worker = Worker::new(store.clone(), registry, config.queue.clone());
     let state = AppState {
         store: store.clone(),
@@ -123,6 +139,11 @@ pub async fn serve_with_store(
         recordings: Recordings::new(config.recordings_dir()),
         worker: worker.handle(),
         metrics: http::metrics_handle(),
+        playback: crate::playback::Playback::new(
+            &recordings_dir,
+            decoder,
+            config.transcribe.decode_limits(),
+        ),
         logins: Arc::new(crate::web::limiter::LoginLimiter::new(
             config.web.max_failed_logins,
         )),

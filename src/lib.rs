@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod llm;
 pub mod models;
 pub mod pipeline;
+pub mod playback;
 pub mod recordings;
 pub mod rubric;
 pub mod scoring;

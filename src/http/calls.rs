@@ -477,7 +477,7 @@ pub struct CallDetail {
 }
 
 /// Loads a call the caller may see, or 404 (also for other managers' calls).
-pub(super) async fn visible_call(
+pub(crate) async fn visible_call(
     state: &AppState,
     auth: &Auth,
     id: &str,
@@ -538,6 +538,7 @@ pub async fn delete(
     if let Some(key) = state.store.delete_call(call.call.id).await? {
         state.recordings.remove(&key).await?;
     }
+    state.playback.remove(call.call.id).await;
     tracing::info!(call = %call.call.id, by = %auth.0.name, "call deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -588,6 +589,55 @@ pub(super) async fn restart_job(state: &AppState, job: &JobRecord) -> Result<(),
     }
 }
 
+/// The call's recording for playback, with HTTP Range support.
+///
+/// The original file when browsers play its format (MP3, PCM WAV, FLAC, Ogg, MP4); otherwise an
+/// Ogg Opus made from it on first request and kept (A-law/mu-law/ADPCM WAV, Ogg FLAC, raw AAC).
+/// `Range: bytes=a-b` answers 206 with that part, so playback of a long call starts at once.
+#[utoipa::path(
+    get, path = "/api/v1/calls/{id}/audio", tag = "calls",
+    params(("id" = String, Path, description = "Call id"), ("Range" = Option<String>, Header, description = "Byte range, e.g. `bytes=0-65535`")),
+    responses(
+        (status = 200, description = "The whole recording", content_type = "audio/*"),
+        (status = 206, description = "The requested range", content_type = "audio/*"),
+        (status = 404, body = ErrorBody), (status = 416, description = "Range past the end"),
+        (status = 422, body = ErrorBody, description = "The recording cannot be decoded for playback"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn audio(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<axum::response::Response, ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    crate::web::call::send_audio(&state, &call, request).await
+}
+
+/// The recording's waveform: per channel, the largest absolute sample of each short bucket.
+///
+/// Computed on the server on first request and kept, so a page draws a one-hour call from a
+/// few thousand numbers instead of decoding it.
+#[utoipa::path(
+    get, path = "/api/v1/calls/{id}/peaks", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, body = crate::playback::Peaks),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The recording cannot be decoded"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn peaks(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    crate::web::call::send_peaks(&state, &call).await
+}
+
 /// This module's routes (merged with the others in `http::api_router`).
 pub(super) fn routes(body_limit: usize) -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
@@ -596,5 +646,7 @@ pub(super) fn routes(body_limit: usize) -> utoipa_axum::router::OpenApiRouter<Ap
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .routes(routes!(get, delete))
         .routes(routes!(retry))
+        .routes(routes!(audio))
+        .routes(routes!(peaks))
         .routes(routes!(super::transcripts::get))
 }

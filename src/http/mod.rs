@@ -29,6 +29,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use auth::Auth;
 pub use error::{ApiError, ErrorBody};
 
 use crate::config::Config;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub worker: WorkerHandle,
     /// Renders Prometheus metrics.
     pub metrics: PrometheusHandle,
+    /// The call page's playable audio and waveform peaks.
+    pub playback: crate::playback::Playback,
     /// Failed web sign-ins, per username and address.
     pub logins: Arc<crate::web::limiter::LoginLimiter>,
 }
@@ -102,12 +105,17 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The body limit of an upload: the file's limit plus room for the multipart framing and the
+/// text fields around the file.
+fn upload_body_limit(max_upload_bytes: u64) -> usize {
+    usize::try_from(max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20)
+}
+
 /// Every route with its OpenAPI description; the served document is built from this.
 fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
-    // Room for the multipart framing and the text fields around the file.
-    let body_limit = usize::try_from(max_upload_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1 << 20);
+    let body_limit = upload_body_limit(max_upload_bytes);
     // Each feature module owns its routes; they are merged here and nowhere else.
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(calls::routes(body_limit))
@@ -137,7 +145,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
-        .merge(crate::web::routes().layer(tower_http::compression::CompressionLayer::new()))
+        .merge(crate::web::routes(upload_body_limit(state.config.max_upload_bytes)).layer(web_compression()))
         .fallback(fallback)
         .layer(axum::middleware::from_fn(crate::web::guard))
         .layer(axum::middleware::from_fn(error::json_errors))
@@ -159,6 +167,15 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Gzip for pages, scripts and styles; never for audio (already compressed, and a compressed
+/// answer to a `Range` request would no longer be the bytes asked for).
+fn web_compression(
+) -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+    tower_http::compression::CompressionLayer::new()
+        .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("audio/")))
 }
 
 /// No such route: JSON under `/api/`, the web app's 404 page anywhere else.

@@ -99,6 +99,9 @@ pub struct CriterionScore {
     pub low_confidence: bool,
     /// A QA specialist's correction, if any; the model's answer above stays as it was.
     pub qa: Option<QaCorrection>,
+    /// Earlier corrections of this criterion, oldest first (the current one is `qa`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qa_history: Vec<QaCorrection>,
     /// The level that counts: the correction's if there is one, else the model's.
     pub final_level: Level,
     /// The answer that counts, normalised to 0-1 (`null` = not applicable).

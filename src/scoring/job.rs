@@ -239,6 +239,7 @@ fn build_card(
                 evidence,
                 low_confidence: any_unverified || positive_without_proof,
                 qa: None,
+                qa_history: Vec::new(),
                 final_level: level,
                 final_value: c.value(a.answer),
             }

@@ -70,6 +70,32 @@ pub struct CallFilter {
     pub limit: i64,
 }
 
+/// Conditions of the web app's calls list beyond [`CallFilter`] (they need the score and CRM
+/// tables, which only [`Store::list_call_rows`] joins).
+#[derive(Debug, Clone, Default)]
+pub struct RowFilter {
+    /// Only managers of this CRM team.
+    pub team: Option<String>,
+    /// Overall score at least.
+    pub min_score: Option<f64>,
+    /// Overall score at most.
+    pub max_score: Option<f64>,
+    /// With (true) or without (false) a critical failure; scored calls only.
+    pub critical: Option<bool>,
+    /// Only calls in this language.
+    pub language: Option<crate::domain::Language>,
+    /// Only calls whose criterion (id) got this effective level.
+    pub criterion_level: Option<(String, crate::rubric::Level)>,
+}
+
+/// A parameter of an extra condition. Floats are never NULL here (sqlx#4284, decision 0013).
+enum Bind {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Pair(String, String),
+}
+
 const CALL_COLUMNS: &str =
     "id, manager_id, deal_id, customer_id, direction, started_at, language, \
      channels, original_filename, content_type, size_bytes, sha256, storage_key, status, \
@@ -223,13 +249,49 @@ impl Store {
 
     /// Calls matching `filter`, newest first, each with its score and length where known: the
     /// rows of the web app's calls list.
-    pub async fn list_call_rows(&self, filter: &CallFilter) -> Result<Vec<CallRow>, StoreError> {
+    pub async fn list_call_rows(
+        &self,
+        filter: &CallFilter,
+        rows: &RowFilter,
+    ) -> Result<Vec<CallRow>, StoreError> {
         let select = format!(
             "SELECT {}, s.overall, s.critical_failures, t.duration_ms FROM calls c \
              LEFT JOIN scores s ON s.call_id = c.id LEFT JOIN transcripts t ON t.call_id = c.id",
             qualified(CALL_COLUMNS)
         );
-        self.filtered_calls(&select, filter).await
+        let mut extra: Vec<(String, Bind)> = Vec::new();
+        if let Some(team) = &rows.team {
+            extra.push((
+                "c.manager_id IN (SELECT manager_id FROM crm_managers WHERE team = {})".into(),
+                Bind::Text(team.clone()),
+            ));
+        }
+        if let Some(min) = rows.min_score {
+            extra.push(("s.overall >= {}".into(), Bind::Float(min)));
+        }
+        if let Some(max) = rows.max_score {
+            extra.push(("s.overall <= {}".into(), Bind::Float(max)));
+        }
+        match rows.critical {
+            Some(true) => extra.push(("s.critical_failures > {}".into(), Bind::Int(0))),
+            Some(false) => extra.push(("s.critical_failures = {}".into(), Bind::Int(0))),
+            None => {}
+        }
+        if let Some(language) = rows.language {
+            extra.push((
+                "c.language = {}".into(),
+                Bind::Text(language.as_str().into()),
+            ));
+        }
+        if let Some((criterion, level)) = &rows.criterion_level {
+            extra.push((
+                "EXISTS (SELECT 1 FROM score_criteria sc WHERE sc.call_id = c.id \
+                 AND sc.criterion_id = {} AND sc.level = {})"
+                    .into(),
+                Bind::Pair(criterion.clone(), level.as_str().into()),
+            ));
+        }
+        self.filtered_calls_with(&select, filter, &extra).await
     }
 
     /// `select` (over `calls c`) with `filter`'s conditions, newest first.
@@ -237,6 +299,20 @@ impl Store {
         &self,
         select: &str,
         filter: &CallFilter,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        self.filtered_calls_with(select, filter, &[]).await
+    }
+
+    /// [`Self::filtered_calls`] with further conditions over the select's tables, each with
+    /// `{}` where its parameter goes (two for a [`Bind::Pair`]).
+    async fn filtered_calls_with<R>(
+        &self,
+        select: &str,
+        filter: &CallFilter,
+        extra: &[(String, Bind)],
     ) -> Result<Vec<R>, StoreError>
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
@@ -262,6 +338,14 @@ impl Store {
         if filter.before.is_some() {
             sql += &format!(" AND c.id < {}", next());
         }
+        for (condition, bind) in extra {
+            let mut text = condition.clone();
+            let slots = if matches!(bind, Bind::Pair(..)) { 2 } else { 1 };
+            for _ in 0..slots {
+                text = text.replacen("{}", &next(), 1);
+            }
+            sql += &format!(" AND {text}");
+        }
         sql += &format!(" ORDER BY c.id DESC LIMIT {}", next());
         let mut q = sqlx::query_as::<_, R>(&sql);
         if let Some(m) = &filter.manager_id {
@@ -278,6 +362,14 @@ impl Store {
         }
         if let Some(b) = filter.before {
             q = q.bind(b.to_string());
+        }
+        for (_, bind) in extra {
+            q = match bind {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Int(i) => q.bind(*i),
+                Bind::Float(f) => q.bind(*f),
+                Bind::Pair(a, b) => q.bind(a.clone()).bind(b.clone()),
+            };
         }
         q = q.bind(filter.limit);
         let rows = q.fetch_all(&self.pool).await?;

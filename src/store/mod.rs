@@ -55,7 +55,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use accounts::{Credentials, SessionLimits, UserRecord};
 pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
-pub use calls::{CallFilter, CallRecord, CallRow, InsertCall, NewCall};
+pub use calls::{CallFilter, CallRecord, CallRow, InsertCall, NewCall, RowFilter};
 pub use crm::CrmImport;
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal};

@@ -137,7 +137,9 @@ impl Store {
         let Some(c) = card.criteria.iter_mut().find(|c| c.id == criterion) else {
             return Ok(None);
         };
-        c.qa = Some(correction);
+        if let Some(earlier) = c.qa.replace(correction) {
+            c.qa_history.push(earlier);
+        }
         card.recompute(None);
         self.write_score(&mut tx, &card).await?;
         tx.commit().await?;

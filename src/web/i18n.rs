@@ -74,6 +74,14 @@ impl Lang {
         self.texts().get(key).map(String::as_str).unwrap_or("?")
     }
 
+    /// One text, or `fallback` where there is none (names that come from data, e.g. job kinds).
+    pub fn t_or<'a>(self, key: &str, fallback: &'a str) -> &'a str {
+        self.texts()
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or(fallback)
+    }
+
     /// A number with `decimals` places, in this language's form (`72.5` / `72,5`).
     pub fn number(self, value: f64, decimals: usize) -> String {
         let s = format!("{value:.decimals$}");

@@ -5,10 +5,13 @@
 //! Every page answer carries a strict Content-Security-Policy with a fresh nonce, and every
 //! state-changing request from another site is refused ([`guard`]).
 
+pub mod admin;
 pub mod assets;
+pub mod call;
 pub mod i18n;
 pub mod limiter;
 pub mod session;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -29,13 +32,14 @@ use self::session::{safe_next, urlencode, WebUser};
 use crate::auth::hash_secret;
 use crate::domain::{to_datetime, CallStatus, Language, ManagerId, Role};
 use crate::http::AppState;
-use crate::store::{CallFilter, CallRow, UserRecord};
+use crate::store::{CallFilter, CallRow, RowFilter, UserRecord};
 
 /// Calls per page of the calls list.
 const PAGE_SIZE: i64 = 50;
 
-/// The pages and their assets; merged into the application's router.
-pub fn routes() -> Router<AppState> {
+/// The pages and their assets; merged into the application's router. `upload_body_limit` is
+/// the API's upload limit (the upload page takes the same files).
+pub fn routes(upload_body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/calls") }))
         .route("/login", get(login_page).post(login))
@@ -43,6 +47,13 @@ pub fn routes() -> Router<AppState> {
         .route("/language", post(set_language))
         .route("/calls", get(calls_page))
         .route("/assets/{name}", get(assets::serve))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent(&assets::url("favicon.svg")) }),
+        )
+        .merge(call::routes())
+        .merge(upload::routes(upload_body_limit))
+        .merge(admin::routes())
 }
 
 /// A request's CSP nonce: scripts run only with it (or from our own origin).
@@ -104,7 +115,7 @@ fn new_nonce() -> String {
 
 fn add_security_headers(response: &mut Response, nonce: &str) {
     let csp = format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; \
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; \
          img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
@@ -134,6 +145,10 @@ fn templates() -> &'static Environment<'static> {
             ("login.html", include_str!("templates/login.html")),
             ("calls.html", include_str!("templates/calls.html")),
             ("error.html", include_str!("templates/error.html")),
+            ("call.html", include_str!("templates/call.html")),
+            ("upload.html", include_str!("templates/upload.html")),
+            ("queue.html", include_str!("templates/queue.html")),
+            ("users.html", include_str!("templates/users.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 // Embedded and rendered by the tests: a broken template cannot reach a release.
@@ -148,21 +163,22 @@ fn templates() -> &'static Environment<'static> {
 }
 
 /// What every page needs besides its own context.
-struct PageCtx<'a> {
-    lang: Lang,
-    nonce: &'a str,
-    user: Option<&'a UserRecord>,
-    here: &'a str,
-    page: &'a str,
+pub(crate) struct PageCtx<'a> {
+    pub(crate) lang: Lang,
+    pub(crate) nonce: &'a str,
+    pub(crate) user: Option<&'a UserRecord>,
+    pub(crate) here: &'a str,
+    pub(crate) page: &'a str,
 }
 
 #[derive(Serialize)]
 struct UserView<'a> {
     username: &'a str,
+    role: &'static str,
     role_label: &'static str,
 }
 
-fn render(template: &str, ctx: PageCtx<'_>, extra: Value) -> Response {
+pub(crate) fn render(template: &str, ctx: PageCtx<'_>, extra: Value) -> Response {
     let t = ctx.lang.texts();
     let langs: Vec<Value> = Lang::ALL
         .iter()
@@ -170,6 +186,7 @@ fn render(template: &str, ctx: PageCtx<'_>, extra: Value) -> Response {
         .collect();
     let user = ctx.user.map(|u| UserView {
         username: &u.username,
+        role: u.role.as_str(),
         role_label: ctx.lang.t(&format!("role_{}", u.role.as_str())),
     });
     let full = context! {
@@ -395,12 +412,30 @@ struct CallsQuery {
     #[serde(default)]
     to: String,
     #[serde(default)]
+    team: String,
+    #[serde(default)]
+    language: String,
+    /// Overall score range, 0-100.
+    #[serde(default)]
+    min: String,
+    #[serde(default)]
+    max: String,
+    /// `yes`, `no` or empty.
+    #[serde(default)]
+    critical: String,
+    /// A criterion id and the level it got.
+    #[serde(default)]
+    criterion: String,
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
     cursor: String,
 }
 
 /// One row of the calls list, ready to show.
 #[derive(Serialize)]
 struct CallLine {
+    id: String,
     when_iso: String,
     when_text: String,
     has_start: bool,
@@ -422,6 +457,7 @@ fn call_line(row: CallRow, lang: Lang) -> CallLine {
     let when = to_datetime(when);
     let status = row.record.status.as_str();
     CallLine {
+        id: call.id.to_string(),
         when_iso: when.to_rfc3339(),
         when_text: when.format("%Y-%m-%d %H:%M UTC").to_string(),
         has_start: call.started_at.is_some(),
@@ -456,7 +492,7 @@ async fn calls_page(
     let scoped = web.principal.role == Role::Manager;
     let (filter, error) = calls_filter(&q, &web);
     let rows = match filter {
-        Some(ref f) => match state.store.list_call_rows(f).await {
+        Some((ref f, ref rows)) => match state.store.list_call_rows(f, rows).await {
             Ok(rows) => rows,
             Err(e) => return crate::http::ApiError::from(e).into_response(),
         },
@@ -491,7 +527,25 @@ async fn calls_page(
     .iter()
     .map(|s| context! { code => s.as_str(), label => lang.t(&format!("status_{}", s.as_str())) })
     .collect();
+    let live = rows
+        .iter()
+        .any(|r| !matches!(r.record.status, CallStatus::Done | CallStatus::Failed));
     let calls: Vec<CallLine> = rows.into_iter().map(|r| call_line(r, lang)).collect();
+    let criteria = criterion_choices(&state, lang).await;
+    let levels: Vec<Value> = ["strong", "weak", "absent", "na"]
+        .iter()
+        .map(|l| context! { code => l, label => lang.t(&format!("level_{l}")) })
+        .collect();
+    let more_filters = [
+        &q.team,
+        &q.language,
+        &q.min,
+        &q.max,
+        &q.critical,
+        &q.criterion,
+    ]
+    .iter()
+    .any(|v| !v.is_empty());
     let here = format!("/calls?{}", query_string(&q));
     let ctx = PageCtx {
         lang,
@@ -505,6 +559,10 @@ async fn calls_page(
         ctx,
         context! {
             calls => calls,
+            criteria => criteria,
+            levels => levels,
+            more_filters => more_filters,
+            live => live,
             scoped => scoped,
             filter => &q,
             statuses => statuses,
@@ -519,12 +577,37 @@ async fn calls_page(
     response
 }
 
+/// The criteria of the current scorecards, in the UI language where a variant exists.
+async fn criterion_choices(state: &AppState, lang: Lang) -> Vec<Value> {
+    let rubrics = state.store.list_rubrics().await.unwrap_or_default();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let preferred = rubrics.iter().filter(|r| r.rubric.language == lang.code());
+    let others = rubrics.iter().filter(|r| r.rubric.language != lang.code());
+    for stored in preferred.chain(others) {
+        for (_, c) in stored.rubric.criteria() {
+            if !seen.iter().any(|(id, _)| id == &c.id) {
+                seen.push((c.id.clone(), c.title.clone()));
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(id, title)| context! { id => id, title => title })
+        .collect()
+}
+
 fn query_string(q: &CallsQuery) -> String {
     [
         ("status", &q.status),
         ("manager", &q.manager),
         ("from", &q.from),
         ("to", &q.to),
+        ("team", &q.team),
+        ("language", &q.language),
+        ("min", &q.min),
+        ("max", &q.max),
+        ("critical", &q.critical),
+        ("criterion", &q.criterion),
+        ("level", &q.level),
         ("cursor", &q.cursor),
     ]
     .iter()
@@ -536,8 +619,11 @@ fn query_string(q: &CallsQuery) -> String {
 
 /// The store filter for the calls page, with the API's role rule: a manager sees only their
 /// own calls, whatever the query asks. An input that does not parse is shown as an error.
-fn calls_filter(q: &CallsQuery, web: &WebUser) -> (Option<CallFilter>, Option<String>) {
-    let result = (|| -> Result<CallFilter, String> {
+fn calls_filter(
+    q: &CallsQuery,
+    web: &WebUser,
+) -> (Option<(CallFilter, RowFilter)>, Option<String>) {
+    let result = (|| -> Result<(CallFilter, RowFilter), String> {
         let status = (!q.status.is_empty())
             .then(|| q.status.parse::<CallStatus>())
             .transpose()
@@ -566,17 +652,159 @@ fn calls_filter(q: &CallsQuery, web: &WebUser) -> (Option<CallFilter>, Option<St
             .then(|| q.cursor.parse())
             .transpose()
             .map_err(|_| "cursor".to_string())?;
-        Ok(CallFilter {
-            manager_id,
-            status,
-            from,
-            to,
-            before,
-            limit: PAGE_SIZE,
-        })
+        let score = |s: &str, label: &str| -> Result<Option<f64>, String> {
+            if s.trim().is_empty() {
+                return Ok(None);
+            }
+            s.trim()
+                .replace(',', ".")
+                .parse::<f64>()
+                .ok()
+                .filter(|v| (0.0..=100.0).contains(v))
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: {}",
+                        web.lang.t(label),
+                        web.lang.t("filter_score_range")
+                    )
+                })
+        };
+        let level = (!q.level.is_empty())
+            .then(|| q.level.parse::<crate::rubric::Level>())
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let rows = RowFilter {
+            team: Some(q.team.trim().to_string()).filter(|t| !t.is_empty()),
+            min_score: score(&q.min, "filter_min")?,
+            max_score: score(&q.max, "filter_max")?,
+            critical: match q.critical.as_str() {
+                "yes" => Some(true),
+                "no" => Some(false),
+                _ => None,
+            },
+            language: (!q.language.is_empty())
+                .then(|| q.language.parse::<Language>())
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            criterion_level: match (q.criterion.trim(), level) {
+                ("", _) | (_, None) => None,
+                (id, Some(level)) => Some((id.to_string(), level)),
+            },
+        };
+        Ok((
+            CallFilter {
+                manager_id,
+                status,
+                from,
+                to,
+                before,
+                limit: PAGE_SIZE,
+            },
+            rows,
+        ))
     })();
     match result {
         Ok(f) => (Some(f), None),
         Err(e) => (None, Some(e)),
+    }
+}
+
+#[cfg(test)]
+mod snapshots {
+    //! The rendered pages that do not need the database, as a reader would diff them: a
+    //! template change shows up here as a reviewed snapshot change.
+    use super::*;
+    use crate::domain::UserId;
+
+    fn user(role: Role) -> UserRecord {
+        UserRecord {
+            id: UserId::new(),
+            username: "anna".into(),
+            role,
+            manager_id: None,
+            language: None,
+            created_at: 0,
+            disabled_at: None,
+        }
+    }
+
+    fn page(
+        template: &str,
+        lang: Lang,
+        user: Option<&UserRecord>,
+        here: &str,
+        extra: Value,
+    ) -> String {
+        let ctx = PageCtx {
+            lang,
+            nonce: "NONCE",
+            user,
+            here,
+            page: here.trim_start_matches('/'),
+        };
+        let response = render(template, ctx, extra);
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .expect("body");
+        without_hashes(std::str::from_utf8(&body).expect("utf-8"))
+    }
+
+    /// Asset names carry their content's hash; a style change is not a page change.
+    fn without_hashes(html: &str) -> String {
+        let re = regex::Regex::new(r"/assets/([A-Za-z0-9_.-]+?)\.[0-9a-f]{10}\.").expect("regex");
+        re.replace_all(html, "/assets/$1.HASH.").into_owned()
+    }
+
+    #[test]
+    fn sign_in_page() {
+        for lang in Lang::ALL {
+            let html = page(
+                "login.html",
+                lang,
+                None,
+                "/login",
+                context! { next => "/calls", username => "", notice => None::<&str>, error => None::<&str> },
+            );
+            insta::assert_snapshot!(format!("login_{}", lang.code()), html);
+        }
+    }
+
+    #[test]
+    fn upload_page() {
+        let qa = user(Role::Qa);
+        for lang in Lang::ALL {
+            let html = page(
+                "upload.html",
+                lang,
+                Some(&qa),
+                "/upload",
+                context! {
+                    own_manager => None::<&str>,
+                    limit_mb => 500,
+                    limit_text => "up to 500 MB",
+                    too_large => "too large",
+                    upload_texts => context! { waiting => "w" },
+                },
+            );
+            insta::assert_snapshot!(format!("upload_{}", lang.code()), html);
+        }
+    }
+
+    #[test]
+    fn not_found_page() {
+        let response = error_page(
+            StatusCode::NOT_FOUND,
+            Lang::Ru,
+            "NONCE",
+            Some(&user(Role::Manager)),
+        );
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .expect("body");
+        insta::assert_snapshot!(
+            "not_found_ru",
+            without_hashes(std::str::from_utf8(&body).expect("utf-8"))
+        );
     }
 }

@@ -161,9 +161,15 @@ pub async fn spawn_app_for(
     let handle = tokio::spawn({
         let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
         async move {
-            callgrade::app::serve_with_store(listener, config, store, registry, shutdown)
-                .await
-                .expect("server runs");
+            let decoder = callgrade::audio::DecoderProgram::new(
+                env!("CARGO_BIN_EXE_callgrade"),
+                ["audio-decode-child"],
+            );
+            callgrade::app::serve_with_decoder(
+                listener, config, store, registry, decoder, shutdown,
+            )
+            .await
+            .expect("server runs");
         }
     });
     let admin = create_token(&store, "test admin", Role::Admin, None)

@@ -150,6 +150,9 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         // The call is queued, so it has no transcript yet: 404 for everyone who may see it
         // (with a message saying so), and the same 404 for a colleague.
         ("get", "/api/v1/calls/{id}/transcript", _) => 404,
+        // The recording and its waveform: whoever may see the call, even while it is queued.
+        ("get", "/api/v1/calls/{id}/audio" | "/api/v1/calls/{id}/peaks", Colleague) => 404,
+        ("get", "/api/v1/calls/{id}/audio" | "/api/v1/calls/{id}/peaks", _) => 200,
         ("delete", "/api/v1/calls/{id}", Admin | Qa) => 204,
         ("delete", "/api/v1/calls/{id}", Colleague) => 404,
         ("delete", "/api/v1/calls/{id}", _) => 403,

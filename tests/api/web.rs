@@ -10,24 +10,24 @@ use reqwest::StatusCode;
 use crate::helpers::{spawn_app, Backend, TestApp};
 use crate::on_both_backends;
 
-const PASSWORD: &str = "a long enough password";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A client that shows redirects instead of following them, and keeps no cookies of its own.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .expect("client")
 }
 
-async fn create_user(app: &TestApp, name: &str, role: Role, manager: Option<&str>) {
+pub(crate) async fn create_user(app: &TestApp, name: &str, role: Role, manager: Option<&str>) {
     callgrade::accounts::create_user(&app.store, name, role, manager, PASSWORD)
         .await
         .expect("create user");
 }
 
 /// Signs in and returns the `Cookie` header value that carries the session.
-async fn sign_in(app: &TestApp, name: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, name: &str) -> String {
     let r = browser()
         .post(app.url("/login"))
         .header("sec-fetch-site", "same-origin")
@@ -53,7 +53,7 @@ fn session_cookie(r: &reqwest::Response) -> Option<String> {
         .map(|c| c.split(';').next().unwrap_or_default().to_string())
 }
 
-async fn get(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+pub(crate) async fn get(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
     browser()
         .get(app.url(path))
         .header(COOKIE, cookie)
