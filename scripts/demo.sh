@@ -143,12 +143,16 @@ demo_user() { # name role password [manager]
   [ -n "${4:-}" ] && args+=(--manager "$4")
   printf '%s\n' "$3" | "$BIN" "${args[@]}" >/dev/null 2>&1 || true
 }
+demo_user admin admin "demo-admin-password"
 demo_user qa qa "demo-qa-password"
 demo_user head head "demo-head-password"
 demo_user sokolov manager "demo-manager-password" m-sokolov
 echo "==> the web app is running: ${CALLGRADE_SERVER}/"
-echo "    sign in as   qa / demo-qa-password            (QA: every call)"
+echo "    sign in as   admin / demo-admin-password      (administrator: users and tokens too)"
+echo "                 qa / demo-qa-password            (QA: every call, corrections, uploads)"
 echo "                 head / demo-head-password        (head of sales: every call)"
 echo "                 sokolov / demo-manager-password  (manager m-sokolov: his calls only)"
+first_call="$("$BIN" calls | awk 'NR>1 && $3=="done" {print $1; exit}')"
+[ -n "$first_call" ] && echo "    a scored call: ${CALLGRADE_SERVER}/calls/${first_call}"
 echo "    The API is on the same port (bearer tokens: $BIN token create). Press Ctrl-C to stop."
 wait "$SERVER" || true
