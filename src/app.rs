@@ -155,6 +155,13 @@ pub async fn serve_with_decoder(
         state.recordings.clone(),
         shutdown.clone(),
     ));
+    // Transcripts saved before the search index existed (or stemmed by an older version) are
+    // indexed in the background: the server answers meanwhile, and they appear in searches
+    // as they are done.
+    tasks.spawn(crate::search::index_backlog(
+        store.clone(),
+        shutdown.clone(),
+    ));
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
     let served = http::server::serve(

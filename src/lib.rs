@@ -24,6 +24,7 @@ pub mod playback;
 pub mod recordings;
 pub mod rubric;
 pub mod scoring;
+pub mod search;
 pub mod store;
 pub mod telemetry;
 pub mod transcribe;

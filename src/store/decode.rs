@@ -4,8 +4,8 @@
 
 use crate::analytics::entity::{ActivityType, DealStatus, PlanMetric};
 use crate::domain::{
-    CallId, CallStatus, ChannelMap, Direction, JobId, JobState, Language, ManagerId, Role, TokenId,
-    UserId,
+    CallId, CallStatus, ChannelMap, Direction, JobId, JobState, Language, ManagerId, Role, Speaker,
+    TokenId, UserId,
 };
 
 macro_rules! text_column {
@@ -43,6 +43,7 @@ text_column!(
     Direction,
     Language,
     ChannelMap,
+    Speaker,
     ActivityType,
     DealStatus,
     PlanMetric,

@@ -188,3 +188,51 @@ pub fn empty_table(backend: Backend, table: &str) -> String {
         Backend::Sqlite => format!("DELETE FROM {table}"),
     }
 }
+
+/// How a search finds its rows: the `FROM .. WHERE` that selects the segments (`s`) whose
+/// stems hold every term of the query in `$1` (see [`text_query`]), and the row key to order
+/// and page by, named as this engine walks it in order.
+pub struct TextSearch {
+    /// `FROM .. WHERE <match>`.
+    pub from_where: &'static str,
+    /// The row key (`search_segments.id`).
+    pub key: &'static str,
+}
+
+/// SQLite: the FTS5 index over the stems (`search_fts`), joined to its rows by rowid and
+/// ordered by the index's own rowid, which FTS5 walks in order, stopping after a page, instead
+/// of sorting every match. PostgreSQL: the rows' `tsvector` of the same stems (GIN index),
+/// ordered by the primary key, which the planner walks instead for a very common word. Both
+/// index the stems as they are (FTS5's `ascii` tokenizer, PostgreSQL's `array_to_tsvector`):
+/// no engine's own word rules come between the stems written in Rust and the match.
+pub fn text_search(backend: Backend) -> TextSearch {
+    match backend {
+        Backend::Sqlite => TextSearch {
+            from_where: "FROM search_fts JOIN search_segments s ON s.id = search_fts.rowid \
+                         WHERE search_fts MATCH $1",
+            key: "search_fts.rowid",
+        },
+        Backend::Postgres => TextSearch {
+            from_where: "FROM search_segments s \
+                         WHERE s.terms @@ CAST(CAST($1 AS TEXT) AS tsquery)",
+            key: "s.id",
+        },
+    }
+}
+
+/// The `$1` of [`text_search`]: every one of `terms` required, each quoted so that no stem is
+/// read as query syntax (`NOT`, `OR`, `*`, `!`).
+pub fn text_query(backend: Backend, terms: &[String]) -> String {
+    match backend {
+        Backend::Sqlite => terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        Backend::Postgres => terms
+            .iter()
+            .map(|t| format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(" & "),
+    }
+}

@@ -147,6 +147,10 @@ mod tests {
             "e158613dbcd412912bc475ef953e04c1451e56c82f70985130c1ec24788dea22",
         ),
         (
+            "postgres/0007_search.sql",
+            "f6f2b80bf8cd6e2d81c99690d06406a4edf5e5690d6619d1148f5b30cdae206e",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -169,6 +173,10 @@ mod tests {
         (
             "sqlite/0006_accounts.sql",
             "e158613dbcd412912bc475ef953e04c1451e56c82f70985130c1ec24788dea22",
+        ),
+        (
+            "sqlite/0007_search.sql",
+            "4b4b844fb3235ad478a880077c1aee5bdc283890c25d53e8bd098084ad0b3697",
         ),
     ];
 

@@ -12,6 +12,7 @@
 //! | a call (upload, status, delete) | `calls.rs` |
 //! | a job and the queue (claim, lease, fence, retry) | `jobs.rs` |
 //! | a transcript | `transcripts.rs` |
+//! | the search index of transcript segments and its query | `search.rs` |
 //! | a score, its criteria and QA corrections | `scores.rs` |
 //! | scorecard versions | `rubrics.rs` |
 //! | API tokens | `tokens.rs` |
@@ -42,6 +43,7 @@ mod reports;
 mod rollups;
 mod rubrics;
 mod scores;
+mod search;
 mod tokens;
 mod transcripts;
 mod write;
@@ -64,6 +66,7 @@ pub use kpis::{KpiScope, LeadTimes, PlanRow, WonDeal};
 pub use reports::RecentScore;
 pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
 pub use rubrics::StoredRubric;
+pub use search::{SearchCursor, SearchFilter, SearchHit};
 pub use tokens::TokenRecord;
 pub use write::{WriteConn, WriteTx};
 

@@ -1,4 +1,5 @@
-//! Transcripts, one per call (a second transcription replaces the first).
+//! Transcripts, one per call (a second transcription replaces the first), written with their
+//! rows of the search index.
 
 use super::decode::JsonText;
 
@@ -8,7 +9,7 @@ use crate::transcript::Transcript;
 
 impl Store {
     /// Stores `t` as its call's transcript, replacing an earlier one (a retried job writes the
-    /// same row again).
+    /// same row again), and its segments' search rows in the same transaction.
     pub async fn save_transcript(
         &self,
         t: &Transcript,
@@ -20,6 +21,8 @@ impl Store {
             .iter()
             .map(|s| s.text.split_whitespace().count())
             .sum();
+        // Stemmed before the write turn is taken: the transaction only writes.
+        let search_rows = super::search::segment_rows(t);
         let mut tx = self.write().await?;
         if let Some(fence) = fence {
             fence.hold(&mut tx).await?;
@@ -43,6 +46,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Self::save_call_conversation(&mut tx, t.call_id, &t.metrics).await?;
+        Self::write_search_rows(&mut tx, t.call_id, search_rows).await?;
         self.refresh_rollups_of(&mut tx, t.call_id).await?;
         tx.commit().await?;
         Ok(())
