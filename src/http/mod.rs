@@ -10,6 +10,7 @@ pub mod insights;
 pub mod jobs;
 pub mod reports;
 pub mod scores;
+pub mod search;
 pub mod server;
 pub mod tokens;
 pub mod transcripts;
@@ -89,6 +90,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         (name = "tokens", description = "API tokens (admin)"),
         (name = "health", description = "Probes and metrics"),
         (name = "analytics", description = "CRM import, sales KPIs and quality reports"),
+        (name = "search", description = "Words across the transcripts of calls"),
     )
 )]
 struct ApiDoc;
@@ -121,6 +123,7 @@ fn api_router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
         .merge(calls::routes(body_limit))
         .merge(analytics::routes(body_limit))
         .merge(scores::routes())
+        .merge(search::routes())
         .merge(jobs::routes())
         .merge(tokens::routes())
         .merge(health::routes())

@@ -20,6 +20,7 @@ mod process;
 mod queue;
 mod roles;
 mod scoring;
+mod search;
 mod slow_clients;
 mod test_jobs;
 mod transcribe;

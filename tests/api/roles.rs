@@ -84,10 +84,10 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
         .replace("/api/v1/rubrics/{id}", "/api/v1/rubrics/sales-standard")
         .replace("{language}", "en")
         .replace("{criterion}", "greeting");
-    let path = if path == "/api/v1/rescore" {
-        format!("{path}?rubric=sales-standard")
-    } else {
-        path
+    let path = match path.as_str() {
+        "/api/v1/rescore" => format!("{path}?rubric=sales-standard"),
+        "/api/v1/search" => format!("{path}?q=price"),
+        _ => path,
     };
     let needs_period = ["/api/v1/kpis", "/report", "/quality-vs-outcome"];
     let path = if needs_period.iter().any(|p| path.ends_with(p)) {
@@ -145,6 +145,8 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("post", "/api/v1/calls", Admin | Qa | Owner) => 202,
         ("post", "/api/v1/calls", Head | Colleague) => 403,
         ("get", "/api/v1/calls", _) => 200,
+        // Everyone may search; a manager's search covers their own calls (tests/api/search.rs).
+        ("get", "/api/v1/search", _) => 200,
         ("get", "/api/v1/calls/{id}", Colleague) => 404,
         ("get", "/api/v1/calls/{id}", _) => 200,
         // The call is queued, so it has no transcript yet: 404 for everyone who may see it
