@@ -10,6 +10,7 @@ pub mod assets;
 pub mod call;
 pub mod i18n;
 pub mod limiter;
+pub mod search;
 pub mod session;
 pub mod upload;
 
@@ -42,6 +43,7 @@ const PAGE_SIZE: i64 = 50;
 pub fn routes(upload_body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/calls") }))
+        .merge(search::routes())
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/language", post(set_language))
@@ -141,6 +143,7 @@ fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         // Names end in .html, so every value is HTML-escaped unless marked safe.
         for (name, source) in [
+            ("search.html", include_str!("templates/search.html")),
             ("base.html", include_str!("templates/base.html")),
             ("login.html", include_str!("templates/login.html")),
             ("calls.html", include_str!("templates/calls.html")),

@@ -1,6 +1,6 @@
 //! Search across calls: word forms found the same way on SQLite and PostgreSQL, the role rule,
-//! the index kept with its transcript (replaced, deleted), and transcripts saved before the
-//! index existed.
+//! the index kept with its transcript (replaced, deleted), transcripts saved before the index
+//! existed, and the search page.
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +9,14 @@ use callgrade::domain::{CallId, Role};
 use callgrade::jobs::Registry;
 use callgrade::store::Store;
 use callgrade::transcript::Transcript;
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{count, fast_queue, spawn_app, unique_bytes, Backend, TestApp, TestDb};
 use crate::on_both_backends;
+use crate::web::{browser, create_user, get, sign_in};
 
 /// A transcript of `call` with one 4.5-second segment every 5 seconds per `(speaker, text)`.
 fn transcript(call: CallId, language: &str, lines: &[(&str, &str)]) -> Transcript {
@@ -443,6 +446,7 @@ on_both_backends!(
     word_forms_and_filters_find_the_same_segments_on_both_backends,
     each_role_finds_only_the_calls_it_may_see,
     transcripts_saved_before_the_index_are_found_after_the_upgrade,
+    the_search_page_shows_marked_hits_that_open_the_call_at_their_time,
 );
 
 #[tokio::test]
@@ -463,5 +467,94 @@ async fn a_query_without_words_or_with_a_bad_page_is_refused_with_a_reason() {
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{query}: {message}");
     }
+    app.stop().await;
+}
+
+/// A link's `href` attribute as the page writes it (the template escapes `/`).
+fn href(path: &str) -> String {
+    format!("href=\"{}\"", path.replace('/', "&#x2f;"))
+}
+
+async fn the_search_page_shows_marked_hits_that_open_the_call_at_their_time(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let Calls { ru, en, .. } = three_calls(&app).await;
+    // A segment whose text looks like markup: shown as text.
+    let tricky = upload_at(&app, "m-1", "2026-03-03T10:00:00Z").await;
+    app.store
+        .save_transcript(
+            &transcript(
+                tricky,
+                "ru",
+                &[("manager", "<b>цена</b> & <script>x</script>")],
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    create_user(&app, "mila", Role::Manager, Some("m-1")).await;
+    create_user(&app, "head", Role::Head, None).await;
+
+    // Not signed in: to the sign-in page and back.
+    let r = get(&app, "/search?q=x", "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // No words yet: the form and a hint, no results.
+    let head = sign_in(&app, "head").await;
+    let page = get(&app, "/search", &head).await.text().await.unwrap();
+    assert!(page.contains("name=\"q\""), "{page}");
+    assert!(page.contains("name=\"manager\""), "{page}");
+    assert!(!page.contains("class=\"hits\""), "{page}");
+
+    // Hits: each opens its call at its second, the matched words marked and the text escaped.
+    let r = get(&app, "/search?q=%D1%86%D0%B5%D0%BD%D1%83", &head).await; // "цену"
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains(&href(&format!("/calls/{en}?t=10"))), "{page}");
+    assert!(page.contains(&href(&format!("/calls/{ru}?t=5"))), "{page}");
+    assert!(page.contains("Еще вопрос про <mark>цену</mark>."), "{page}");
+    assert!(page.contains("<mark>Цены</mark> у конкурентов"), "{page}");
+    assert!(
+        page.contains("&lt;b&gt;<mark>цена</mark>&lt;&#x2f;b&gt; &amp; &lt;script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>x"), "{page}");
+    assert!(page.contains("0:10"), "the hit's time: {page}");
+
+    // A manager finds only their own calls, whatever the form asks, and has no manager field.
+    let mila = sign_in(&app, "mila").await;
+    let page = get(
+        &app,
+        "/search?q=%D1%86%D0%B5%D0%BD%D1%83&manager=m-2",
+        &mila,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains(&href(&format!("/calls/{ru}?t=5"))), "{page}");
+    assert!(
+        !page.contains(&en.to_string()),
+        "a colleague's call leaked: {page}"
+    );
+    assert!(!page.contains("name=\"manager\""), "{page}");
+
+    // Nothing found: a message; a query of no words: the reason, in Russian for a Russian reader.
+    let page = get(&app, "/search?q=zebra", &head)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Nothing found."), "{page}");
+    let r = browser()
+        .get(app.url("/search?q=%21%21"))
+        .header(COOKIE, &head)
+        .header(ACCEPT_LANGUAGE, "ru")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Введите хотя бы одно слово"), "{page}");
+    assert!(page.contains("Поиск по звонкам"), "{page}");
     app.stop().await;
 }
