@@ -442,7 +442,45 @@ async fn transcripts_saved_before_the_index_are_found_after_the_upgrade(backend:
     server.await.unwrap().unwrap();
 }
 
+/// Two calls that start in the same second, whose ids even pick the same slot: each call's
+/// hits stay together and in order, the same on both backends, and a second transcription
+/// keeps the call's place.
+async fn calls_of_one_second_keep_their_hits_together_and_in_order(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let first = CallId(uuid::Uuid::from_u128(
+        0x0190_0000_0000_7000_8000_0000_0000_0042,
+    ));
+    let second = CallId(uuid::Uuid::from_u128(
+        0x0190_0000_0000_7000_8000_0000_0001_0042,
+    ));
+    for call in [first, second] {
+        sqlx::query(
+            "INSERT INTO calls (id, manager_id, started_at, size_bytes, sha256, storage_key, \
+             status, created_at, updated_at) VALUES ($1, 'm-1', $2, 1, $1, 'k', 'done', 0, 0)",
+        )
+        .bind(call.to_string())
+        .bind(1_772_445_600_500_i64)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    }
+    let lines = [("client", "цена один"), ("manager", "цена два")];
+    for call in [first, second] {
+        let t = transcript(call, "ru", &lines);
+        app.store.save_transcript(&t, None).await.unwrap();
+    }
+    let at = |call: CallId, s: u32| format!("{call}:{}", json!(f64::from(s)));
+    // The later indexed call took the next slot of the second: it comes first.
+    let expected = vec![at(second, 0), at(second, 5), at(first, 0), at(first, 5)];
+    assert_eq!(hits(&app, &app.admin, "q=цены").await, expected);
+    let t = transcript(first, "ru", &lines);
+    app.store.save_transcript(&t, None).await.unwrap();
+    assert_eq!(hits(&app, &app.admin, "q=цены").await, expected);
+    app.stop().await;
+}
+
 on_both_backends!(
+    calls_of_one_second_keep_their_hits_together_and_in_order,
     word_forms_and_filters_find_the_same_segments_on_both_backends,
     each_role_finds_only_the_calls_it_may_see,
     transcripts_saved_before_the_index_are_found_after_the_upgrade,
