@@ -25,7 +25,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A chromedriver of our own on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -37,7 +37,7 @@ impl Drop for Driver {
     }
 }
 
-fn driver_process() -> Option<Driver> {
+pub(crate) fn driver_process() -> Option<Driver> {
     let present =
         std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     if !present {
@@ -121,7 +121,7 @@ async fn evil_site(target: &str) -> String {
 
 /// Runs `test` with a fresh browser and always ends the browser session, also when the test
 /// fails (an abandoned session would keep the test process waiting).
-async fn with_browser<F, Fut>(driver: &Driver, lang: &str, test: F)
+pub(crate) async fn with_browser<F, Fut>(driver: &Driver, lang: &str, test: F)
 where
     F: FnOnce(WebDriver) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -137,7 +137,7 @@ where
     }
 }
 
-async fn sign_in(b: &WebDriver, app: &TestApp, username: &str) {
+pub(crate) async fn sign_in(b: &WebDriver, app: &TestApp, username: &str) {
     b.goto(app.url("/login")).await.unwrap();
     b.find(By::Id("username"))
         .await
@@ -161,7 +161,7 @@ async fn sign_in(b: &WebDriver, app: &TestApp, username: &str) {
 }
 
 /// Waits until `ok(url, page source)` holds (or fails the test after 60 s).
-async fn wait_for(b: &WebDriver, what: &str, ok: impl Fn(&str, &str) -> bool) {
+pub(crate) async fn wait_for(b: &WebDriver, what: &str, ok: impl Fn(&str, &str) -> bool) {
     let started = Instant::now();
     loop {
         let url = b.current_url().await.unwrap().to_string();
@@ -177,7 +177,7 @@ async fn wait_for(b: &WebDriver, what: &str, ok: impl Fn(&str, &str) -> bool) {
     }
 }
 
-async fn js_f64(b: &WebDriver, script: &str) -> f64 {
+pub(crate) async fn js_f64(b: &WebDriver, script: &str) -> f64 {
     b.execute(script, vec![])
         .await
         .unwrap()

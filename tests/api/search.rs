@@ -5,17 +5,20 @@
 use std::time::{Duration, Instant};
 
 use callgrade::config::Config;
-use callgrade::domain::{CallId, Role};
+use callgrade::domain::{CallId, CallStatus, Role};
 use callgrade::jobs::Registry;
 use callgrade::store::Store;
 use callgrade::transcript::Transcript;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use thirtyfour::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{count, fast_queue, spawn_app, unique_bytes, Backend, TestApp, TestDb};
 use crate::on_both_backends;
+use crate::scoring::corpus_transcript;
+use crate::transcribe::shared;
 use crate::web::{browser, create_user, get, sign_in};
 
 /// A transcript of `call` with one 4.5-second segment every 5 seconds per `(speaker, text)`.
@@ -594,5 +597,77 @@ async fn the_search_page_shows_marked_hits_that_open_the_call_at_their_time(back
     let page = r.text().await.unwrap();
     assert!(page.contains("Введите хотя бы одно слово"), "{page}");
     assert!(page.contains("Поиск по звонкам"), "{page}");
+    app.stop().await;
+}
+
+/// In Chromium: a Russian word typed in one form finds the call that says it in another, and
+/// its hit opens the call page playing from that moment.
+#[tokio::test]
+async fn a_word_form_found_in_chromium_opens_the_call_at_the_hit() {
+    let Some(driver) = crate::browser::driver_process() else {
+        return;
+    };
+    crate::browser::with_browser(&driver, "ru-RU", search_in_chromium).await;
+}
+
+async fn search_in_chromium(b: WebDriver) {
+    use crate::browser::{js_f64, wait_for};
+    let app = spawn_app(Backend::Sqlite, Registry::new()).await;
+    let recording = std::fs::read(shared("calls/pub04_ru.mp3")).unwrap();
+    let r = app
+        .upload(&app.admin, "m-zaitsev", recording, "pub04_ru.mp3")
+        .await;
+    assert_eq!(r.status(), 202);
+    let id: CallId = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    app.store
+        .save_transcript(&corpus_transcript(id, "pub04_ru"), None)
+        .await
+        .unwrap();
+    app.store
+        .set_call_status(id, CallStatus::Done, None)
+        .await
+        .unwrap();
+    create_user(&app, "qa", Role::Qa, None).await;
+    crate::browser::sign_in(&b, &app, "qa").await;
+
+    // The call says "Завтра такой цены не будет" at 29.5 s; the search is for "цена".
+    b.goto(app.url("/search")).await.unwrap();
+    b.find(By::Id("q"))
+        .await
+        .unwrap()
+        .send_keys("цена")
+        .await
+        .unwrap();
+    b.find(By::Css("form[role=search] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "the hit", |_, s| s.contains("<mark>цены</mark>")).await;
+    b.find(By::Css("a.hit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let at = format!("/calls/{id}?t=29");
+    wait_for(&b, "the call page at the hit", |url, _| url.ends_with(&at)).await;
+    let started = Instant::now();
+    loop {
+        let now = js_f64(&b, "return document.getElementById('audio').currentTime").await;
+        if (now - 29.0).abs() <= 0.5 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the audio is at {now} s, not at the hit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.stop().await;
 }
