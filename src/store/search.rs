@@ -74,6 +74,21 @@ fn row_key(call_second: i64, slot: i64, segment: i64) -> i64 {
         | ((1 << SEGMENT_BITS) - 1 - segment)
 }
 
+/// The smallest key of a call at or after `ms`.
+fn first_key_from(ms: Millis) -> i64 {
+    row_key(
+        ms.div_euclid(1000).clamp(0, MAX_SECOND),
+        0,
+        (1 << SEGMENT_BITS) - 1,
+    )
+}
+
+/// A key above every call before `ms`, where there is one.
+fn end_key_before(ms: Millis) -> Option<i64> {
+    let next_second = ms.saturating_sub(1).div_euclid(1000) + 1;
+    (next_second <= MAX_SECOND).then(|| first_key_from(next_second.max(0) * 1000))
+}
+
 /// A segment that matched, with what a result list shows of its call.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SearchHit {
@@ -329,11 +344,23 @@ impl Store {
         if filter.speaker.is_some() {
             sql += &format!(" AND s.speaker = {}", next());
         }
+        // A period is also a range of keys (they start with the call's second), which both
+        // engines seek to; the exact bounds in milliseconds are checked on the rows.
+        let first_key = filter.from.map(first_key_from);
+        let end_key = filter.to.and_then(end_key_before);
         if filter.from.is_some() {
-            sql += &format!(" AND s.call_at >= {}", next());
+            sql += &format!(
+                " AND s.call_at >= {} AND {} >= {}",
+                next(),
+                search.key,
+                next()
+            );
         }
         if filter.to.is_some() {
             sql += &format!(" AND s.call_at < {}", next());
+        }
+        if end_key.is_some() {
+            sql += &format!(" AND {} < {}", search.key, next());
         }
         if filter.after.is_some() {
             sql += &format!(" AND {} < {}", search.key, next());
@@ -354,11 +381,14 @@ impl Store {
         if let Some(s) = filter.speaker {
             q = q.bind(s.as_str().to_string());
         }
-        if let Some(f) = filter.from {
-            q = q.bind(f);
+        if let (Some(f), Some(k)) = (filter.from, first_key) {
+            q = q.bind(f).bind(k);
         }
         if let Some(t) = filter.to {
             q = q.bind(t);
+        }
+        if let Some(k) = end_key {
+            q = q.bind(k);
         }
         if let Some(a) = filter.after {
             q = q.bind(a.0);
@@ -404,5 +434,21 @@ mod tests {
         );
         assert!(keys.iter().all(|k| k.0 >= 0));
         assert_eq!(row_key(0, 0, 65_535), 0);
+    }
+
+    #[test]
+    fn a_period_is_the_range_of_keys_of_its_seconds() {
+        let at = 1_772_323_200_250; // 250 ms into a second
+        let second = at / 1000;
+        let key = row_key(second, 5, 3);
+        // From the call's millisecond, or one later in the same second: its key is in range.
+        assert!(first_key_from(at) <= key && first_key_from(at + 500) <= key);
+        assert!(first_key_from(at + 1000) > key);
+        // Before the next millisecond, or the next second: in range; before its own second: not.
+        assert!(end_key_before(at + 1).is_some_and(|end| key < end));
+        assert!(end_key_before((second + 1) * 1000).is_some_and(|end| key < end));
+        assert!(end_key_before(second * 1000).is_some_and(|end| key >= end));
+        assert_eq!(end_key_before(i64::MAX), None);
+        assert_eq!(first_key_from(-5_000), 0);
     }
 }

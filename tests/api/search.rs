@@ -227,6 +227,27 @@ async fn word_forms_and_filters_find_the_same_segments_on_both_backends(backend:
         hits(&app, &admin, "q=цену&to=2026-03-03").await,
         vec![at(ru, 0), at(ru, 5)]
     );
+    // To the millisecond: the English call started at 10:00:00.000 on 5 March.
+    assert_eq!(
+        hits(&app, &admin, "q=цену&from=2026-03-05T10:00:00Z").await,
+        vec![at(en, 10)]
+    );
+    assert!(hits(&app, &admin, "q=цену&from=2026-03-05T10:00:00.001Z")
+        .await
+        .is_empty());
+    assert_eq!(
+        hits(
+            &app,
+            &admin,
+            "q=цену&from=2026-03-02T10:00:00Z&to=2026-03-05T10:00:00.001Z"
+        )
+        .await,
+        prices
+    );
+    assert_eq!(
+        hits(&app, &admin, "q=цену&to=2026-03-05T10:00:00Z").await,
+        vec![at(ru, 0), at(ru, 5)]
+    );
     assert_eq!(
         hits(&app, &admin, "q=цену&manager_id=m-2").await,
         vec![at(en, 10)]
