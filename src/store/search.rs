@@ -274,25 +274,37 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Option<(String, usize)>, StoreError> {
-        let mut tx = self.write().await?;
-        // Read under the write lock (the transcript's row locked on PostgreSQL): a transcript
-        // saved meanwhile cannot be overwritten with the rows of its older version.
-        let sql = format!(
-            "SELECT t.call_id, t.document FROM transcripts t WHERE t.call_id > $1 \
-             AND NOT EXISTS (SELECT 1 FROM search_indexed i \
-                             WHERE i.call_id = t.call_id AND i.version >= $2) \
-             ORDER BY t.call_id LIMIT $3{}",
-            tx.for_update()
-        );
-        let documents: Vec<(String, String)> = sqlx::query_as(&sql)
-            .bind(after.to_string())
-            .bind(INDEX_VERSION)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        let Some(last) = documents.last().map(|(id, _)| id.clone()) else {
+        // Which ones: a plain read, so a start with nothing to index (every start but the first
+        // after an upgrade) scans without taking the write turn.
+        let pending = "NOT EXISTS (SELECT 1 FROM search_indexed i \
+                       WHERE i.call_id = t.call_id AND i.version >= $1)";
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT t.call_id FROM transcripts t WHERE {pending} AND t.call_id > $2 \
+             ORDER BY t.call_id LIMIT $3"
+        ))
+        .bind(INDEX_VERSION)
+        .bind(after.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(last) = ids.last().cloned() else {
             return Ok(None);
         };
+        let mut tx = self.write().await?;
+        // Read again under the write lock (the rows locked on PostgreSQL): one saved meanwhile
+        // is skipped, never overwritten with the rows of its older version.
+        let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT t.call_id, t.document FROM transcripts t WHERE {pending} \
+             AND t.call_id IN ({}){}",
+            placeholders.join(", "),
+            tx.for_update()
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(INDEX_VERSION);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let documents = query.fetch_all(&mut *tx).await?;
         // Parsing and stemming are CPU work: off the async threads.
         let parsed = tokio::task::spawn_blocking(move || {
             documents
