@@ -23,7 +23,11 @@ use crate::transcribe::shared;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// An app whose `score` stage talks to `llm`, with `tweak` applied to the config.
-async fn app_with_llm(backend: Backend, llm: &FakeLlm, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn app_with_llm(
+    backend: Backend,
+    llm: &FakeLlm,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let url = llm.url.clone();
     spawn_app_for(
         backend,

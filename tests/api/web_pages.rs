@@ -7,16 +7,14 @@ use std::time::Duration;
 
 use callgrade::domain::{CallId, Role};
 use callgrade::jobs::Registry;
-use callgrade::llm::LlmClient;
 use callgrade::pipeline::Stage;
-use callgrade::scoring::job::ScoreJob;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, RANGE};
 use reqwest::StatusCode;
 
 use crate::fake_llm::{FakeLlm, Reply};
-use crate::helpers::{spawn_app, spawn_app_for, Backend, TestApp};
+use crate::helpers::{spawn_app, Backend, TestApp};
 use crate::on_both_backends;
-use crate::scoring::corpus_transcript;
+use crate::scoring::{app_with_llm, corpus_transcript};
 use crate::web::{browser, create_user, get, sign_in};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -28,25 +26,6 @@ fn sample(name: &str) -> Vec<u8> {
             .join(name),
     )
     .expect("sample call")
-}
-
-async fn app_with_llm(backend: Backend, llm: &FakeLlm) -> TestApp {
-    let url = llm.url.clone();
-    spawn_app_for(
-        backend,
-        move |c| {
-            c.llm.base_url = url;
-            c.llm.model = "fake-model".into();
-            c.llm.timeout_seconds = 5;
-        },
-        |c| {
-            Registry::new().register(ScoreJob::new(
-                LlmClient::new(&c.llm).expect("llm configured"),
-                c.scoring.clone(),
-            ))
-        },
-    )
-    .await
 }
 
 /// The sample call pub06_en (real MP3, stereo) of `manager`, with its true transcript, scored
@@ -70,7 +49,7 @@ async fn scored_sample(app: &TestApp, manager: &str) -> CallId {
 async fn the_call_page_shows_the_call_and_its_evidence_seeks(backend: Backend) {
     let llm = FakeLlm::start(vec![]).await;
     llm.always(Reply::Valid { answer: 1 });
-    let app = app_with_llm(backend, &llm).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
     let id = scored_sample(&app, "m-owner").await;
     create_user(&app, "qa", Role::Qa, None).await;
     create_user(&app, "owner", Role::Manager, Some("m-owner")).await;
@@ -167,7 +146,7 @@ on_both_backends!(the_call_page_shows_the_call_and_its_evidence_seeks);
 async fn qa_corrects_a_criterion_on_the_page_and_keeps_the_history(backend: Backend) {
     let llm = FakeLlm::start(vec![]).await;
     llm.always(Reply::Valid { answer: 1 });
-    let app = app_with_llm(backend, &llm).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
     let id = scored_sample(&app, "m-owner").await;
     create_user(&app, "qa", Role::Qa, None).await;
     create_user(&app, "owner", Role::Manager, Some("m-owner")).await;
