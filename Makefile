@@ -1,5 +1,5 @@
 # callgrade: the two commands of the quick start, plus a few for developers.
-.PHONY: fuzz demo test bench bench-queue bench-upload bench-load bench-crash bench-long-call bench-transcribe bench-score bench-reports fmt openapi clean
+.PHONY: fuzz demo test bench bench-queue bench-upload bench-load bench-crash bench-long-call bench-transcribe bench-score bench-reports bench-web fmt openapi clean
 
 ## demo: build, start the service on SQLite, upload, transcribe and score the sample calls, show them, then keep the web app running (Ctrl-C stops).
 demo:
@@ -10,7 +10,7 @@ test:
 	@scripts/test.sh
 
 ## bench: every benchmark whose figures are in docs/PERFORMANCE.md.
-bench: bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports
+bench: bench-queue bench-upload bench-long-call bench-transcribe bench-score bench-reports bench-web
 
 bench-queue:
 	@scripts/bench.sh queue
@@ -37,6 +37,10 @@ bench-score:
 
 bench-reports:
 	@scripts/bench.sh reports
+
+## bench-web: the web app's pages and search on 1M calls and 5M transcript segments, both backends (about 40 minutes).
+bench-web:
+	@scripts/bench.sh web
 
 ## fuzz: the decoder under mutated recordings for MINUTES minutes (default 10).
 MINUTES ?= 10

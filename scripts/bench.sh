@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|load|crash|long-call|transcribe|score|reports
+# Benchmarks behind docs/PERFORMANCE.md. Usage: scripts/bench.sh queue|upload|load|crash|long-call|transcribe|score|reports|web
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -71,5 +71,11 @@ case "${1:-}" in
     as_root su postgres -c "dropdb --if-exists callgrade_bench_reports; createdb -O callgrade callgrade_bench_reports"
     RUST_LOG=warn target/release/callgrade bench reports --postgres "$PG_BENCH" "${@:2}"
     ;;
-  *) echo "usage: $0 queue|upload|load|crash|long-call|fuzz|transcribe|score|reports [options]" >&2; exit 2 ;;
+  web)
+    PG_ADMIN="$(scripts/postgres.sh)"
+    PG_BENCH="${PG_ADMIN%/*}/callgrade_bench_web"
+    as_root su postgres -c "dropdb --if-exists callgrade_bench_web; createdb -O callgrade callgrade_bench_web"
+    RUST_LOG=warn target/release/callgrade bench web --postgres "$PG_BENCH" "${@:2}"
+    ;;
+  *) echo "usage: $0 queue|upload|load|crash|long-call|fuzz|transcribe|score|reports|web [options]" >&2; exit 2 ;;
 esac

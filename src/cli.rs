@@ -283,6 +283,9 @@ pub enum BenchCommand {
     /// Crashes: rounds of kill -9 during uploads and transcription; lost, duplicated and
     /// orphaned uploads (all must be 0).
     Crash(crate::bench::crash::CrashBenchArgs),
+    /// Web app: server time of the calls list, the call page and search on 1M calls and 5M
+    /// transcript segments; the call page's first load; playback start of a one-hour call.
+    Web(crate::bench::web::WebBenchArgs),
 }
 
 impl clap::ValueEnum for Role {
@@ -333,6 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Fuzz(args)) => crate::bench::fuzz::run(args).await?,
         Command::Bench(BenchCommand::Load(args)) => crate::bench::load::run(args).await?,
         Command::Bench(BenchCommand::Crash(args)) => crate::bench::crash::run(args).await?,
+        Command::Bench(BenchCommand::Web(args)) => crate::bench::web::run(args).await?,
         Command::Bench(BenchCommand::Transcribe(args)) => {
             crate::bench::transcribe::run(args, &config).await?
         }

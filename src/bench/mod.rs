@@ -9,6 +9,7 @@ pub mod reports;
 pub mod score;
 pub mod transcribe;
 pub mod upload;
+pub mod web;
 
 /// The 44-byte header of a 16-bit PCM WAV file with `data_len` bytes of samples: the
 /// benchmarks' generated recordings.

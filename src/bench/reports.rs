@@ -364,13 +364,13 @@ pub(crate) async fn seed(store: &Store, dir: &Path, args: &ReportsBenchArgs) -> 
     generate_calls(store, args).await
 }
 
-fn percentile_ms(mut v: Vec<f64>, p: f64) -> f64 {
+pub(crate) fn percentile_ms(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     crate::analytics::stats::percentile(&v, p).unwrap_or(f64::NAN)
 }
 
 /// Burns `n` threads of CPU until the returned flag is cleared.
-fn cpu_load(n: usize) -> Arc<AtomicBool> {
+pub(crate) fn cpu_load(n: usize) -> Arc<AtomicBool> {
     let running = Arc::new(AtomicBool::new(true));
     for _ in 0..n {
         let r = running.clone();

@@ -545,3 +545,42 @@ async fn the_reports_benchmark_runs_at_a_tiny_size() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_benchmark_runs_at_a_tiny_size() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_callgrade"))
+            .args(["bench", "web", "--calls", "400", "--managers", "20"])
+            .args(["--segments", "2000", "--segments-per-call", "20"])
+            .args([
+                "--requests",
+                "2",
+                "--load-threads",
+                "0",
+                "--audio-minutes",
+                "1",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run callgrade bench web")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "| SQLite | index 100 stored transcripts (2000 segments), as at an upgrade |",
+        "| SQLite | call page (2 requests",
+        "| SQLite | search, a rare word (2 requests",
+        "| SQLite | calls list, critical failures (2 requests",
+        "| - | first load of the call page without the audio",
+        "| - | 1-minute recording",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+}
