@@ -199,18 +199,7 @@ async fn bench_backend(
     let store = Store::open(&server.database_url).await?;
     let crm = server.dir.join("crm");
     std::fs::create_dir_all(&crm)?;
-    let sizes = ReportsBenchArgs {
-        calls: args.calls,
-        managers: MANAGERS,
-        deals: args.calls / 4,
-        activities: args.calls * 2,
-        requests: 0,
-        load_threads: None,
-        sqlite: None,
-        postgres: None,
-        no_sqlite: false,
-        reuse: false,
-    };
+    let sizes = ReportsBenchArgs::sized(args.calls, MANAGERS, args.calls / 4, args.calls * 2);
     let t = Instant::now();
     seed(&store, &crm, &sizes).await.context("seeding")?;
     store.close().await;

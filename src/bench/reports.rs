@@ -58,10 +58,28 @@ pub struct ReportsBenchArgs {
     pub reuse: bool,
 }
 
+impl ReportsBenchArgs {
+    /// A history of this size, for the benchmarks that only seed it (no requests of their own).
+    pub(crate) fn sized(calls: usize, managers: usize, deals: usize, activities: usize) -> Self {
+        Self {
+            calls,
+            managers,
+            deals,
+            activities,
+            requests: 0,
+            load_threads: None,
+            sqlite: None,
+            postgres: None,
+            no_sqlite: false,
+            reuse: false,
+        }
+    }
+}
+
 /// 2024-12-01T00:00Z: the generated history covers the 24 months before 2026-12-01.
 const START_MS: i64 = 1_733_011_200_000;
 const SPAN_MS: i64 = 730 * 86_400_000;
-const CRITERIA: [&str; 5] = [
+pub(crate) const CRITERIA: [&str; 5] = [
     "greeting",
     "needs_discovery",
     "presentation",

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_LENGTH, COOKIE, LOCATION, RANGE, SET_COOKIE};
 use reqwest::StatusCode;
 
-use super::reports::{cpu_load, percentile_ms, seed, ReportsBenchArgs};
+use super::reports::{cpu_load, percentile_ms, seed, ReportsBenchArgs, CRITERIA};
 use super::upload::BenchServer;
 use crate::analytics::entity::Value;
 use crate::domain::{CallId, Role, Speaker};
@@ -192,13 +192,6 @@ fn transcript(call_id: CallId, vocabulary: &Vocabulary, n: usize, rng: &mut StdR
 /// A scorecard as the scorer writes one: five criteria with a rationale and two quotes from
 /// the transcript each, coaching and next steps.
 fn scorecard(t: &Transcript, rng: &mut StdRng) -> ScoreCard {
-    const CRITERIA: [&str; 5] = [
-        "greeting",
-        "needs_discovery",
-        "presentation",
-        "objection_handling",
-        "closing",
-    ];
     let quote = |rng: &mut StdRng| {
         let s = &t.segments[rng.gen_range(0..t.segments.len())];
         let words: Vec<&str> = s.text.split_whitespace().take(6).collect();
@@ -489,13 +482,7 @@ async fn pages(
             "calls list, a criterion's level",
             true,
             Box::new(|rng| {
-                let c = [
-                    "greeting",
-                    "needs_discovery",
-                    "presentation",
-                    "objection_handling",
-                    "closing",
-                ][rng.gen_range(0..5)];
+                let c = CRITERIA[rng.gen_range(0..CRITERIA.len())];
                 format!("/calls?criterion={c}&level=absent")
             }),
         ),
@@ -794,18 +781,8 @@ async fn bench_backend(
         .execute(&mut *store.write_one().await?)
         .await?;
     let crm = tempfile::tempdir()?;
-    let sizes = ReportsBenchArgs {
-        calls: args.calls,
-        managers: args.managers,
-        deals: (args.calls / 10).max(10),
-        activities: 1_000,
-        requests: 0,
-        load_threads: None,
-        sqlite: None,
-        postgres: None,
-        no_sqlite: false,
-        reuse: false,
-    };
+    let sizes =
+        ReportsBenchArgs::sized(args.calls, args.managers, (args.calls / 10).max(10), 1_000);
     let t = Instant::now();
     seed(&store, crm.path(), &sizes).await?;
     println!(
