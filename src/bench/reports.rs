@@ -266,6 +266,8 @@ async fn generate_calls(store: &Store, args: &ReportsBenchArgs) -> anyhow::Resul
                 t("en"),
                 Value::Int(Some(1)),
                 Value::Real(Some(overall)),
+                // One call in fifty has a critical failure.
+                Value::Int(Some(i64::from(i % 50 == 0))),
                 t("en"),
                 t(doc),
                 Value::Int(Some(at)),
@@ -329,6 +331,7 @@ async fn generate_calls(store: &Store, args: &ReportsBenchArgs) -> anyhow::Resul
                 "rubric_language",
                 "rubric_version",
                 "overall",
+                "critical_failures",
                 "language",
                 "document",
                 "scored_at",

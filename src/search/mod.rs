@@ -22,7 +22,8 @@ pub use snippet::{snippet, Piece};
 
 /// The version of [`terms`] the stored index was built with. Bump it whenever tokenising or
 /// stemming changes: the start-up step then indexes every transcript again.
-pub const INDEX_VERSION: i64 = 1;
+/// Version 2: each row also holds its manager's term (store/search.rs, `manager_term`).
+pub const INDEX_VERSION: i64 = 2;
 
 /// The most terms one query may have.
 pub const MAX_QUERY_TERMS: usize = 16;
@@ -142,7 +143,10 @@ pub async fn index_backlog(store: Store, shutdown: CancellationToken) {
                 indexed += batch;
                 after = last;
             }
-            Ok(None) => break,
+            Ok(None) => {
+                store.mark_search_index_current();
+                break;
+            }
             Err(e) => {
                 warn!(error = %e, "indexing earlier transcripts for search failed; trying again later");
                 tokio::select! {

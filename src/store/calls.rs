@@ -94,6 +94,8 @@ enum Bind {
     Int(i64),
     Float(f64),
     Pair(String, String),
+    /// A condition with no parameter.
+    None,
 }
 
 const CALL_COLUMNS: &str =
@@ -254,9 +256,25 @@ impl Store {
         filter: &CallFilter,
         rows: &RowFilter,
     ) -> Result<Vec<CallRow>, StoreError> {
+        // Calls with a critical failure are few: their list starts from the partial index that
+        // holds only them (migration 0008), in id order, instead of walking every call. The
+        // condition is written as the index's own literal: SQLite matches a partial index only
+        // to a query that repeats its condition, and orders by the scores' key only when asked
+        // to.
+        let (from, key) = if rows.critical == Some(true) {
+            (
+                "FROM scores s JOIN calls c ON c.id = s.call_id",
+                "s.call_id",
+            )
+        } else {
+            (
+                "FROM calls c LEFT JOIN scores s ON s.call_id = c.id",
+                "c.id",
+            )
+        };
         let select = format!(
-            "SELECT {}, s.overall, s.critical_failures, t.duration_ms FROM calls c \
-             LEFT JOIN scores s ON s.call_id = c.id LEFT JOIN transcripts t ON t.call_id = c.id",
+            "SELECT {}, s.overall, s.critical_failures, t.duration_ms {from} \
+             LEFT JOIN transcripts t ON t.call_id = c.id",
             qualified(CALL_COLUMNS)
         );
         let mut extra: Vec<(String, Bind)> = Vec::new();
@@ -273,7 +291,7 @@ impl Store {
             extra.push(("s.overall <= {}".into(), Bind::Float(max)));
         }
         match rows.critical {
-            Some(true) => extra.push(("s.critical_failures > {}".into(), Bind::Int(0))),
+            Some(true) => extra.push(("s.critical_failures > 0".into(), Bind::None)),
             Some(false) => extra.push(("s.critical_failures = {}".into(), Bind::Int(0))),
             None => {}
         }
@@ -291,7 +309,7 @@ impl Store {
                 Bind::Pair(criterion.clone(), level.as_str().into()),
             ));
         }
-        self.filtered_calls_with(&select, filter, &extra).await
+        self.filtered_calls_with(&select, key, filter, &extra).await
     }
 
     /// `select` (over `calls c`) with `filter`'s conditions, newest first.
@@ -303,14 +321,16 @@ impl Store {
     where
         R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
     {
-        self.filtered_calls_with(select, filter, &[]).await
+        self.filtered_calls_with(select, "c.id", filter, &[]).await
     }
 
     /// [`Self::filtered_calls`] with further conditions over the select's tables, each with
-    /// `{}` where its parameter goes (two for a [`Bind::Pair`]).
+    /// `{}` where its parameter goes (two for a [`Bind::Pair`], none for [`Bind::None`]), in
+    /// descending order of `key` (the call's id, or a column equal to it).
     async fn filtered_calls_with<R>(
         &self,
         select: &str,
+        key: &str,
         filter: &CallFilter,
         extra: &[(String, Bind)],
     ) -> Result<Vec<R>, StoreError>
@@ -336,17 +356,21 @@ impl Store {
             sql += &format!(" AND c.created_at < {}", next());
         }
         if filter.before.is_some() {
-            sql += &format!(" AND c.id < {}", next());
+            sql += &format!(" AND {key} < {}", next());
         }
         for (condition, bind) in extra {
             let mut text = condition.clone();
-            let slots = if matches!(bind, Bind::Pair(..)) { 2 } else { 1 };
+            let slots = match bind {
+                Bind::None => 0,
+                Bind::Pair(..) => 2,
+                _ => 1,
+            };
             for _ in 0..slots {
                 text = text.replacen("{}", &next(), 1);
             }
             sql += &format!(" AND {text}");
         }
-        sql += &format!(" ORDER BY c.id DESC LIMIT {}", next());
+        sql += &format!(" ORDER BY {key} DESC LIMIT {}", next());
         let mut q = sqlx::query_as::<_, R>(&sql);
         if let Some(m) = &filter.manager_id {
             q = q.bind(m.as_str().to_string());
@@ -369,6 +393,7 @@ impl Store {
                 Bind::Int(i) => q.bind(*i),
                 Bind::Float(f) => q.bind(*f),
                 Bind::Pair(a, b) => q.bind(a.clone()).bind(b.clone()),
+                Bind::None => q,
             };
         }
         q = q.bind(filter.limit);

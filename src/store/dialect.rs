@@ -197,6 +197,9 @@ pub struct TextSearch {
     pub from_where: &'static str,
     /// The row key (`search_segments.id`).
     pub key: &'static str,
+    /// The match alone, on a row `s` of `search_segments` (PostgreSQL; SQLite matches only
+    /// through its FTS table).
+    pub matches: &'static str,
 }
 
 /// SQLite: the FTS5 index over the stems (`search_fts`), joined to its rows by rowid and
@@ -211,11 +214,13 @@ pub fn text_search(backend: Backend) -> TextSearch {
             from_where: "FROM search_fts JOIN search_segments s ON s.id = search_fts.rowid \
                          WHERE search_fts MATCH $1",
             key: "search_fts.rowid",
+            matches: "s.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH $1)",
         },
         Backend::Postgres => TextSearch {
             from_where: "FROM search_segments s \
                          WHERE s.terms @@ CAST(CAST($1 AS TEXT) AS tsquery)",
             key: "s.id",
+            matches: "s.terms @@ CAST(CAST($1 AS TEXT) AS tsquery)",
         },
     }
 }

@@ -151,6 +151,10 @@ mod tests {
             "f6f2b80bf8cd6e2d81c99690d06406a4edf5e5690d6619d1148f5b30cdae206e",
         ),
         (
+            "postgres/0008_critical_calls.sql",
+            "bc19593edc375f84645743e2abb6ef307722f09813fe05f13e67dd1fc80fdb2b",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -177,6 +181,10 @@ mod tests {
         (
             "sqlite/0007_search.sql",
             "4b4b844fb3235ad478a880077c1aee5bdc283890c25d53e8bd098084ad0b3697",
+        ),
+        (
+            "sqlite/0008_critical_calls.sql",
+            "bc19593edc375f84645743e2abb6ef307722f09813fe05f13e67dd1fc80fdb2b",
         ),
     ];
 

@@ -50,6 +50,8 @@ mod write;
 
 use std::path::Path;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -122,6 +124,13 @@ pub struct Store {
     /// SQLite allows one writer at a time: writers in this process take turns (see
     /// [`write`]); other processes still wait via `busy_timeout`.
     write_gate: Option<write::WriteGate>,
+    /// Rows a search for several terms walks on PostgreSQL before it uses the index alone
+    /// ([`search::SEARCH_WINDOW`]; tests make it small).
+    search_window: usize,
+    /// Whether every transcript's search rows are of the current [`crate::search::INDEX_VERSION`]
+    /// (set by the start-up backlog when it finds none left): until then rows written by an
+    /// older version may lack the manager's term, and a manager filter is checked on the rows.
+    search_index_current: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -172,6 +181,8 @@ impl Store {
             pool,
             backend,
             write_gate,
+            search_window: search::SEARCH_WINDOW,
+            search_index_current: Arc::default(),
         })
     }
 
@@ -185,6 +196,25 @@ impl Store {
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migrations::run(&self.pool, self.backend).await
+    }
+
+    /// This store with searches for several terms on PostgreSQL walking `rows` of the newest
+    /// index rows before turning to the index alone (default [`search::SEARCH_WINDOW`]): for
+    /// tests of both paths on a few rows.
+    pub fn with_search_window(mut self, rows: usize) -> Self {
+        self.search_window = rows;
+        self
+    }
+
+    /// Records that the search index holds every transcript at the current version (every
+    /// clone of this store sees it).
+    pub fn mark_search_index_current(&self) {
+        self.search_index_current.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::mark_search_index_current`] was called.
+    pub fn search_index_current(&self) -> bool {
+        self.search_index_current.load(Ordering::Relaxed)
     }
 
     /// The engine behind this store.

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{dialect, insert_batch, Store, StoreError, WriteTx};
+use super::{dialect, insert_batch, Backend, Store, StoreError, WriteTx};
 use crate::analytics::entity::Value;
 use crate::domain::{CallId, ManagerId, Millis, Speaker};
 use crate::search::terms::stem_line;
@@ -201,6 +201,7 @@ impl Store {
         }
         let second = call_at.div_euclid(1000).clamp(0, MAX_SECOND);
         let slot = Self::free_slot(tx, call, second).await?;
+        let owner_term = manager_term(&manager);
         let batch = dialect::import_batch_rows(tx.backend());
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
@@ -218,7 +219,7 @@ impl Store {
                         Value::Int(Some(r.start_ms)),
                         Value::Int(Some(r.end_ms)),
                         Value::Text(Some(r.text)),
-                        Value::Text(Some(r.stems)),
+                        Value::Text(Some(format!("{} {owner_term}", r.stems))),
                     ]
                 })
                 .collect();
@@ -333,56 +334,108 @@ impl Store {
     /// Segments holding every one of `terms` (stems, `search::Query::terms`) that `filter`
     /// selects, in key order (newest call second first, then by call and place in the call);
     /// at most `filter.limit`.
+    ///
+    /// A manager filter is one more term: the manager's [`manager_term`], which every row of
+    /// the manager's calls holds, so the engine intersects it with the words in the index
+    /// instead of checking the manager on each row it walks.
     pub async fn search_segments(
         &self,
         terms: &[String],
         filter: &SearchFilter,
     ) -> Result<Vec<SearchHit>, StoreError> {
+        let mut terms = terms.to_vec();
+        if let Some(m) = &filter.manager_id {
+            // Until the start-up step has indexed every transcript again, rows of an older
+            // version lack the term: the manager is then checked on the rows alone.
+            if self.search_index_current() {
+                terms.push(manager_term(m));
+            }
+        }
+        if self.backend == Backend::Sqlite || terms.len() < 2 {
+            return self.search_page(&terms, filter, None).await;
+        }
+        // PostgreSQL estimates several terms as if they were independent, and for two common
+        // ones walks the key from the newest expecting a page soon; two that are rarely said
+        // together (words of two languages, a word a manager never says) then walk all 5M rows
+        // (4 s). Walk a bounded window of the newest rows first, which fills the page whenever
+        // the terms are common together; if it does not, they are rare together, and the GIN
+        // index finds every match below the window at once.
+        let mut hits = self
+            .search_page(&terms, filter, Some(Plan::Window(self.search_window)))
+            .await?;
+        let wanted = usize::try_from(filter.limit).unwrap_or(0);
+        if hits.len() < wanted {
+            let rest = SearchFilter {
+                after: hits.last().map(SearchHit::cursor).or(filter.after),
+                limit: (wanted - hits.len()) as i64,
+                ..filter.clone()
+            };
+            hits.extend(self.search_page(&terms, &rest, Some(Plan::Index)).await?);
+        }
+        Ok(hits)
+    }
+
+    /// One query of [`Self::search_segments`]: `plan` `None` leaves the plan to the engine.
+    async fn search_page(
+        &self,
+        terms: &[String],
+        filter: &SearchFilter,
+        plan: Option<Plan>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         let search = dialect::text_search(self.backend);
-        let mut sql = format!(
-            "SELECT s.id AS id, s.call_id AS call_id, s.segment AS segment, \
-             s.manager_id AS manager_id, s.call_at AS call_at, s.speaker AS speaker, \
-             s.start_ms AS start_ms, s.end_ms AS end_ms, s.text AS text {}",
-            search.from_where
-        );
         let mut n = 1;
         let mut next = || {
             n += 1;
             format!("${n}")
         };
+        // Conditions on the rows, and on their keys.
+        let mut rows = String::new();
+        let mut keys = String::new();
         if filter.manager_id.is_some() {
-            sql += &format!(" AND s.manager_id = {}", next());
+            rows += &format!(" AND s.manager_id = {}", next());
         }
         if filter.speaker.is_some() {
-            sql += &format!(" AND s.speaker = {}", next());
+            rows += &format!(" AND s.speaker = {}", next());
         }
         // A period is also a range of keys (they start with the call's second), which both
         // engines seek to; the exact bounds in milliseconds are checked on the rows.
         let first_key = filter.from.map(first_key_from);
         let end_key = filter.to.and_then(end_key_before);
         if filter.from.is_some() {
-            sql += &format!(
-                " AND s.call_at >= {} AND {} >= {}",
-                next(),
-                search.key,
-                next()
-            );
+            rows += &format!(" AND s.call_at >= {}", next());
+            keys += &format!(" AND {} >= {}", search.key, next());
         }
         if filter.to.is_some() {
-            sql += &format!(" AND s.call_at < {}", next());
+            rows += &format!(" AND s.call_at < {}", next());
         }
         if end_key.is_some() {
-            sql += &format!(" AND {} < {}", search.key, next());
+            keys += &format!(" AND {} < {}", search.key, next());
         }
         if filter.after.is_some() {
-            sql += &format!(" AND {} < {}", search.key, next());
+            keys += &format!(" AND {} < {}", search.key, next());
         }
+        let columns = "s.id AS id, s.call_id AS call_id, s.segment AS segment, \
+                       s.manager_id AS manager_id, s.call_at AS call_at, s.speaker AS speaker, \
+                       s.start_ms AS start_ms, s.end_ms AS end_ms, s.text AS text";
+        let inner = match plan {
+            // The newest `window` rows of the range, walked in key order, then matched.
+            Some(Plan::Window(window)) => format!(
+                "SELECT {columns} FROM (SELECT * FROM search_segments s WHERE 1 = 1{keys} \
+                 ORDER BY s.id DESC LIMIT {window}) s WHERE {}{rows}",
+                search.matches
+            ),
+            _ => format!("SELECT {columns} {}{rows}{keys}", search.from_where),
+        };
         // The page is chosen on the index rows alone, in key order; only its hits visit their
         // calls.
-        sql = format!(
-            "SELECT h.*, c.started_at, c.original_filename FROM ({sql} \
+        let sql = format!(
+            "SELECT h.*, c.started_at, c.original_filename FROM ({inner} \
              ORDER BY {} DESC LIMIT {}) h JOIN calls c ON c.id = h.call_id ORDER BY h.id DESC",
-            search.key,
+            if matches!(plan, Some(Plan::Window(_))) {
+                "s.id"
+            } else {
+                search.key
+            },
             next()
         );
         let mut q =
@@ -405,8 +458,48 @@ impl Store {
         if let Some(a) = filter.after {
             q = q.bind(a.0);
         }
-        Ok(q.bind(filter.limit).fetch_all(&self.pool).await?)
+        let q = q.bind(filter.limit);
+        if plan != Some(Plan::Index) {
+            return Ok(q.fetch_all(&self.pool).await?);
+        }
+        // Only the GIN index: no walk of the key, no scan of the table, no JIT (compiling
+        // costs more than this query runs).
+        let mut tx = self.pool.begin().await?;
+        for setting in [
+            "SET LOCAL enable_indexscan = off",
+            "SET LOCAL enable_seqscan = off",
+            "SET LOCAL jit = off",
+        ] {
+            sqlx::query(setting).execute(&mut *tx).await?;
+        }
+        let hits = q.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(hits)
     }
+}
+
+/// How a search query on PostgreSQL is to be run (see [`Store::search_segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Walk this many of the newest rows of the range, in key order, and match them.
+    Window(usize),
+    /// Match through the GIN index only.
+    Index,
+}
+
+/// Rows a search for several terms on PostgreSQL walks before it turns to the GIN index (see
+/// [`Store::search_segments`]): about 20 ms, and it fills a page whenever the terms are in
+/// more than one row in 400 together.
+pub const SEARCH_WINDOW: usize = 20_000;
+
+/// The term every search row of `manager`'s calls holds besides its words: a private-use
+/// character, which no word has (a word is letters and digits), and 64 bits of the id's
+/// SHA-256 in hex, so that any id (up to 128 characters of any script) is one short token in
+/// both engines. Rows are still checked against the id itself.
+pub(super) fn manager_term(manager: &ManagerId) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(manager.as_str().as_bytes());
+    format!("\u{e000}{}", hex::encode(&digest[..8]))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use callgrade::config::Config;
-use callgrade::domain::{CallId, CallStatus, Role};
+use callgrade::domain::{CallId, CallStatus, Role, Speaker};
 use callgrade::jobs::Registry;
-use callgrade::store::Store;
+use callgrade::store::{SearchFilter, Store};
 use callgrade::transcript::Transcript;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE};
 use reqwest::StatusCode;
@@ -503,7 +503,151 @@ async fn calls_of_one_second_keep_their_hits_together_and_in_order(backend: Back
     app.stop().await;
 }
 
+/// A search for several terms (words, or a word and a manager) finds the same hits whichever
+/// way it runs: on PostgreSQL a window of the newest rows walked in order, then the index for
+/// what lies below it, here with windows from one row to all of them; and before the start-up
+/// step has marked the index current, when a manager is checked on the rows instead of through
+/// the manager's term.
+async fn several_terms_find_the_same_hits_by_every_plan(backend: Backend) {
+    let app = spawn_app(backend, Registry::new()).await;
+    let Calls { ru, en, .. } = three_calls(&app).await;
+    let more = upload_at(&app, "m-2", "2026-03-04T09:00:00Z").await;
+    let lines = [
+        ("manager", "Цена и скидка на год."),
+        ("client", "Цена высокая, скидка маленькая."),
+        ("manager", "Скидка только сегодня."),
+        ("client", "Хорошо, цена понятна, price is fine."),
+    ];
+    app.store
+        .save_transcript(&transcript(more, "ru", &lines), None)
+        .await
+        .unwrap();
+    let fresh = Store::connect(&app.config.database_url).await.unwrap();
+    assert!(app.store.search_index_current(), "marked at start-up");
+    assert!(!fresh.search_index_current());
+    let m1: callgrade::domain::ManagerId = "m-1".parse().unwrap();
+    let m2: callgrade::domain::ManagerId = "m-2".parse().unwrap();
+    let cases: Vec<(&str, SearchFilter)> = vec![
+        ("цена скидка", SearchFilter::default()),
+        (
+            "цена",
+            SearchFilter {
+                manager_id: Some(m2.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "цена",
+            SearchFilter {
+                manager_id: Some(m1.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "скидка",
+            SearchFilter {
+                manager_id: Some(m2.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "цена price",
+            SearchFilter {
+                manager_id: Some(m2.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "pricing",
+            SearchFilter {
+                manager_id: Some(m1.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "цена скидка",
+            SearchFilter {
+                speaker: Some(Speaker::Client),
+                from: Some(1_772_582_400_000), // 2026-03-04
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut found_any = 0;
+    for (words, filter) in cases {
+        let query = callgrade::search::Query::parse(words).unwrap();
+        for limit in [1, 2, 50] {
+            // Every page, following the cursor, as one list.
+            let all = |store: Store| {
+                let filter = filter.clone();
+                let terms = query.terms().to_vec();
+                async move {
+                    let mut ids = Vec::new();
+                    let mut page = SearchFilter { limit, ..filter };
+                    loop {
+                        let hits = store.search_segments(&terms, &page).await.unwrap();
+                        ids.extend(hits.iter().map(|h| (h.call_id, h.segment)));
+                        match hits.last() {
+                            Some(h) if hits.len() as i64 == limit => page.after = Some(h.cursor()),
+                            _ => break ids,
+                        }
+                    }
+                }
+            };
+            let expected = all(app.store.clone()).await;
+            for window in [1, 2, 3, 1000] {
+                let store = app.store.clone().with_search_window(window);
+                assert_eq!(
+                    all(store).await,
+                    expected,
+                    "{words} {filter:?} window {window}"
+                );
+            }
+            assert_eq!(
+                all(fresh.clone()).await,
+                expected,
+                "{words} {filter:?} rows checked"
+            );
+            found_any += expected.len();
+        }
+    }
+    assert!(found_any > 20, "the cases find something: {found_any}");
+    // What each case must find, by hand: "цена" by m-2 is in `en` (once) and `more` (3 lines).
+    let query = callgrade::search::Query::parse("цена").unwrap();
+    let filter = SearchFilter {
+        manager_id: Some(m2),
+        limit: 50,
+        ..Default::default()
+    };
+    let calls: Vec<CallId> = app
+        .store
+        .search_segments(query.terms(), &filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.call_id)
+        .collect();
+    assert_eq!(calls, vec![en, more, more, more]);
+    let filter = SearchFilter {
+        manager_id: Some(m1),
+        limit: 50,
+        ..Default::default()
+    };
+    let hits = app
+        .store
+        .search_segments(query.terms(), &filter)
+        .await
+        .unwrap();
+    assert!(
+        hits.iter().all(|h| h.call_id == ru) && hits.len() == 2,
+        "{hits:?}"
+    );
+    fresh.close().await;
+    app.stop().await;
+}
+
 on_both_backends!(
+    several_terms_find_the_same_hits_by_every_plan,
     calls_of_one_second_keep_their_hits_together_and_in_order,
     word_forms_and_filters_find_the_same_segments_on_both_backends,
     each_role_finds_only_the_calls_it_may_see,

@@ -626,3 +626,82 @@ async fn the_queue_and_users_pages_follow_the_roles(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(the_queue_and_users_pages_follow_the_roles);
+
+/// The calls list's critical-failure filter starts from the calls that have one (a partial
+/// index): the same calls, newest first, page after page, with the other filters, as checking
+/// every call would give.
+async fn the_critical_failure_filter_lists_exactly_those_calls_page_by_page(backend: Backend) {
+    use callgrade::store::{CallFilter, RowFilter};
+    let app = spawn_app(backend, Registry::new()).await;
+    // Twelve scored calls of two managers, every third with a critical failure; one unscored.
+    let mut ids = Vec::new();
+    for i in 0..13_i64 {
+        let id = CallId::new();
+        let manager = if i % 2 == 0 { "m-a" } else { "m-b" };
+        sqlx::query(
+            "INSERT INTO calls (id, manager_id, started_at, size_bytes, sha256, storage_key, \
+             status, created_at, updated_at) VALUES ($1, $2, $3, 1, $1, 'k', 'done', $3, $3)",
+        )
+        .bind(id.to_string())
+        .bind(manager)
+        .bind(1_772_445_600_000 + i * 60_000)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+        if i < 12 {
+            sqlx::query(
+                "INSERT INTO scores (call_id, status, rubric_id, rubric_language, \
+                 rubric_version, overall, critical_failures, language, document, scored_at, \
+                 updated_at) VALUES ($1, 'scored', 'default', 'en', 1, 50.0, $2, 'en', '{}', 0, 0)",
+            )
+            .bind(id.to_string())
+            .bind(i64::from(i % 3 == 0) * (1 + i % 2))
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        }
+        // Unscored calls are in neither list.
+        ids.push((id, manager, (i < 12).then_some(i % 3 == 0)));
+    }
+    // Ids are time-ordered (v7): newest first is the reverse of insertion.
+    let expected = |manager: Option<&str>, critical: bool| -> Vec<CallId> {
+        ids.iter()
+            .rev()
+            .filter(|(_, m, c)| manager.is_none_or(|x| x == *m) && *c == Some(critical))
+            .map(|(id, _, _)| *id)
+            .collect()
+    };
+    for manager in [None, Some("m-a"), Some("m-b")] {
+        for critical in [true, false] {
+            for limit in [1, 2, 50] {
+                let mut listed = Vec::new();
+                let mut filter = CallFilter {
+                    manager_id: manager.map(|m| m.parse().unwrap()),
+                    limit,
+                    ..Default::default()
+                };
+                let rows = RowFilter {
+                    critical: Some(critical),
+                    ..Default::default()
+                };
+                loop {
+                    let page = app.store.list_call_rows(&filter, &rows).await.unwrap();
+                    listed.extend(page.iter().map(|r| r.record.call.id));
+                    match page.last() {
+                        Some(r) if page.len() as i64 == limit => {
+                            filter.before = Some(r.record.call.id)
+                        }
+                        _ => break,
+                    }
+                }
+                assert_eq!(
+                    listed,
+                    expected(manager, critical),
+                    "{manager:?} critical={critical} limit={limit}"
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
+on_both_backends!(the_critical_failure_filter_lists_exactly_those_calls_page_by_page);
