@@ -75,7 +75,7 @@ case "${1:-}" in
     PG_ADMIN="$(scripts/postgres.sh)"
     PG_BENCH="${PG_ADMIN%/*}/callgrade_bench_web"
     as_root su postgres -c "dropdb --if-exists callgrade_bench_web; createdb -O callgrade callgrade_bench_web"
-    RUST_LOG=warn target/release/callgrade bench web --postgres "$PG_BENCH" "${@:2}"
+    RUST_LOG=warn,sqlx::query=error target/release/callgrade bench web --postgres "$PG_BENCH" "${@:2}"
     ;;
   *) echo "usage: $0 queue|upload|load|crash|long-call|fuzz|transcribe|score|reports|web [options]" >&2; exit 2 ;;
 esac

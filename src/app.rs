@@ -155,6 +155,7 @@ pub async fn serve_with_decoder(
         state.recordings.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(keep_statistics(store.clone(), shutdown.clone()));
     // Transcripts saved before the search index existed (or stemmed by an older version) are
     // indexed in the background: the server answers meanwhile, and they appear in searches
     // as they are done.
@@ -193,6 +194,27 @@ async fn sweep_leftovers(store: Store, recordings: Recordings, shutdown: Cancell
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
+}
+
+/// How often the planner's statistics are refreshed (SQLite; see
+/// [`Store::refresh_statistics`]).
+const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
+
+/// Refreshes the query planner's statistics at start and then every [`STATISTICS_EVERY`], until
+/// `shutdown`: without them SQLite guesses how selective each index is, and the calls list and
+/// search over a million calls depend on its choices.
+async fn keep_statistics(store: Store, shutdown: CancellationToken) {
+    let mut at_start = true;
+    loop {
+        if let Err(e) = store.refresh_statistics(at_start).await {
+            warn!(error = %e, "refreshing the database statistics failed; trying again later");
+        }
+        at_start = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STATISTICS_EVERY) => {}
         }
     }
 }

@@ -78,6 +78,21 @@ pub fn connection_setup(backend: Backend) -> &'static [&'static str] {
     }
 }
 
+/// Statements that refresh the query planner's statistics where the engine does not keep them
+/// itself. SQLite gathers none unless asked, and without them it guesses at every index's
+/// selectivity; `PRAGMA optimize` (as SQLite advises: with `0x10002` when the process starts,
+/// plain from then on) runs ANALYZE only on tables whose statistics are missing or stale,
+/// each bounded by `analysis_limit`, so it costs milliseconds even on a large database. A
+/// pooled connection loads the new statistics when it next reads the schema (sqlx replaces
+/// connections within 30 minutes). PostgreSQL's autovacuum analyzes by itself.
+pub fn refresh_statistics(backend: Backend, at_start: bool) -> &'static [&'static str] {
+    match (backend, at_start) {
+        (Backend::Sqlite, true) => &["PRAGMA analysis_limit = 1000", "PRAGMA optimize = 0x10002"],
+        (Backend::Sqlite, false) => &["PRAGMA analysis_limit = 1000", "PRAGMA optimize"],
+        (Backend::Postgres, _) => &[],
+    }
+}
+
 /// How a write transaction begins, when not with a plain `BEGIN`. SQLite takes the write lock
 /// now, not at the first write: what the transaction reads cannot change under it, and it never
 /// has to upgrade a read lock (SQLITE_BUSY).

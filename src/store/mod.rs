@@ -217,6 +217,20 @@ impl Store {
         self.search_index_current.load(Ordering::Relaxed)
     }
 
+    /// Refreshes the query planner's statistics where the engine needs to be asked
+    /// ([`dialect::refresh_statistics`]); `at_start` once per process, when it opens the store.
+    pub async fn refresh_statistics(&self, at_start: bool) -> Result<(), StoreError> {
+        let statements = dialect::refresh_statistics(self.backend, at_start);
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.write_one().await?;
+        for statement in statements {
+            sqlx::query(statement).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     /// The engine behind this store.
     pub fn backend(&self) -> Backend {
         self.backend

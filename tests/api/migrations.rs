@@ -79,3 +79,40 @@ async fn a_database_made_before_the_edits_of_0004_and_0005_opens_up_to_date(back
 }
 
 on_both_backends!(a_database_made_before_the_edits_of_0004_and_0005_opens_up_to_date);
+
+/// SQLite keeps no planner statistics unless asked: the server's start-up refresh gathers them
+/// for a table that has rows, and a later refresh runs on a database that has them.
+#[tokio::test]
+async fn sqlite_statistics_are_gathered_for_the_planner() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = Store::open(&db.url).await.unwrap();
+    for i in 0..2000_i64 {
+        sqlx::query(
+            "INSERT INTO calls (id, manager_id, started_at, size_bytes, sha256, storage_key, \
+             status, created_at, updated_at) VALUES ($1, $2, $3, 1, $1, 'k', 'done', $3, $3)",
+        )
+        .bind(format!("call-{i:05}"))
+        .bind(format!("m-{}", i % 20))
+        .bind(1_772_445_600_000 + i)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let stats = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'";
+    let analyzed = "SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'calls'";
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count(stats).await, 0, "a new database has no statistics");
+    store.refresh_statistics(true).await.unwrap();
+    assert!(count(analyzed).await > 0, "the calls table is analyzed");
+    store.refresh_statistics(false).await.unwrap();
+    assert!(count(analyzed).await > 0);
+    store.close().await;
+}

@@ -595,7 +595,7 @@ async fn several_terms_find_the_same_hits_by_every_plan(backend: Backend) {
                 }
             };
             let expected = all(app.store.clone()).await;
-            for window in [1, 2, 3, 1000] {
+            for window in [1, 2, 3, 20, 40, 60, 1000] {
                 let store = app.store.clone().with_search_window(window);
                 assert_eq!(
                     all(store).await,
