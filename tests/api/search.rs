@@ -527,43 +527,17 @@ async fn several_terms_find_the_same_hits_by_every_plan(backend: Backend) {
     assert!(!fresh.search_index_current());
     let m1: callgrade::domain::ManagerId = "m-1".parse().unwrap();
     let m2: callgrade::domain::ManagerId = "m-2".parse().unwrap();
+    let of = |m: &callgrade::domain::ManagerId| SearchFilter {
+        manager_id: Some(m.clone()),
+        ..Default::default()
+    };
     let cases: Vec<(&str, SearchFilter)> = vec![
         ("цена скидка", SearchFilter::default()),
-        (
-            "цена",
-            SearchFilter {
-                manager_id: Some(m2.clone()),
-                ..Default::default()
-            },
-        ),
-        (
-            "цена",
-            SearchFilter {
-                manager_id: Some(m1.clone()),
-                ..Default::default()
-            },
-        ),
-        (
-            "скидка",
-            SearchFilter {
-                manager_id: Some(m2.clone()),
-                ..Default::default()
-            },
-        ),
-        (
-            "цена price",
-            SearchFilter {
-                manager_id: Some(m2.clone()),
-                ..Default::default()
-            },
-        ),
-        (
-            "pricing",
-            SearchFilter {
-                manager_id: Some(m1.clone()),
-                ..Default::default()
-            },
-        ),
+        ("цена", of(&m2)),
+        ("цена", of(&m1)),
+        ("скидка", of(&m2)),
+        ("цена price", of(&m2)),
+        ("pricing", of(&m1)),
         (
             "цена скидка",
             SearchFilter {
@@ -614,28 +588,30 @@ async fn several_terms_find_the_same_hits_by_every_plan(backend: Backend) {
     assert!(found_any > 20, "the cases find something: {found_any}");
     // What each case must find, by hand: "цена" by m-2 is in `en` (once) and `more` (3 lines).
     let query = callgrade::search::Query::parse("цена").unwrap();
-    let filter = SearchFilter {
-        manager_id: Some(m2),
-        limit: 50,
-        ..Default::default()
-    };
     let calls: Vec<CallId> = app
         .store
-        .search_segments(query.terms(), &filter)
+        .search_segments(
+            query.terms(),
+            &SearchFilter {
+                limit: 50,
+                ..of(&m2)
+            },
+        )
         .await
         .unwrap()
         .iter()
         .map(|h| h.call_id)
         .collect();
     assert_eq!(calls, vec![en, more, more, more]);
-    let filter = SearchFilter {
-        manager_id: Some(m1),
-        limit: 50,
-        ..Default::default()
-    };
     let hits = app
         .store
-        .search_segments(query.terms(), &filter)
+        .search_segments(
+            query.terms(),
+            &SearchFilter {
+                limit: 50,
+                ..of(&m1)
+            },
+        )
         .await
         .unwrap();
     assert!(
