@@ -76,6 +76,9 @@ CALLGRADE_TOKEN="$("$BIN" token create --role qa --name "demo $(date +%F-%T)" --
 export CALLGRADE_TOKEN
 echo "==> created a QA token for the demo"
 
+echo "==> importing the sample CRM export (samples/crm: made-up leads, deals, activities, plans)"
+"$BIN" import samples/crm --quiet
+
 echo "==> uploading the sample calls"
 while IFS=$'\t' read -r file manager direction started language; do
   case "$file" in "#"*|"") continue ;; esac
@@ -152,6 +155,8 @@ echo "    sign in as   admin / demo-admin-password      (administrator: users an
 echo "                 qa / demo-qa-password            (QA: every call, corrections, uploads)"
 echo "                 head / demo-head-password        (head of sales: every call)"
 echo "                 sokolov / demo-manager-password  (manager m-sokolov: his calls only)"
+echo "    the sales dashboard of the sample calls' months (as head):"
+echo "                 ${CALLGRADE_SERVER}/dashboard?from=2026-03-01&to=2026-04-30"
 first_call="$("$BIN" calls | awk 'NR>1 && $3=="done" {print $1; exit}')"
 [ -n "$first_call" ] && echo "    a scored call: ${CALLGRADE_SERVER}/calls/${first_call}"
 echo "    The API is on the same port (bearer tokens: $BIN token create). Press Ctrl-C to stop."

@@ -107,12 +107,12 @@ pub struct QualityVsOutcome {
 pub async fn quality_vs_outcome(
     store: &Store,
     config: &AnalyticsConfig,
+    scope: &KpiScope,
     period: Period,
 ) -> Result<QualityVsOutcome, StoreError> {
     let min = i64::try_from(config.min_sample).unwrap_or(i64::MAX);
-    let deals = store
-        .insight_deals(&KpiScope::All, period.from, period.to)
-        .await?;
+    let scope = &store.resolve_scope(scope).await?;
+    let deals = store.insight_deals(scope, period.from, period.to).await?;
     let score_bands = SCORE_BANDS
         .iter()
         .enumerate()
@@ -140,7 +140,7 @@ pub async fn quality_vs_outcome(
     // criterion -> (met deals, met won, not-met deals, not-met won)
     let mut by_criterion: BTreeMap<String, [i64; 4]> = BTreeMap::new();
     for c in store
-        .insight_criteria(&KpiScope::All, period.from, period.to)
+        .insight_criteria(scope, period.from, period.to)
         .await?
     {
         let e = by_criterion.entry(c.criterion_id).or_default();

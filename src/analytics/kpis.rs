@@ -5,11 +5,11 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::entity::PlanMetric;
+use super::entity::{ActivityType, PlanMetric};
 use super::stats::{mean, median, percentile, Ratio};
 use super::AnalyticsConfig;
 use crate::domain::{day_start, now_millis, parse_bound, parse_day, to_datetime};
-use crate::store::{KpiScope, PlanRow, Store, StoreError};
+use crate::store::{KpiScope, PlanRow, Store, StoreError, Tally};
 
 const MINUTE_MS: f64 = 60_000.0;
 const DAY_MS: f64 = 86_400_000.0;
@@ -131,6 +131,67 @@ pub struct PlanAttainment {
     pub value: Option<f64>,
 }
 
+/// Plan attainment of one metric over every plan row of it that overlaps the period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MetricAttainment {
+    /// What is planned.
+    pub metric: PlanMetric,
+    /// Plan rows counted.
+    pub rows: i64,
+    /// Sum of their targets.
+    pub target: f64,
+    /// Sum of their actuals.
+    pub actual: f64,
+    /// actual / target, or null for a zero target.
+    pub value: Option<f64>,
+}
+
+/// Deals open at the end of the period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OpenPipeline {
+    /// Deals created before the period's end and not closed before it.
+    pub deals: i64,
+    /// Of those, without an amount (counted here, not in `value`).
+    pub deals_without_amount: i64,
+    /// Sum of their known amounts.
+    pub value: f64,
+}
+
+/// Deals lost in the period for one reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct LostReason {
+    /// The reason as the CRM wrote it (whitespace collapsed), or null where none was given.
+    pub reason: Option<String>,
+    /// Deals lost for it / all deals lost in the period.
+    #[serde(flatten)]
+    pub ratio: Ratio,
+}
+
+/// Activities of one type in the period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ActivityTypeCount {
+    /// The type.
+    #[schema(value_type = String)]
+    pub activity_type: ActivityType,
+    /// Activities of this type.
+    pub count: i64,
+    /// Of those, productive.
+    pub productive: i64,
+}
+
+/// The scored calls of the period (by when the call took place).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CallFigures {
+    /// Calls scored.
+    pub analysed: i64,
+    /// Mean overall score (0..100) of those with one.
+    pub average_score: Option<f64>,
+    /// Calls with at least one critical failure / calls scored.
+    pub critical_failure_share: Ratio,
+    /// Calls scored / managers in the scope (managers.csv; 1 for one manager).
+    pub per_manager: Ratio,
+}
+
 /// Every KPI of the contract for one period and scope.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct Kpis {
@@ -156,6 +217,21 @@ pub struct Kpis {
     pub activities_per_won_deal: Ratio,
     /// Each plan row overlapping the period.
     pub plan_attainment: Vec<PlanAttainment>,
+    /// Per metric: summed actuals / summed targets of those rows (metrics with rows only, in
+    /// the contract's order).
+    pub plan_by_metric: Vec<MetricAttainment>,
+    /// Leads created in the period.
+    pub new_leads: i64,
+    /// Activities in the period per type (every type, zero included, in the contract's order).
+    pub activities_by_type: Vec<ActivityTypeCount>,
+    /// Deals open at the period's end.
+    pub open_pipeline: OpenPipeline,
+    /// Deals lost in the period by reason, most frequent first.
+    pub lost_reasons: Vec<LostReason>,
+    /// Customers whose first won deal closed in the period.
+    pub new_customers: i64,
+    /// Scored calls.
+    pub calls: CallFigures,
 }
 
 /// Computes every KPI for `scope` over `period`.
@@ -176,8 +252,12 @@ pub async fn compute(
         won_deals,
         leads,
         (customers, repeaters),
-        (activities, productive, on_won),
+        (activity_types, on_won),
         plan_attainment,
+        pipeline,
+        lost_rows,
+        new_customers,
+        (tallies, critical, managers),
     ) = tokio::try_join!(
         store.kpi_stage_reach(scope, from, to, funnel),
         store.kpi_closed(scope, from, to),
@@ -186,7 +266,24 @@ pub async fn compute(
         store.kpi_repeat_customers(scope, from, to),
         store.kpi_activities(scope, from, to),
         plans(store, scope, period),
+        store.kpi_open_pipeline(scope, from, to),
+        store.kpi_lost_reasons(scope, from, to),
+        store.kpi_new_customers(scope, from, to),
+        call_figures(store, scope, period),
     )?;
+    let activities_by_type: Vec<ActivityTypeCount> = ActivityType::ALL
+        .iter()
+        .map(|&t| {
+            let row = activity_types.iter().find(|r| r.kind == t);
+            ActivityTypeCount {
+                activity_type: t,
+                count: row.map_or(0, |r| r.total),
+                productive: row.map_or(0, |r| r.productive),
+            }
+        })
+        .collect();
+    let activities: i64 = activities_by_type.iter().map(|a| a.count).sum();
+    let productive: i64 = activities_by_type.iter().map(|a| a.productive).sum();
     let reached = |i: usize| -> i64 {
         reach
             .iter()
@@ -261,8 +358,95 @@ pub async fn compute(
         repeat_sale_rate: Ratio::of(repeaters, customers),
         productive_touch_share: Ratio::of(productive, activities),
         activities_per_won_deal: Ratio::of(on_won, won_deals.len() as i64),
+        plan_by_metric: by_metric(&plan_attainment),
         plan_attainment,
+        new_leads: leads.len() as i64,
+        activities_by_type,
+        open_pipeline: OpenPipeline {
+            deals: pipeline.0,
+            deals_without_amount: pipeline.1,
+            value: pipeline.2,
+        },
+        lost_reasons: lost_reasons(lost_rows),
+        new_customers,
+        calls: CallFigures {
+            analysed: tallies.calls,
+            average_score: tallies.mean(),
+            critical_failure_share: Ratio::of(critical, tallies.calls),
+            per_manager: Ratio::of(tallies.calls, managers),
+        },
     })
+}
+
+/// Plan rows summed per metric.
+fn by_metric(rows: &[PlanAttainment]) -> Vec<MetricAttainment> {
+    PlanMetric::ALL
+        .iter()
+        .filter_map(|&metric| {
+            let of: Vec<&PlanAttainment> = rows.iter().filter(|r| r.metric == metric).collect();
+            if of.is_empty() {
+                return None;
+            }
+            let target: f64 = of.iter().map(|r| r.target).sum();
+            let actual: f64 = of.iter().map(|r| r.actual).sum();
+            Some(MetricAttainment {
+                metric,
+                rows: of.len() as i64,
+                target,
+                actual,
+                value: (target != 0.0).then(|| actual / target),
+            })
+        })
+        .collect()
+}
+
+/// Lost deals by reason: whitespace collapsed (a quoted CSV cell may hold line breaks), blank
+/// as none, most frequent first, then by reason.
+fn lost_reasons(rows: Vec<(Option<String>, i64)>) -> Vec<LostReason> {
+    let mut by_reason: std::collections::BTreeMap<Option<String>, i64> = Default::default();
+    for (reason, n) in rows {
+        let reason = reason
+            .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|r| !r.is_empty());
+        *by_reason.entry(reason).or_default() += n;
+    }
+    let lost: i64 = by_reason.values().sum();
+    let mut out: Vec<LostReason> = by_reason
+        .into_iter()
+        .map(|(reason, n)| LostReason {
+            reason,
+            ratio: Ratio::of(n, lost),
+        })
+        .collect();
+    out.sort_by_key(|r| std::cmp::Reverse(r.ratio.numerator));
+    out
+}
+
+/// The scope's scored calls in the period: their tally, how many had a critical failure, and
+/// how many managers the scope has.
+async fn call_figures(
+    store: &Store,
+    scope: &KpiScope,
+    period: Period,
+) -> Result<(Tally, i64, i64), StoreError> {
+    let managers = async {
+        Ok::<i64, StoreError>(match scope {
+            KpiScope::All => store.crm_managers_of(None).await?.len() as i64,
+            KpiScope::Manager(_) => 1,
+            KpiScope::Team(t) => store.crm_managers_of(Some(t)).await?.len() as i64,
+            KpiScope::Managers(ids) => ids.len() as i64,
+        })
+    };
+    let (tallies, critical, managers) = tokio::try_join!(
+        store.quality_tallies(scope, period.from, period.to),
+        store.kpi_critical_calls(scope, period.from, period.to),
+        managers,
+    )?;
+    let mut summary = Tally::default();
+    for t in tallies.days.values() {
+        summary.add(*t);
+    }
+    Ok((summary, critical, managers))
 }
 
 /// Attainment of each plan row overlapping the period, counted in the plan's own days.

@@ -14,19 +14,32 @@ use crate::analytics::insights::{attention as find_attention, quality_vs_outcome
 use crate::analytics::insights::{Attention, QualityVsOutcome};
 use crate::analytics::kpis::Period;
 use crate::domain::{now_millis, Role};
+use crate::store::KpiScope;
 
 const COACHES: &[Role] = &[Role::Admin, Role::Qa, Role::Head];
 /// The attention list looks at the last four weeks unless told otherwise.
 const DEFAULT_WINDOW_MS: i64 = 28 * 86_400_000;
+
+/// Period and optional team of the quality-vs-outcome insight.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutcomeQuery {
+    /// Deals closed from: `YYYY-MM-DD` (00:00 UTC) or RFC 3339, inclusive.
+    pub from: String,
+    /// Until: `YYYY-MM-DD` (00:00 UTC) or RFC 3339, exclusive.
+    pub to: String,
+    /// Only the deals of this team's managers (default: everyone's).
+    pub team: Option<String>,
+}
 
 /// Win rates by call quality.
 ///
 /// Over deals closed in `[from, to)` that have scored calls: win rate by average-score band; per
 /// criterion, the win rate when it was met and when not, the lift, 95% Wilson intervals and
 /// sample sizes (`insufficient_data` below `analytics.min_sample`); per manager, average quality
-/// beside win rate. Correlation, not causation.
+/// beside win rate. Correlation, not causation. `team` narrows it to one team's deals.
 #[utoipa::path(
-    get, path = "/api/v1/insights/quality-vs-outcome", tag = "analytics", params(PeriodQuery),
+    get, path = "/api/v1/insights/quality-vs-outcome", tag = "analytics", params(OutcomeQuery),
     responses(
         (status = 200, body = QualityVsOutcome),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -36,12 +49,23 @@ const DEFAULT_WINDOW_MS: i64 = 28 * 86_400_000;
 pub async fn quality_vs_outcome(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<PeriodQuery>,
+    Query(q): Query<OutcomeQuery>,
 ) -> Result<Json<QualityVsOutcome>, ApiError> {
     auth.require(COACHES)?;
-    let period = q.period()?;
+    let period = Period::parse(&q.from, &q.to).map_err(|e| ApiError::BadRequest(e.0))?;
+    let scope = match q.team.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(team) => {
+            if state.store.crm_managers_of(Some(team)).await?.is_empty() {
+                return Err(ApiError::not_found(&format!(
+                    "team {team:?} in the CRM data"
+                )));
+            }
+            KpiScope::Team(team.to_string())
+        }
+        None => KpiScope::All,
+    };
     Ok(Json(
-        qvo(&state.store, &state.config.analytics, period).await?,
+        qvo(&state.store, &state.config.analytics, &scope, period).await?,
     ))
 }
 

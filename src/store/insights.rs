@@ -43,6 +43,21 @@ const CLOSED_SCORED: &str = "FROM crm_deals d JOIN calls c ON c.deal_id = d.deal
      WHERE s.status = 'scored' AND d.status IN ('won', 'lost') \
        AND d.closed_at >= $1 AND d.closed_at < $2";
 
+/// A call where a criterion came out weak or absent.
+#[derive(Debug, Clone)]
+pub struct WeakCall {
+    /// The call.
+    pub call_id: CallId,
+    /// When it took place (ms).
+    pub call_at: i64,
+    /// `weak` or `absent`.
+    pub level: String,
+    /// Its first verified quote for the criterion, if any.
+    pub quote: Option<String>,
+    /// Where that quote starts (ms from the call's start).
+    pub at_ms: Option<i64>,
+}
+
 impl Store {
     /// Deals closed in `[from, to)` that have scored calls.
     pub async fn insight_deals(
@@ -78,6 +93,61 @@ impl Store {
             scope.filter("d.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
+    }
+
+    /// A manager's latest calls in `[from, to)` where `criterion` came out weak or absent, with
+    /// the moment its first verified quote shows it (the coaching evidence of a manager page).
+    pub async fn weak_criterion_calls(
+        &self,
+        manager: &str,
+        criterion: &str,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<WeakCall>, StoreError> {
+        let rows: Vec<(CallId, i64, String, String)> = sqlx::query_as(&format!(
+            "SELECT c.id AS id, COALESCE(c.started_at, c.created_at) AS at, sc.level AS level, \
+                    s.document AS document \
+             FROM calls c JOIN scores s ON s.call_id = c.id \
+             JOIN score_criteria sc ON sc.call_id = c.id \
+             WHERE c.manager_id = $1 AND sc.criterion_id = $2 AND sc.level IN ('weak', 'absent') \
+               AND s.status = 'scored' \
+               AND COALESCE(c.started_at, c.created_at) >= $3 \
+               AND COALESCE(c.started_at, c.created_at) < $4 \
+             ORDER BY COALESCE(c.started_at, c.created_at) DESC LIMIT {limit}"
+        ))
+        .bind(manager)
+        .bind(criterion)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(call_id, call_at, level, document)| {
+                let card: Option<crate::scoring::card::ScoreCard> =
+                    serde_json::from_str(&document).ok();
+                let evidence = card.as_ref().and_then(|c| {
+                    c.criteria
+                        .iter()
+                        .find(|x| x.id == criterion)?
+                        .evidence
+                        .iter()
+                        .find(|e| e.verified && e.start_s.is_some())
+                        .cloned()
+                });
+                WeakCall {
+                    call_id,
+                    call_at,
+                    level,
+                    at_ms: evidence
+                        .as_ref()
+                        .and_then(|e| e.start_s)
+                        .map(|s| (s * 1000.0) as i64),
+                    quote: evidence.map(|e| e.quote),
+                }
+            })
+            .collect())
     }
 
     /// A manager's lowest-scored calls in `[from, to)` (the evidence behind a quality flag).

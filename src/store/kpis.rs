@@ -120,6 +120,28 @@ pub struct LeadTimes {
     pub sql_at: Option<i64>,
 }
 
+/// A manager as managers.csv describes them.
+#[derive(Debug, Clone, FromRow)]
+pub struct CrmManager {
+    /// The id calls and CRM rows carry.
+    pub manager_id: String,
+    /// Their name.
+    pub name: String,
+    /// Their team.
+    pub team: Option<String>,
+}
+
+/// Activities of one type in a period.
+#[derive(Debug, Clone, FromRow)]
+pub struct ActivityCount {
+    /// The type.
+    pub kind: ActivityType,
+    /// All of them.
+    pub total: i64,
+    /// With outcome productive.
+    pub productive: i64,
+}
+
 /// A plan row overlapping a period.
 #[derive(Debug, Clone, FromRow)]
 pub struct PlanRow {
@@ -236,19 +258,21 @@ impl Store {
         scope.fetch_one(&self.pool, &sql, from, to).await
     }
 
-    /// Activities in `[from, to)`: (all, productive, linked to deals won in the period).
+    /// Activities in `[from, to)` by type: (type, all, productive), and those linked to deals
+    /// won in the period.
     pub async fn kpi_activities(
         &self,
         scope: &KpiScope,
         from: i64,
         to: i64,
-    ) -> Result<(i64, i64, i64), StoreError> {
+    ) -> Result<(Vec<ActivityCount>, i64), StoreError> {
         let sql = format!(
-            "SELECT COUNT(*) AS total, COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) AS productive \
-             FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{}",
+            "SELECT a.type AS kind, COUNT(*) AS total, \
+                    COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) AS productive \
+             FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{} GROUP BY a.type",
             scope.filter("a.manager_id")
         );
-        let (total, productive): (i64, i64) = scope.fetch_one(&self.pool, &sql, from, to).await?;
+        let by_type: Vec<ActivityCount> = scope.fetch_all(&self.pool, &sql, from, to).await?;
         let sql = format!(
             "SELECT COUNT(*) AS n FROM crm_activities a JOIN crm_deals d ON d.deal_id = a.deal_id \
              WHERE a.at >= $1 AND a.at < $2 AND d.status = '{}' \
@@ -258,7 +282,85 @@ impl Store {
             scope.filter("d.manager_id")
         );
         let (on_won,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
-        Ok((total, productive, on_won))
+        Ok((by_type, on_won))
+    }
+
+    /// Deals open at the end of the period: created before `to` and still open, or closed at
+    /// or after `to`. (count, count without an amount, sum of known amounts).
+    pub async fn kpi_open_pipeline(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<(i64, i64, f64), StoreError> {
+        // `$1` is bound for the scope's placeholder numbering; the condition does not need it.
+        let sql = format!(
+            "SELECT COUNT(*) AS deals, COUNT(*) - COUNT(d.amount) AS without_amount, \
+                    COALESCE(SUM(d.amount), 0.0) AS value \
+             FROM crm_deals d WHERE d.created_at < $2 AND $1 <= $2 \
+               AND (d.status = '{}' OR d.closed_at >= $2){}",
+            DealStatus::Open,
+            scope.filter("d.manager_id")
+        );
+        scope.fetch_one(&self.pool, &sql, from, to).await
+    }
+
+    /// Deals lost in `[from, to)` by their `lost_reason` as written (NULL for none).
+    pub async fn kpi_lost_reasons(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT d.lost_reason AS reason, COUNT(*) AS n FROM crm_deals d \
+             WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{} \
+             GROUP BY d.lost_reason",
+            DealStatus::Lost,
+            scope.filter("d.manager_id")
+        );
+        scope.fetch_all(&self.pool, &sql, from, to).await
+    }
+
+    /// Customers whose first won deal (of anyone's) closed in `[from, to)` and belongs to the
+    /// scope. Ties at the same moment go to the smaller deal id, so a customer counts once.
+    pub async fn kpi_new_customers(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM crm_deals d \
+             WHERE d.status = '{won}' AND d.customer_id IS NOT NULL \
+               AND d.closed_at >= $1 AND d.closed_at < $2{filter} \
+               AND NOT EXISTS (SELECT 1 FROM crm_deals e \
+                 WHERE e.customer_id = d.customer_id AND e.status = '{won}' \
+                   AND (e.closed_at < d.closed_at OR (e.closed_at = d.closed_at AND e.deal_id < d.deal_id)))",
+            won = DealStatus::Won,
+            filter = scope.filter("d.manager_id")
+        );
+        let (n,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
+        Ok(n)
+    }
+
+    /// Scored calls that took place in `[from, to)` with at least one critical failure.
+    pub async fn kpi_critical_calls(
+        &self,
+        scope: &KpiScope,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, StoreError> {
+        // `critical_failures > 0` repeats the partial index's own condition (migration 0008).
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM scores s JOIN calls c ON c.id = s.call_id \
+             WHERE s.critical_failures > 0 AND s.status = 'scored' \
+               AND COALESCE(c.started_at, c.created_at) >= $1 \
+               AND COALESCE(c.started_at, c.created_at) < $2{}",
+            scope.filter("c.manager_id")
+        );
+        let (n,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
+        Ok(n)
     }
 
     /// Plan rows whose days `[first, last]` overlap the days `[first_day, last_day]`.
@@ -335,6 +437,15 @@ impl Store {
             None => sqlx::query_scalar("SELECT manager_id FROM crm_managers ORDER BY manager_id"),
         };
         Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Every manager of managers.csv with name and team (sorted by id).
+    pub async fn crm_manager_directory(&self) -> Result<Vec<CrmManager>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT manager_id, name, team FROM crm_managers ORDER BY manager_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Every team named in managers.csv (sorted).

@@ -30,6 +30,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/call.js"),
     ),
     (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/dashboard.js"),
+    ),
+    (
         "upload.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/upload.js"),

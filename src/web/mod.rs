@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod assets;
 pub mod call;
+pub mod dashboard;
 pub mod i18n;
 pub mod limiter;
 pub mod search;
@@ -56,6 +57,7 @@ pub fn routes(upload_body_limit: usize) -> Router<AppState> {
         .merge(call::routes())
         .merge(upload::routes(upload_body_limit))
         .merge(admin::routes())
+        .merge(dashboard::routes())
 }
 
 /// A request's CSP nonce: scripts run only with it (or from our own origin).
@@ -152,6 +154,9 @@ fn templates() -> &'static Environment<'static> {
             ("upload.html", include_str!("templates/upload.html")),
             ("queue.html", include_str!("templates/queue.html")),
             ("users.html", include_str!("templates/users.html")),
+            ("_dash.html", include_str!("templates/_dash.html")),
+            ("dashboard.html", include_str!("templates/dashboard.html")),
+            ("manager.html", include_str!("templates/manager.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 // Embedded and rendered by the tests: a broken template cannot reach a release.
@@ -179,6 +184,7 @@ struct UserView<'a> {
     username: &'a str,
     role: &'static str,
     role_label: &'static str,
+    manager_id: Option<&'a str>,
 }
 
 pub(crate) fn render(template: &str, ctx: PageCtx<'_>, extra: Value) -> Response {
@@ -191,6 +197,7 @@ pub(crate) fn render(template: &str, ctx: PageCtx<'_>, extra: Value) -> Response
         username: &u.username,
         role: u.role.as_str(),
         role_label: ctx.lang.t(&format!("role_{}", u.role.as_str())),
+        manager_id: u.manager_id.as_ref().map(|m| m.as_str()),
     });
     let full = context! {
         lang => ctx.lang.code(),
@@ -582,6 +589,16 @@ async fn calls_page(
 
 /// The criteria of the current scorecards, in the UI language where a variant exists.
 async fn criterion_choices(state: &AppState, lang: Lang) -> Vec<Value> {
+    criterion_titles(state, lang)
+        .await
+        .into_iter()
+        .map(|(id, title)| context! { id => id, title => title })
+        .collect()
+}
+
+/// Each criterion id of the scorecards with its title, in the UI language where a variant
+/// exists, in the scorecards' order.
+pub(crate) async fn criterion_titles(state: &AppState, lang: Lang) -> Vec<(String, String)> {
     let rubrics = state.store.list_rubrics().await.unwrap_or_default();
     let mut seen: Vec<(String, String)> = Vec::new();
     let preferred = rubrics.iter().filter(|r| r.rubric.language == lang.code());
@@ -593,9 +610,7 @@ async fn criterion_choices(state: &AppState, lang: Lang) -> Vec<Value> {
             }
         }
     }
-    seen.into_iter()
-        .map(|(id, title)| context! { id => id, title => title })
-        .collect()
+    seen
 }
 
 fn query_string(q: &CallsQuery) -> String {

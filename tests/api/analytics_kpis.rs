@@ -11,7 +11,7 @@ use crate::on_both_backends;
 
 const MARCH: &str = "from=2026-03-01&to=2026-04-01";
 
-async fn app_with_fixture(backend: Backend) -> TestApp {
+pub(crate) async fn app_with_fixture(backend: Backend) -> TestApp {
     let app = spawn_app(backend, Registry::new()).await;
     let reports = import_path(
         &app.store,
@@ -241,7 +241,90 @@ async fn a_manager_token_sees_only_its_own_figures(backend: Backend) {
     app.stop().await;
 }
 
+/// The figures the dashboards added (docs/crm-data.md, "Added by callgrade"), by hand.
+async fn the_dashboard_kpis_match_the_hand_computed_figures(backend: Backend) {
+    let app = app_with_fixture(backend).await;
+    let k = &kpis(&app, &app.admin, "").await["kpis"];
+    // Leads l1-l6, l9 and l10 were created in March (l7 and l8 are February in UTC).
+    assert_eq!(k["new_leads"], 8);
+    // a1-a4, a7-a9; a6 is February in UTC, a5 is April.
+    let by_type: Vec<(String, i64, i64)> = k["activities_by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["activity_type"].as_str().unwrap().to_string(),
+                a["count"].as_i64().unwrap(),
+                a["productive"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let t = |s: &str, n, p| (s.to_string(), n, p);
+    assert_eq!(
+        by_type,
+        vec![
+            t("call", 4, 2),
+            t("email", 1, 0),
+            t("meeting", 1, 1),
+            t("demo", 1, 1),
+            t("proposal", 0, 0),
+            t("message", 0, 0),
+        ]
+    );
+    // Open at 1 April 00:00 UTC: d6 (open, no amount) and d7 (won at 01:00 UTC on 1 April);
+    // d5 was created after the period.
+    assert_eq!(k["open_pipeline"]["deals"], 2);
+    assert_eq!(k["open_pipeline"]["deals_without_amount"], 1);
+    close(&k["open_pipeline"]["value"], 2000.0);
+    // d3 (price) and d9 (timing).
+    let lost = k["lost_reasons"].as_array().unwrap();
+    assert_eq!(lost.len(), 2, "{lost:?}");
+    assert_eq!(lost[0]["reason"], "price");
+    ratio(&lost[0], 1, 2);
+    assert_eq!(lost[1]["reason"], "timing");
+    // c2's first win is d2 in March; c1 first won in February (d8).
+    assert_eq!(k["new_customers"], 1);
+    // Per metric over the rows above: calls (4 + 3 targets, 2 + 3 actual), revenue (2000 + 0,
+    // 1000 + 500).
+    let metric = |m: &str| {
+        k["plan_by_metric"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["metric"] == m)
+            .cloned()
+            .unwrap_or_else(|| panic!("{m}"))
+    };
+    close(&metric("calls")["value"], 5.0 / 7.0);
+    assert_eq!(metric("calls")["rows"], 2);
+    close(&metric("revenue")["value"], 0.75);
+    close(&metric("deals_won")["value"], 0.4);
+    close(&metric("meetings")["value"], 0.5);
+    assert_eq!(k["plan_by_metric"].as_array().unwrap().len(), 4);
+    // No calls in this fixture: zero analysed, the ratios undefined, three managers.
+    assert_eq!(k["calls"]["analysed"], 0);
+    assert!(k["calls"]["average_score"].is_null());
+    ratio(&k["calls"]["critical_failure_share"], 0, 0);
+    ratio(&k["calls"]["per_manager"], 0, 3);
+
+    // Per manager and team.
+    let m1 = &kpis(&app, &app.admin, "&manager_id=m1").await["kpis"];
+    assert_eq!(m1["new_customers"], 1);
+    assert_eq!(m1["new_leads"], 3);
+    assert_eq!(m1["open_pipeline"]["deals"], 0);
+    assert_eq!(m1["lost_reasons"][0]["reason"], "price");
+    ratio(&m1["calls"]["per_manager"], 0, 1);
+    let west = &kpis(&app, &app.admin, "&team=west").await["kpis"];
+    assert_eq!(west["open_pipeline"]["deals"], 1, "d7");
+    close(&west["open_pipeline"]["value"], 2000.0);
+    assert_eq!(west["new_customers"], 0, "c4's d7 closed in April");
+    assert_eq!(west["lost_reasons"][0]["reason"], "timing");
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_dashboard_kpis_match_the_hand_computed_figures,
     company_kpis_match_the_hand_computed_figures,
     manager_and_team_kpis_count_only_their_own_rows,
     a_manager_token_sees_only_its_own_figures,

@@ -10,6 +10,7 @@ mod bad_inputs;
 mod browser;
 mod busy;
 mod cli;
+mod dashboards;
 mod fake_llm;
 mod helpers;
 mod llm_e2e;

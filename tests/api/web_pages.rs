@@ -30,7 +30,7 @@ fn sample(name: &str) -> Vec<u8> {
 
 /// The sample call pub06_en (real MP3, stereo) of `manager`, with its true transcript, scored
 /// by the stand-in LLM with quotes copied from the transcript.
-async fn scored_sample(app: &TestApp, manager: &str) -> CallId {
+pub(crate) async fn scored_sample(app: &TestApp, manager: &str) -> CallId {
     let r = app
         .upload(&app.admin, manager, sample("pub06_en.mp3"), "pub06_en.mp3")
         .await;

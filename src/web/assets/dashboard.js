@@ -1,0 +1,52 @@
+// The dashboards: tables sort by a column (by each cell's raw figure where it has one), the
+// filter box narrows a table's rows, and the print button prints the page (A4 stylesheet).
+"use strict";
+(function () {
+  function key(cell) {
+    var raw = cell.getAttribute("data-sort");
+    if (raw !== null) {
+      return raw === "" ? null : Number(raw);
+    }
+    return cell.textContent.trim().toLowerCase();
+  }
+
+  function sortBy(table, col, button) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows).filter(function (r) { return !r.classList.contains("none"); });
+    var descending = button.getAttribute("aria-sort") !== "descending";
+    table.querySelectorAll("button.sort").forEach(function (b) { b.removeAttribute("aria-sort"); });
+    button.setAttribute("aria-sort", descending ? "descending" : "ascending");
+    rows.sort(function (a, b) {
+      var x = key(a.cells[col]), y = key(b.cells[col]);
+      // Empty figures go last whichever way.
+      if (x === null || x === "") return y === null || y === "" ? 0 : 1;
+      if (y === null || y === "") return -1;
+      var c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+      return descending ? -c : c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    table.querySelectorAll("button.sort").forEach(function (button) {
+      button.addEventListener("click", function () {
+        sortBy(table, Number(button.getAttribute("data-col")), button);
+      });
+    });
+  });
+
+  document.querySelectorAll("input.table-filter").forEach(function (input) {
+    var table = document.getElementById("table-" + input.getAttribute("data-table"));
+    if (!table) return;
+    input.addEventListener("input", function () {
+      var q = input.value.trim().toLowerCase();
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+        r.hidden = q !== "" && r.textContent.toLowerCase().indexOf(q) < 0;
+      });
+    });
+  });
+
+  document.querySelectorAll("[data-print]").forEach(function (b) {
+    b.addEventListener("click", function () { window.print(); });
+  });
+})();
