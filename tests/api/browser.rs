@@ -486,3 +486,136 @@ async fn two_uploads(b: WebDriver) {
     }
     app.stop().await;
 }
+
+/// The dashboard in Chromium: every figure the rendered page carries equals the API's for the
+/// period and team picked in the page's own form; the funnel has one bar per stage; a column
+/// sorts by its figures; the page reads in Russian after the switch; a manager is refused.
+#[tokio::test]
+async fn the_dashboard_in_chromium() {
+    let Some(driver) = driver_process() else {
+        return;
+    };
+    with_browser(&driver, "en-US", dashboard).await;
+}
+
+async fn dashboard(b: WebDriver) {
+    let app = crate::analytics_kpis::app_with_fixture(Backend::Sqlite).await;
+    create_user(&app, "head", Role::Head, None).await;
+    create_user(&app, "anna", Role::Manager, Some("m1")).await;
+    sign_in(&b, &app, "head").await;
+
+    // Pick March and team east in the page's own form.
+    b.goto(app.url("/dashboard")).await.unwrap();
+    // A date input's typed form depends on the browser's locale; its value does not.
+    b.execute(
+        "document.getElementById('from').value = '2026-03-01'; \
+         document.getElementById('to').value = '2026-03-31';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.find(By::Css("select#team option[value='east']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.find(By::Css("form.period button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "the March dashboard of east", |url, _| {
+        url.contains("from=2026-03-01")
+            && url.contains("to=2026-03-31")
+            && url.contains("team=east")
+    })
+    .await;
+    let html = b.source().await.unwrap();
+    let checked = crate::dashboards::check_against_api(
+        &app,
+        &html,
+        "from=2026-03-01&to=2026-04-01&team=east",
+    )
+    .await;
+    assert!(checked > 40, "{checked} figures");
+    // One funnel bar per stage, drawn.
+    let bars = b
+        .find_all(By::Css("svg.funnel g.stage rect"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 6);
+    let widest = js_f64(
+        &b,
+        "return Math.max(...[...document.querySelectorAll('svg.funnel rect')].map(r => r.getBBox().width))",
+    )
+    .await;
+    assert!(widest > 100.0, "the first stage's bar is drawn: {widest}");
+
+    // Sorting the managers by win rate orders the rows by the figure, both ways.
+    let column = |i: usize| {
+        format!(
+            "return [...document.querySelectorAll('#table-managers tbody tr')].map(r => r.cells[{i}].getAttribute('data-sort'))"
+        )
+    };
+    let win_col = 2 + 3; // manager, team, then calls, score, critical share, win rate
+    b.find(By::Css(&format!(
+        "#table-managers th:nth-child({}) button",
+        win_col + 1
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let values: Vec<Option<f64>> = serde_json::from_value(
+        b.execute(&column(win_col), vec![])
+            .await
+            .unwrap()
+            .json()
+            .clone(),
+    )
+    .map(|v: Vec<Option<String>>| {
+        v.into_iter()
+            .map(|s| s.and_then(|s| s.parse().ok()))
+            .collect()
+    })
+    .unwrap();
+    let known: Vec<f64> = values.iter().flatten().copied().collect();
+    assert!(
+        known.windows(2).all(|w| w[0] >= w[1]),
+        "descending: {values:?}"
+    );
+
+    // In Russian after the switch.
+    b.find(By::Css(".lang-switch button[value='ru']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "the Russian page", |_, s| s.contains("Дашборд продаж")).await;
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("team=east"));
+    let lang = b
+        .execute("return document.documentElement.lang", vec![])
+        .await
+        .unwrap();
+    assert_eq!(lang.json(), "ru");
+    // The figures are the same in either language.
+    let html = b.source().await.unwrap();
+    crate::dashboards::check_against_api(&app, &html, "from=2026-03-01&to=2026-04-01&team=east")
+        .await;
+
+    // A manager gets the refusal page.
+    b.delete_all_cookies().await.unwrap();
+    sign_in(&b, &app, "anna").await;
+    b.goto(app.url("/dashboard")).await.unwrap();
+    wait_for(&b, "the 403 page", |_, s| s.contains("403")).await;
+    app.stop().await;
+}
