@@ -560,7 +560,7 @@ async fn dashboard(b: WebDriver) {
         )
     };
     let win_col = 2 + 3; // manager, team, then calls, score, critical share, win rate
-    b.find(By::Css(&format!(
+    b.find(By::Css(format!(
         "#table-managers th:nth-child({}) button",
         win_col + 1
     )))
