@@ -77,8 +77,11 @@ def main():
                 stages.append((deal, "won", ts(t)))
             elif rng.random() < 0.75:
                 status, closed = "lost", t
-            else:
+            elif END - t < dt.timedelta(days=40):
+                # Still being worked: only recent deals are open.
                 status, closed = "open", None
+            else:
+                status, closed = "lost", t
             amount = round(rng.lognormvariate(11, 0.6), -2) if rng.random() < 0.9 else ""
             reason = rng.choice(LOST) if status == "lost" and rng.random() < 0.85 else ""
             deals.append((deal, mid, ts(d_created), status, customer, f"l{lead_n:04}",

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::i18n::Lang;
 use super::session::{urlencode, WebUser};
 use super::{error_page, render, Nonce, PageCtx};
+use crate::analytics::entity::PlanMetric;
 use crate::analytics::insights::{Attention, QualityVsOutcome, SignalKind};
 use crate::analytics::kpis::{Kpis, Period};
 use crate::analytics::stats::wilson_95;
@@ -243,6 +244,22 @@ const MANAGER_COLUMNS: &[Kpi] = &[
     kpi("productive_touch_share", Fmt::Percent, Better::Higher),
     kpi("open_pipeline.deals", Fmt::Count, Better::Higher),
     kpi("sales_cycle.median_days", Fmt::Days, Better::Lower),
+];
+
+/// The managers table's short column names (the cards use the full ones).
+const MANAGER_HEADS: [&str; 12] = [
+    "col_calls",
+    "col_avg_score",
+    "col_critical_share",
+    "col_win_rate",
+    "col_revenue",
+    "col_plan",
+    "col_new_leads",
+    "col_response",
+    "col_sla",
+    "col_productive",
+    "col_open_deals",
+    "col_cycle",
 ];
 
 /// A figure of [`Kpis`] by its `data-kpi` name (docs/crm-data.md lists them); a ratio is its
@@ -541,7 +558,8 @@ fn funnel(lang: Lang, k: &Kpis) -> Vec<FunnelBar> {
         ));
     }
     let max = stages.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
-    const WIDTH: f64 = 560.0;
+    // A 560-wide drawing: names up to x = 96, bars centred on 260, conversions from 428.
+    const WIDTH: f64 = 320.0;
     stages
         .into_iter()
         .enumerate()
@@ -549,8 +567,8 @@ fn funnel(lang: Lang, k: &Kpis) -> Vec<FunnelBar> {
             let width = (count as f64 / max * WIDTH).max(2.0);
             FunnelBar {
                 count_text: grouped(lang, count as f64, 0),
-                y: i as i64 * 46,
-                x: (WIDTH - width) / 2.0 + 120.0,
+                y: i as i64 * 40,
+                x: 260.0 - width / 2.0,
                 width,
                 conversion: conv
                     .as_ref()
@@ -584,42 +602,87 @@ struct PlanBar {
 }
 
 fn plan_bars(lang: Lang, k: &Kpis, names: &HashMap<String, String>) -> Vec<PlanBar> {
-    let mut rows: Vec<PlanBar> = k
-        .plan_attainment
-        .iter()
-        .map(|p| {
-            let money = p.metric == crate::analytics::entity::PlanMetric::Revenue;
+    // One bar per manager and metric: the plan rows of the period summed, as `plan_by_metric`
+    // sums them for a scope.
+    let mut sums: Vec<(String, PlanMetric, f64, f64)> = Vec::new();
+    for p in &k.plan_attainment {
+        match sums
+            .iter_mut()
+            .find(|s| s.0 == p.manager_id && s.1 == p.metric)
+        {
+            Some(s) => {
+                s.2 += p.target;
+                s.3 += p.actual;
+            }
+            None => sums.push((p.manager_id.clone(), p.metric, p.target, p.actual)),
+        }
+    }
+    let mut rows: Vec<PlanBar> = sums
+        .into_iter()
+        .map(|(manager_id, metric, target, actual)| {
             let n = |v: f64| {
-                if money {
+                if metric == PlanMetric::Revenue {
                     grouped(lang, v, 0)
                 } else {
                     lang.number(v, 0)
                 }
             };
-            let value = p.value.unwrap_or(0.0);
+            let value = (target != 0.0).then(|| actual / target);
             PlanBar {
                 manager: names
-                    .get(&p.manager_id)
+                    .get(&manager_id)
                     .cloned()
-                    .unwrap_or_else(|| p.manager_id.clone()),
-                manager_id: p.manager_id.clone(),
-                metric: lang.t(&format!("plan_{}", p.metric.as_str())),
-                metric_key: p.metric.as_str(),
-                actual: n(p.actual),
-                target: n(p.target),
-                percent: show(lang, Fmt::Percent, p.value),
-                raw: raw(p.value),
-                bar: (value * 100.0).clamp(0.0, 150.0),
-                band: band_of(value),
+                    .unwrap_or_else(|| manager_id.clone()),
+                manager_id,
+                metric: lang.t(&format!("plan_{}", metric.as_str())),
+                metric_key: metric.as_str(),
+                actual: n(actual),
+                target: n(target),
+                percent: show(lang, Fmt::Percent, value),
+                raw: raw(value),
+                bar: (value.unwrap_or(0.0) * 100.0).clamp(0.0, 150.0),
+                band: band_of(value.unwrap_or(0.0)),
             }
         })
         .collect();
+    let order = |m: &str| PlanMetric::ALL.iter().position(|x| x.as_str() == m);
     rows.sort_by(|a, b| {
         a.manager
             .cmp(&b.manager)
-            .then(a.metric_key.cmp(b.metric_key))
+            .then(order(a.metric_key).cmp(&order(b.metric_key)))
     });
     rows
+}
+
+/// The plan bars as a grid: a row per manager, a column per planned metric.
+fn plan_matrix(lang: Lang, bars: Vec<PlanBar>) -> Value {
+    let mut metrics: Vec<&'static str> = Vec::new();
+    for m in PlanMetric::ALL {
+        if bars.iter().any(|b| b.metric_key == m.as_str()) {
+            metrics.push(m.as_str());
+        }
+    }
+    let mut rows: Vec<(String, String, Vec<Option<PlanBar>>)> = Vec::new();
+    for b in bars {
+        let i = metrics.iter().position(|m| *m == b.metric_key).unwrap_or(0);
+        if rows.last().is_none_or(|r| r.1 != b.manager_id) {
+            let mut cells = Vec::new();
+            cells.resize_with(metrics.len(), || None);
+            rows.push((b.manager.clone(), b.manager_id.clone(), cells));
+        }
+        if let Some(r) = rows.last_mut() {
+            r.2[i] = Some(b);
+        }
+    }
+    let head: Vec<&str> = metrics
+        .iter()
+        .map(|m| lang.t(&format!("plan_{m}")))
+        .collect();
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|(name, id, cells)| context! { name => name, id => id, cells => cells })
+        .collect();
+    context! { head => head, rows => rows }
 }
 
 /// How an attainment reads: met, close, far.
@@ -949,10 +1012,12 @@ async fn dashboard(
             })
             .collect();
         let funnel = now.as_ref().map(|k| funnel(lang, k)).unwrap_or_default();
-        let plans = now
-            .as_ref()
-            .map(|k| plan_bars(lang, k, &names))
-            .unwrap_or_default();
+        let plans = plan_matrix(
+            lang,
+            now.as_ref()
+                .map(|k| plan_bars(lang, k, &names))
+                .unwrap_or_default(),
+        );
         let dots = scatter(lang, &f.outcome, &names);
         let flags = attention_items(lang, f, &names, &titles, team);
         let model_note = f.deals.note.clone();
@@ -1004,7 +1069,7 @@ async fn dashboard(
 
 fn funnel_height(now: &Option<Kpis>) -> i64 {
     now.as_ref()
-        .map_or(0, |k| (k.stage_conversion.len() as i64 + 1) * 46)
+        .map_or(0, |k| (k.stage_conversion.len() as i64 + 1) * 40)
 }
 
 /// The managers whose figures an attention flag points at, by (manager, kpi).
@@ -1093,7 +1158,8 @@ fn dashboard_tables(
     head.extend(
         MANAGER_COLUMNS
             .iter()
-            .map(|k| lang.t(&label_key(k.key)).to_string()),
+            .zip(MANAGER_HEADS)
+            .map(|(_, h)| lang.t(h).to_string()),
     );
     let mut managers = Table::new("managers", head, here);
     for (i, _) in MANAGER_COLUMNS.iter().enumerate() {
