@@ -212,6 +212,7 @@ pub async fn import_reader(
     if options.strict && report.rejected > 0 {
         import.rollback().await?;
         report.not_written = report.rows.saturating_sub(report.rejected);
+        log(store, &report).await;
         return Ok(report);
     }
     let inserted = import.commit().await?;
@@ -224,7 +225,27 @@ pub async fn import_reader(
         updated = report.updated, unchanged = report.unchanged, rejected = report.rejected,
         "CRM file imported"
     );
+    log(store, &report).await;
     Ok(report)
+}
+
+/// Keeps what the import did for the import page; a failure to log is not the import's.
+async fn log(store: &Store, report: &ImportReport) {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let row = crate::store::ImportLogRow {
+        entity: report.entity,
+        file: report.file.clone(),
+        imported_at: crate::domain::now_millis(),
+        rows_read: n(report.rows),
+        inserted: n(report.inserted),
+        updated: n(report.updated),
+        unchanged: n(report.unchanged),
+        rejected: n(report.rejected),
+        committed: i64::from(report.committed),
+    };
+    if let Err(e) = store.log_crm_import(&row).await {
+        tracing::warn!(error = %e, file = %report.file, "the import was not logged");
+    }
 }
 
 /// The hash of a row's key columns.

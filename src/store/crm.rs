@@ -16,7 +16,66 @@ pub struct CrmImport {
     rebuild: Vec<String>,
 }
 
+/// What importing one file did, as the import log keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImportLogRow {
+    /// The entity the file held.
+    pub entity: Entity,
+    /// The file's name.
+    pub file: String,
+    /// When (ms).
+    pub imported_at: i64,
+    /// Data rows read.
+    pub rows_read: i64,
+    /// Rows with a new key.
+    pub inserted: i64,
+    /// Rows changed.
+    pub updated: i64,
+    /// Rows the same as before.
+    pub unchanged: i64,
+    /// Rows refused.
+    pub rejected: i64,
+    /// 1 when written, 0 when strict mode refused the file.
+    pub committed: i64,
+}
+
 impl Store {
+    /// Records what importing one file did (the import page shows the latest per entity).
+    pub async fn log_crm_import(&self, row: &ImportLogRow) -> Result<(), StoreError> {
+        let mut conn = self.write_one().await?;
+        sqlx::query(
+            "INSERT INTO crm_import_log (entity, file, imported_at, rows_read, inserted, updated, \
+                                         unchanged, rejected, committed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.entity.as_str())
+        .bind(row.file.clone())
+        .bind(row.imported_at)
+        .bind(row.rows_read)
+        .bind(row.inserted)
+        .bind(row.updated)
+        .bind(row.unchanged)
+        .bind(row.rejected)
+        .bind(row.committed)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest import of each entity.
+    pub async fn last_crm_imports(&self) -> Result<Vec<ImportLogRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT entity, file, imported_at, rows_read, inserted, updated, unchanged, rejected, \
+                    CAST(committed AS BIGINT) AS committed \
+             FROM crm_import_log l \
+             WHERE imported_at = (SELECT MAX(imported_at) FROM crm_import_log m \
+                                  WHERE m.entity = l.entity) \
+             ORDER BY entity",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Manager ids known from managers.csv, for checking the rows that refer to them.
     pub async fn crm_manager_ids(&self) -> Result<HashSet<String>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar("SELECT manager_id FROM crm_managers")

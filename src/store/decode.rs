@@ -2,7 +2,7 @@
 //! structs with `#[derive(sqlx::FromRow)]`: a value that does not parse is a decode error naming
 //! the type (a bad row is an error, not a panic), and no query maps columns by hand.
 
-use crate::analytics::entity::{ActivityType, DealStatus, PlanMetric};
+use crate::analytics::entity::{ActivityType, DealStatus, Entity, PlanMetric};
 use crate::domain::{
     CallId, CallStatus, ChannelMap, Direction, JobId, JobState, Language, ManagerId, Role, Speaker,
     TokenId, UserId,
@@ -47,6 +47,7 @@ text_column!(
     ActivityType,
     DealStatus,
     PlanMetric,
+    Entity,
 );
 
 // A stored scorecard is its TOML text; a row that no longer parses is a decode error.

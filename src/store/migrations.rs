@@ -155,6 +155,10 @@ mod tests {
             "bc19593edc375f84645743e2abb6ef307722f09813fe05f13e67dd1fc80fdb2b",
         ),
         (
+            "postgres/0009_crm_import_log.sql",
+            "099ff8c77648db92ad243f19270ac0d941859d00f294fc016e3a0493994d5dbf",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -185,6 +189,10 @@ mod tests {
         (
             "sqlite/0008_critical_calls.sql",
             "bc19593edc375f84645743e2abb6ef307722f09813fe05f13e67dd1fc80fdb2b",
+        ),
+        (
+            "sqlite/0009_crm_import_log.sql",
+            "099ff8c77648db92ad243f19270ac0d941859d00f294fc016e3a0493994d5dbf",
         ),
     ];
 

@@ -60,7 +60,7 @@ use sqlx::{AnyPool, Executor};
 pub use accounts::{Credentials, SessionLimits, UserRecord};
 pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
 pub use calls::{CallFilter, CallRecord, CallRow, InsertCall, NewCall, RowFilter};
-pub use crm::CrmImport;
+pub use crm::{CrmImport, ImportLogRow};
 pub use deals::{DealFeatures, LastCall};
 pub use insights::{DealCriterion, ScoredDeal, WeakCall};
 pub use jobs::{ClaimedJob, Fence, JobCounts, JobFailure, JobRecord, NewJob};

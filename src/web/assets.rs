@@ -35,6 +35,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/dashboard.js"),
     ),
     (
+        "import.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/import.js"),
+    ),
+    (
         "upload.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/upload.js"),

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod call;
 pub mod dashboard;
 pub mod i18n;
+pub mod import;
 pub mod limiter;
 pub mod search;
 pub mod session;
@@ -58,6 +59,7 @@ pub fn routes(upload_body_limit: usize) -> Router<AppState> {
         .merge(upload::routes(upload_body_limit))
         .merge(admin::routes())
         .merge(dashboard::routes())
+        .merge(import::routes(upload_body_limit))
 }
 
 /// A request's CSP nonce: scripts run only with it (or from our own origin).
@@ -157,6 +159,7 @@ fn templates() -> &'static Environment<'static> {
             ("_dash.html", include_str!("templates/_dash.html")),
             ("dashboard.html", include_str!("templates/dashboard.html")),
             ("manager.html", include_str!("templates/manager.html")),
+            ("import.html", include_str!("templates/import.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 // Embedded and rendered by the tests: a broken template cannot reach a release.

@@ -619,3 +619,71 @@ async fn dashboard(b: WebDriver) {
     wait_for(&b, "the 403 page", |_, s| s.contains("403")).await;
     app.stop().await;
 }
+
+/// The CRM import page in Chromium: two files chosen at once are imported managers first, each
+/// with its report; a refused row is listed in a table with its line, column and reason; the
+/// last-import table then shows both files.
+#[tokio::test]
+async fn the_import_page_in_chromium() {
+    let Some(driver) = driver_process() else {
+        return;
+    };
+    with_browser(&driver, "en-US", import_page).await;
+}
+
+async fn import_page(b: WebDriver) {
+    let app = crate::helpers::spawn_app(Backend::Sqlite, Registry::new()).await;
+    create_user(&app, "qa", Role::Qa, None).await;
+    sign_in(&b, &app, "qa").await;
+    let dir = tempfile::tempdir().unwrap();
+    let deals = dir.path().join("deals.csv");
+    std::fs::write(
+        &deals,
+        "deal_id,manager_id,created_at,status\nd1,m1,2026-03-01T10:00:00Z,won\nd2,m1,yesterday,open\n",
+    )
+    .unwrap();
+    let managers = std::path::Path::new(crate::analytics_import::FIXTURES).join("managers.csv");
+    b.goto(app.url("/import")).await.unwrap();
+    // Deals first in the selection: the page still sends managers first.
+    b.find(By::Id("files"))
+        .await
+        .unwrap()
+        .send_keys(format!("{}\n{}", deals.display(), managers.display()))
+        .await
+        .unwrap();
+    wait_for(&b, "both files imported", |_, s| {
+        s.matches("import-row ok").count() + s.matches("import-row partial").count() == 2
+    })
+    .await;
+    let names: Vec<String> = serde_json::from_value(
+        b.execute(
+            "return [...document.querySelectorAll('.import-row .name')].map(e => e.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone(),
+    )
+    .unwrap();
+    assert_eq!(names, ["managers.csv", "deals.csv"]);
+    let cells: Vec<String> = serde_json::from_value(
+        b.execute(
+            "return [...document.querySelectorAll('table.import-errors tbody td')].map(e => e.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone(),
+    )
+    .unwrap();
+    assert_eq!(cells[0], "3", "line 3: {cells:?}");
+    assert_eq!(cells[1], "created_at");
+    // The last-import table was refreshed from the server.
+    wait_for(&b, "the refreshed table: two files imported", |_, s| {
+        s.matches("never imported").count() == 5
+    })
+    .await;
+    app.stop().await;
+}

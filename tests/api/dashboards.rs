@@ -349,3 +349,109 @@ on_both_backends!(
     the_dashboard_shows_exactly_the_api_figures,
     a_managers_page_shows_their_figures_and_only_to_them,
 );
+
+/// Posts one CSV file as the import page's script does.
+async fn page_import(app: &TestApp, cookie: &str, entity: &str, csv: &str) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name(format!("{entity}.csv")),
+    );
+    crate::web::browser()
+        .post(app.url(&format!("/import/{entity}")))
+        .header(reqwest::header::COOKIE, cookie)
+        .header("sec-fetch-site", "same-origin")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn the_import_page_imports_reports_refused_rows_and_shows_the_last_import(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend, callgrade::jobs::Registry::new()).await;
+    create_user(&app, "head", Role::Head, None).await;
+    create_user(&app, "anna", Role::Manager, Some("m1")).await;
+    let head = sign_in(&app, "head").await;
+    let anna = sign_in(&app, "anna").await;
+
+    let html = get(&app, "/import", &head).await.text().await.unwrap();
+    assert_eq!(
+        html.matches("never imported").count(),
+        7,
+        "seven files, none yet"
+    );
+
+    let managers = std::fs::read_to_string(format!("{FIXTURES}/managers.csv")).unwrap();
+    let r = page_import(&app, &head, "managers", &managers).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(
+        (report["rows"].as_i64(), report["inserted"].as_i64()),
+        (Some(3), Some(3))
+    );
+
+    // A bad row is listed with its line and column; the good row is kept.
+    let deals = "deal_id,manager_id,created_at,status\n\
+                 d1,m1,2026-03-01T10:00:00Z,won\n\
+                 d2,m1,yesterday,open\n";
+    let r = page_import(&app, &head, "deals", deals).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["errors"][0]["line"], 3);
+    assert_eq!(report["errors"][0]["column"], "created_at");
+    // Strict: refused whole, 422, nothing written.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(deals.as_bytes().to_vec()).file_name("deals.csv"),
+    );
+    let r = crate::web::browser()
+        .post(app.url("/import/deals?strict=true"))
+        .header(reqwest::header::COOKIE, &head)
+        .header("sec-fetch-site", "same-origin")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A file the contract does not have is the API's 404 with its message.
+    let r = page_import(&app, &head, "invoices", "a,b\n1,2\n").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // The page shows each file's latest import: managers 3 new; deals refused whole (strict).
+    let html = get(&app, "/import", &head).await.text().await.unwrap();
+    assert_eq!(html.matches("never imported").count(), 5);
+    let row = |entity: &str| {
+        let start = html.find(&format!(r#"data-entity="{entity}""#)).unwrap();
+        html[start..start + html[start..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(
+        row("managers").contains(r#"<td class="num">3</td>"#),
+        "{}",
+        row("managers")
+    );
+    assert!(
+        row("deals").contains("refused, nothing written"),
+        "{}",
+        row("deals")
+    );
+    // The command line's imports are logged too.
+    import_path(
+        &app.store,
+        std::path::Path::new(FIXTURES),
+        ImportOptions::default(),
+        |_, _| None,
+    )
+    .await
+    .unwrap();
+    let html = get(&app, "/import", &head).await.text().await.unwrap();
+    assert_eq!(html.matches("never imported").count(), 0);
+
+    // Managers neither see the page nor import.
+    let r = get(&app, "/import", &anna).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = page_import(&app, &anna, "managers", &managers).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+on_both_backends!(the_import_page_imports_reports_refused_rows_and_shows_the_last_import);
