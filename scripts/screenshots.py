@@ -5,9 +5,12 @@ Python packages needed).
 
     scripts/screenshots.py BASE_URL USER PASSWORD LANG OUT.png PATH [WIDTH]
 
-signs in as USER, switches the UI to LANG (ru or en), opens PATH and saves the whole page."""
+signs in as USER, switches the UI to LANG (ru or en), opens PATH and saves the whole page.
+With FILES set (paths separated by newlines), they are chosen in the page's file input first
+(the upload and import pages), and the page is saved once they are sent."""
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -55,6 +58,11 @@ def main():
             const b = document.querySelector(".lang-switch button[value='" + arguments[0] + "']");
             if (b && b.getAttribute('aria-pressed') !== 'true') b.click();""", "args": [lang]})
         time.sleep(1.5)
+        if os.environ.get("FILES"):
+            el = call(se + "/element", "POST", {"using": "css selector", "value": "input[type=file]"})
+            eid = list(el.values())[0]
+            call(f"{se}/element/{eid}/value", "POST", {"text": os.environ["FILES"]})
+            time.sleep(4)
         height = call(se + "/execute/sync", "POST", {"script": "return document.documentElement.scrollHeight", "args": []})
         call(se + "/window/rect", "POST", {"width": width, "height": min(int(height) + 120, 12000)})
         time.sleep(0.5)

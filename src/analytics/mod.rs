@@ -14,6 +14,7 @@ pub mod kpis;
 pub mod logistic;
 pub mod reports;
 pub mod stats;
+pub mod trends;
 
 use serde::{Deserialize, Serialize};
 

@@ -33,6 +33,7 @@ pub(super) fn routes(body_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(super::reports::team))
         .routes(routes!(super::insights::quality_vs_outcome))
         .routes(routes!(super::insights::attention))
+        .routes(routes!(super::insights::trends))
         .routes(routes!(super::deals::open))
 }
 

@@ -13,6 +13,7 @@ use super::{ApiError, AppState};
 use crate::analytics::insights::{attention as find_attention, quality_vs_outcome as qvo};
 use crate::analytics::insights::{Attention, QualityVsOutcome};
 use crate::analytics::kpis::Period;
+use crate::analytics::trends::{trends as weekly_trends, Trends};
 use crate::domain::{now_millis, Role};
 use crate::store::KpiScope;
 
@@ -120,5 +121,52 @@ pub async fn attention(
     };
     Ok(Json(
         find_attention(&state.store, &state.config.analytics, period).await?,
+    ))
+}
+
+/// The weeks and team of a trend.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrendQuery {
+    /// End of the last week's period: `YYYY-MM-DD` (00:00 UTC) or RFC 3339, exclusive; the
+    /// week holding the moment before it is the last (default: now).
+    pub to: Option<String>,
+    /// How many weeks (default 12, at most 104).
+    pub weeks: Option<usize>,
+    /// One line per manager of this team instead of one per team.
+    pub team: Option<String>,
+}
+
+/// Weekly call score and win rate.
+///
+/// Per week (Monday 00:00 UTC): scored calls and their mean overall score, deals won / closed.
+/// One line for the company (or `team`), then one per team (or per manager of `team`).
+#[utoipa::path(
+    get, path = "/api/v1/trends", tag = "analytics", params(TrendQuery),
+    responses(
+        (status = 200, body = Trends),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn trends(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<TrendQuery>,
+) -> Result<Json<Trends>, ApiError> {
+    auth.require(COACHES)?;
+    let to = match &q.to {
+        Some(t) => super::parse_bound("to", t)?,
+        None => now_millis() + 1,
+    };
+    let team = q.team.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    if let Some(t) = team {
+        if state.store.crm_managers_of(Some(t)).await?.is_empty() {
+            return Err(ApiError::not_found(&format!("team {t:?} in the CRM data")));
+        }
+    }
+    Ok(Json(
+        weekly_trends(&state.store, team, to - 1, q.weeks.unwrap_or(12)).await?,
     ))
 }

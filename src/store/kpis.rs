@@ -8,7 +8,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::QueryAs;
 use sqlx::{Any, AnyPool, Encode, FromRow, Type};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tally};
 use crate::analytics::entity::{ActivityType, DealStatus, PlanMetric};
 
 /// Whose figures a query counts.
@@ -437,6 +437,57 @@ impl Store {
             None => sqlx::query_scalar("SELECT manager_id FROM crm_managers ORDER BY manager_id"),
         };
         Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Scored calls per manager and UTC day over days `[first, end)`, from the daily rollups.
+    pub async fn weekly_quality_rows(
+        &self,
+        first: i64,
+        end: i64,
+    ) -> Result<Vec<(String, i64, Tally)>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64, f64)> = sqlx::query_as(
+            "SELECT manager_id, day, CAST(calls AS BIGINT) AS calls, CAST(rated AS BIGINT) AS rated, \
+                    total FROM quality_daily WHERE criterion_id = '' AND day >= $1 AND day < $2",
+        )
+        .bind(first)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(m, day, calls, rated, total)| {
+                (
+                    m,
+                    day,
+                    Tally {
+                        calls,
+                        rated,
+                        total,
+                        met: 0,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Deals closed in `[from, to)`: (manager, closed at, won).
+    pub async fn weekly_closed_rows(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, bool)>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT manager_id, closed_at, status FROM crm_deals \
+             WHERE closed_at >= $1 AND closed_at < $2 AND status IN ('won', 'lost')",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(m, at, status)| (m, at, status == DealStatus::Won.as_str()))
+            .collect())
     }
 
     /// Every manager of managers.csv with name and team (sorted by id).

@@ -825,6 +825,7 @@ struct Figures {
     attention: Attention,
     deals: crate::analytics::deals::OpenDeals,
     calibration: crate::http::scores::Calibration,
+    trends: crate::analytics::trends::Trends,
 }
 
 async fn figures(
@@ -845,7 +846,8 @@ async fn figures(
         }
     };
     let (from, to) = span.api_bounds();
-    let (now, before, rows, outcome, attention, deals, calibration) = tokio::try_join!(
+    let weeks = ((span.last - span.first).num_days() / 7 + 1).clamp(12, 104) as usize;
+    let (now, before, rows, outcome, attention, deals, calibration, trends) = tokio::try_join!(
         analytics::kpis(State(state.clone()), web.auth(), Query(kq(span, None))),
         analytics::kpis(
             State(state.clone()),
@@ -890,6 +892,15 @@ async fn figures(
                 to: Some(to.clone()),
             })
         ),
+        insights::trends(
+            State(state.clone()),
+            web.auth(),
+            Query(insights::TrendQuery {
+                to: Some(to.clone()),
+                weeks: Some(weeks),
+                team: team.map(str::to_string),
+            })
+        ),
     )?;
     Ok(Figures {
         now: now.0,
@@ -899,6 +910,7 @@ async fn figures(
         attention: attention.0,
         deals: deals.0,
         calibration: calibration.0,
+        trends: trends.0,
     })
 }
 
@@ -1021,6 +1033,7 @@ async fn dashboard(
         let dots = scatter(lang, &f.outcome, &names);
         let flags = attention_items(lang, f, &names, &titles, team);
         let model_note = f.deals.note.clone();
+        let trend = trend_data(lang, &f.trends, &names);
         context! {
             groups => groups,
             activity => activity,
@@ -1031,6 +1044,7 @@ async fn dashboard(
             dots => dots,
             flags => flags,
             model_note => model_note,
+            trend => trend,
             outcome_deals => f.outcome.deals,
             min_sample => f.outcome.min_sample,
         }
@@ -1070,6 +1084,33 @@ async fn dashboard(
 fn funnel_height(now: &Option<Kpis>) -> i64 {
     now.as_ref()
         .map_or(0, |k| (k.stage_conversion.len() as i64 + 1) * 40)
+}
+
+/// The trends as uPlot reads them: x in Unix seconds, one line per group (the scope's first),
+/// scores 0..100 and win rates in %, null where a week has nothing.
+fn trend_data(
+    lang: Lang,
+    t: &crate::analytics::trends::Trends,
+    names: &HashMap<String, String>,
+) -> serde_json::Value {
+    let label = |g: &Option<String>| match (g, &t.team) {
+        (None, None) => lang.t("dash_company").to_string(),
+        (None, Some(team)) => team.clone(),
+        (Some(m), Some(_)) => names.get(m).cloned().unwrap_or_else(|| m.clone()),
+        (Some(team), None) => team.clone(),
+    };
+    serde_json::json!({
+        "x": t.weeks.iter().map(|w| w.timestamp()).collect::<Vec<_>>(),
+        "series": t.series.iter().map(|s| serde_json::json!({
+            "label": label(&s.group),
+            "score": s.average_score,
+            "win": s.win_rate.iter().map(|r| r.value.map(|v| (v * 1000.0).round() / 10.0)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "texts": {
+            "score": lang.t("kpi_calls_average_score"),
+            "win": lang.t("kpi_win_rate"),
+        },
+    })
 }
 
 /// The managers whose figures an attention flag points at, by (manager, kpi).

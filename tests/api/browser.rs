@@ -553,6 +553,15 @@ async fn dashboard(b: WebDriver) {
     .await;
     assert!(widest > 100.0, "the first stage's bar is drawn: {widest}");
 
+    // The weekly trends are drawn by uPlot (a canvas each, a legend line per group).
+    wait_for(&b, "the trend charts", |_, s| s.contains("u-legend")).await;
+    let canvases = js_f64(
+        &b,
+        "return document.querySelectorAll('#trend-score canvas, #trend-win canvas').length",
+    )
+    .await;
+    assert_eq!(canvases, 2.0);
+
     // Sorting the managers by win rate orders the rows by the figure, both ways.
     let column = |i: usize| {
         format!(

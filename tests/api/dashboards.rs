@@ -455,3 +455,74 @@ async fn the_import_page_imports_reports_refused_rows_and_shows_the_last_import(
 }
 
 on_both_backends!(the_import_page_imports_reports_refused_rows_and_shows_the_last_import);
+
+/// Weekly trends over the fixture, by hand: deals closed per Monday-to-Monday week.
+async fn weekly_trends_count_each_week_and_group(backend: Backend) {
+    let app = crate::analytics_kpis::app_with_fixture(backend).await;
+    let (status, t) = app
+        .get_json(&app.admin, "/api/v1/trends?to=2026-04-01&weeks=5")
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let weeks: Vec<&str> = t["weeks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        weeks,
+        [
+            "2026-03-02T00:00:00Z",
+            "2026-03-09T00:00:00Z",
+            "2026-03-16T00:00:00Z",
+            "2026-03-23T00:00:00Z",
+            "2026-03-30T00:00:00Z"
+        ]
+    );
+    let win = |group: Value| -> Vec<(i64, i64)> {
+        let s = t["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["group"] == group)
+            .unwrap_or_else(|| panic!("{group}"));
+        s["win_rate"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["numerator"].as_i64().unwrap(),
+                    r["denominator"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // d4 (3 Mar); d1 won and d9 lost (12, 13 Mar); d2 (20 Mar); d3 lost (25 Mar); d7 won at
+    // 01:00 UTC on 1 April, inside the week of 30 March.
+    assert_eq!(win(Value::Null), [(1, 1), (1, 2), (1, 1), (0, 1), (1, 1)]);
+    assert_eq!(win("east".into()), [(1, 1), (1, 1), (1, 1), (0, 1), (0, 0)]);
+    assert_eq!(win("west".into()), [(0, 0), (0, 1), (0, 0), (0, 0), (1, 1)]);
+    // One team: a line per manager.
+    let (_, t) = app
+        .get_json(&app.admin, "/api/v1/trends?to=2026-04-01&weeks=5&team=east")
+        .await;
+    let groups: Vec<Value> = t["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["group"].clone())
+        .collect();
+    assert_eq!(groups, [Value::Null, "m1".into(), "m2".into()]);
+    // Managers do not get the company's trends; an unknown team is a 404.
+    let manager = app.token(Role::Manager, Some("m1")).await;
+    let (status, _) = app.get_json(&manager, "/api/v1/trends").await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .get_json(&app.admin, "/api/v1/trends?team=nowhere")
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+on_both_backends!(weekly_trends_count_each_week_and_group);

@@ -46,6 +46,45 @@
     });
   });
 
+  // Weekly trends (uPlot): the scope's line bold, one thinner line per team or manager.
+  var data = document.getElementById("trend-data");
+  if (data && window.uPlot) {
+    var t = JSON.parse(data.textContent);
+    var colours = ["#1d2433", "#2f5bd3", "#1b7a43", "#b42318", "#9a6400", "#7a3ed3", "#0e7490", "#be185d", "#4d7c0f", "#6b7280"];
+    var chart = function (id, key, max) {
+      var el = document.getElementById(id);
+      if (!el || t.x.length === 0) return;
+      var series = [{}].concat(t.series.map(function (s, i) {
+        return {
+          label: s.label,
+          stroke: colours[i % colours.length],
+          width: i === 0 ? 3 : 1.5,
+          spanGaps: true,
+          points: { show: true, size: i === 0 ? 6 : 4 },
+        };
+      }));
+      var values = [t.x].concat(t.series.map(function (s) { return s[key]; }));
+      var draw = function () {
+        el.innerHTML = "";
+        new window.uPlot({
+          width: Math.max(280, el.clientWidth),
+          height: 240,
+          series: series,
+          scales: { y: { range: [0, max] } },
+          axes: [{}, { size: 44 }],
+          legend: { live: false },
+        }, values, el);
+      };
+      draw();
+      var last = el.clientWidth;
+      window.addEventListener("resize", function () {
+        if (Math.abs(el.clientWidth - last) > 20) { last = el.clientWidth; draw(); }
+      });
+    };
+    chart("trend-score", "score", 100);
+    chart("trend-win", "win", 100);
+  }
+
   document.querySelectorAll("[data-print]").forEach(function (b) {
     b.addEventListener("click", function () { window.print(); });
   });
