@@ -231,6 +231,8 @@ pub struct Calibration {
     pub to: i64,
     /// Per criterion.
     pub criteria: Vec<Agreement>,
+    /// Corrections that changed the model's level, newest first (at most 200).
+    pub disagreements: Vec<crate::store::Disagreement>,
 }
 
 /// How well the model agrees with QA corrections, per criterion.
@@ -269,7 +271,13 @@ pub async fn calibration(
         criteria.push(calibration::agreement(id, &group));
         start = end;
     }
-    Ok(Json(Calibration { from, to, criteria }))
+    let disagreements = state.store.calibration_disagreements(from, to, 200).await?;
+    Ok(Json(Calibration {
+        from,
+        to,
+        criteria,
+        disagreements,
+    }))
 }
 
 /// A scorecard version.

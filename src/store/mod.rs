@@ -68,6 +68,7 @@ pub use kpis::{ActivityCount, CrmManager, KpiScope, LeadTimes, PlanRow, WonDeal}
 pub use reports::RecentScore;
 pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
 pub use rubrics::StoredRubric;
+pub use scores::Disagreement;
 pub use search::{SearchCursor, SearchFilter, SearchHit};
 pub use tokens::TokenRecord;
 pub use write::{WriteConn, WriteTx};

@@ -8,6 +8,26 @@ use crate::rubric::Level;
 use crate::scoring::calibration::Pair;
 use crate::scoring::card::{QaCorrection, ScoreCard};
 
+/// A QA correction that changed the model's level of a criterion.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Disagreement {
+    /// The call.
+    #[schema(value_type = String)]
+    pub call_id: CallId,
+    /// The criterion.
+    pub criterion_id: String,
+    /// The model's level.
+    pub model_level: String,
+    /// QA's level.
+    pub qa_level: String,
+    /// QA's reason.
+    pub qa_comment: Option<String>,
+    /// Who corrected it.
+    pub qa_by: Option<String>,
+    /// When (Unix ms).
+    pub qa_at: i64,
+}
+
 impl Store {
     /// Stores `card` as its call's score, replacing an earlier one, in one transaction.
     pub async fn save_score(
@@ -172,6 +192,25 @@ impl Store {
                 (id, pair)
             })
             .collect())
+    }
+
+    /// Corrections in `[from, to)` where QA's level differs from the model's, newest first.
+    pub async fn calibration_disagreements(
+        &self,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<Disagreement>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT call_id, criterion_id, model_level, qa_level, qa_comment, qa_by, qa_at \
+             FROM score_criteria \
+             WHERE qa_at IS NOT NULL AND qa_at >= $1 AND qa_at < $2 AND qa_level <> model_level \
+             ORDER BY qa_at DESC, call_id, criterion_id LIMIT {limit}"
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Calls scored with scorecard `rubric_id` at a version older than its current one.

@@ -1457,7 +1457,45 @@ fn dashboard_tables(
             },
         ]);
     }
-    vec![managers, lost, bands, criteria, deals, calibration]
+    // Where QA and the model disagreed, each linking to the call.
+    let mut disagreements = Table::new(
+        "disagreements",
+        vec![
+            lang.t("dash_col_when").into(),
+            lang.t("dash_col_criterion").into(),
+            lang.t("dash_col_ai").into(),
+            lang.t("dash_col_qa").into(),
+            lang.t("dash_col_comment").into(),
+            lang.t("dash_col_call").into(),
+        ],
+        here,
+    );
+    for d in &f.calibration.disagreements {
+        disagreements.rows.push(vec![
+            Cell::text(
+                crate::domain::to_datetime(d.qa_at)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            ),
+            Cell::text(title_of(titles, &d.criterion_id)),
+            Cell::text(lang.t(&format!("level_{}", d.model_level))),
+            Cell::text(lang.t(&format!("level_{}", d.qa_level))),
+            Cell::text(d.qa_comment.clone().unwrap_or_default()),
+            Cell::link(
+                lang.t("dash_open_call"),
+                format!("/calls/{}#criterion-{}", d.call_id, d.criterion_id),
+            ),
+        ]);
+    }
+    vec![
+        managers,
+        lost,
+        bands,
+        criteria,
+        deals,
+        calibration,
+        disagreements,
+    ]
 }
 
 /// `/managers/{id}`: one manager's page (a manager sees only their own: another's is a 404).

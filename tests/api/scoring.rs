@@ -667,6 +667,28 @@ async fn qa_corrections_and_calibration(backend: Backend) {
     assert_eq!(nd["pairs"], 1);
     assert_eq!(nd["exact"], 0);
     assert_eq!(nd["within_one"], 0);
+    // Both corrections changed the model's level: listed newest first, with the call.
+    let listed: Vec<(&str, &str, &str, &str)> = cal["disagreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["criterion_id"].as_str().unwrap(),
+                d["model_level"].as_str().unwrap(),
+                d["qa_level"].as_str().unwrap(),
+                d["call_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let id = id.to_string();
+    assert_eq!(
+        listed,
+        [
+            ("closing", "strong", "absent", id.as_str()),
+            ("needs_discovery", "strong", "absent", id.as_str())
+        ]
+    );
     let (status, _) = app.get_json(&manager, "/api/v1/calibration").await;
     assert_eq!(status, 403);
     app.stop().await;
