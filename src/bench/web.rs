@@ -2,8 +2,9 @@
 //! deployment-sized database (1M scored calls, 5M transcript segments in the search index) on
 //! SQLite and PostgreSQL, against a real `callgrade serve`, while CPU-burning threads stand in
 //! for a transcription keeping every core busy:
-//! - server time of the calls list (with each kind of filter), the call page and a search:
-//!   p50/p95/p99 per request kind (targets: p95 <= 100 ms; search p99 <= 100 ms);
+//! - server time of the calls list (with each kind of filter), the call page, a search and the
+//!   dashboards: p50/p95/p99 per request kind (targets: p95 <= 100 ms, the whole company's
+//!   dashboard 300 ms; search p99 <= 100 ms);
 //! - the bytes of the call page's first load, gzip, without the audio (target: <= 300 KB);
 //! - how soon playback of a one-hour recording can start: the first bytes of a Range request,
 //!   at the start and in the middle (target: <= 1 s), and the waveform's peaks, first and again.
@@ -51,6 +52,9 @@ pub struct WebBenchArgs {
     /// Managers (in teams of ten).
     #[arg(long, default_value_t = 200)]
     pub managers: usize,
+    /// CRM activities (the dashboards' activity figures read them).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub activities: usize,
     /// Requests per measured kind (after 20 uncounted warm-up rounds).
     #[arg(long, default_value_t = 400)]
     pub requests: usize,
@@ -533,6 +537,34 @@ async fn pages(
             }),
         ),
         (
+            "dashboard, whole company, one month",
+            true,
+            Box::new(|rng| {
+                let m = rng.gen_range(1..=11);
+                format!("/dashboard?from=2026-{m:02}-01&to=2026-{m:02}-28")
+            }),
+        ),
+        (
+            "dashboard, one team, one month",
+            true,
+            Box::new(move |rng| {
+                let m = rng.gen_range(1..=11);
+                let team = rng.gen_range(0..managers.div_ceil(10));
+                format!("/dashboard?from=2026-{m:02}-01&to=2026-{m:02}-28&team=team{team:02}")
+            }),
+        ),
+        (
+            "a manager's page, one month",
+            true,
+            Box::new(move |rng| {
+                let m = rng.gen_range(1..=11);
+                format!(
+                    "/managers/{}?from=2026-{m:02}-01&to=2026-{m:02}-28",
+                    manager(rng)
+                )
+            }),
+        ),
+        (
             "search, a middling word, one manager",
             true,
             Box::new(move |rng| {
@@ -585,9 +617,15 @@ async fn pages(
             "| {name} | {what} ({} requests, {threads} busy threads) | p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms |",
             v.len()
         );
-        if p95 > 100.0 || (what.starts_with("search") && p99 > 100.0) {
+        // The whole company's dashboard may take 300 ms (issue 13); every other page 100 ms.
+        let p95_target = if what.starts_with("dashboard, whole company") {
+            300.0
+        } else {
+            100.0
+        };
+        if p95 > p95_target || (what.starts_with("search") && p99 > 100.0) {
             misses.push(format!(
-                "{name}: {what}: p95 {p95:.1} ms, p99 {p99:.1} ms (target: p95 <= 100 ms, search p99 <= 100 ms)"
+                "{name}: {what}: p95 {p95:.1} ms, p99 {p99:.1} ms (target: p95 <= {p95_target} ms, search p99 <= 100 ms)"
             ));
         }
     }
@@ -781,8 +819,12 @@ async fn bench_backend(
         .execute(&mut *store.write_one().await?)
         .await?;
     let crm = tempfile::tempdir()?;
-    let sizes =
-        ReportsBenchArgs::sized(args.calls, args.managers, (args.calls / 10).max(10), 1_000);
+    let sizes = ReportsBenchArgs::sized(
+        args.calls,
+        args.managers,
+        (args.calls / 10).max(10),
+        args.activities,
+    );
     let t = Instant::now();
     seed(&store, crm.path(), &sizes).await?;
     println!(

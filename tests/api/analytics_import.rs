@@ -550,7 +550,16 @@ async fn the_reports_benchmark_runs_at_a_tiny_size() {
 async fn the_web_benchmark_runs_at_a_tiny_size() {
     let out = tokio::task::spawn_blocking(|| {
         Command::new(env!("CARGO_BIN_EXE_callgrade"))
-            .args(["bench", "web", "--calls", "400", "--managers", "20"])
+            .args([
+                "bench",
+                "web",
+                "--calls",
+                "400",
+                "--managers",
+                "20",
+                "--activities",
+                "2000",
+            ])
             .args(["--segments", "2000", "--segments-per-call", "20"])
             .args([
                 "--requests",
@@ -578,6 +587,9 @@ async fn the_web_benchmark_runs_at_a_tiny_size() {
         "| SQLite | call page (2 requests",
         "| SQLite | search, a rare word (2 requests",
         "| SQLite | calls list, critical failures (2 requests",
+        "| SQLite | dashboard, whole company, one month (2 requests",
+        "| SQLite | dashboard, one team, one month (2 requests",
+        "| SQLite | a manager's page, one month (2 requests",
         "| - | first load of the call page without the audio",
         "| - | 1-minute recording",
     ] {
