@@ -9,7 +9,7 @@ use super::entity::{ActivityType, PlanMetric};
 use super::stats::{mean, median, percentile, Ratio};
 use super::AnalyticsConfig;
 use crate::domain::{day_start, now_millis, parse_bound, parse_day, to_datetime};
-use crate::store::{KpiScope, PlanRow, Store, StoreError, Tally};
+use crate::store::{KpiScope, Store, StoreError, Tally};
 
 const MINUTE_MS: f64 = 60_000.0;
 const DAY_MS: f64 = 86_400_000.0;
@@ -450,6 +450,10 @@ async fn call_figures(
 }
 
 /// Attainment of each plan row overlapping the period, counted in the plan's own days.
+///
+/// Plans share their periods (a month, a quarter), so the actuals are read once per distinct
+/// plan period for all of its rows' managers, grouped by manager: two reads per period instead
+/// of one per row (a company of 200 managers with four planned metrics had 800).
 async fn plans(
     store: &Store,
     scope: &KpiScope,
@@ -463,44 +467,67 @@ async fn plans(
             &last.format("%Y-%m-%d").to_string(),
         )
         .await?;
-    // Each row's actual is its own small indexed query; they run side by side (in order).
-    futures::future::try_join_all(rows.into_iter().map(|p| attainment(store, p))).await
+    let mut spans: Vec<(String, String)> = rows
+        .iter()
+        .map(|p| (p.period_start.clone(), p.period_end.clone()))
+        .collect();
+    spans.sort();
+    spans.dedup();
+    let actuals = futures::future::try_join_all(spans.into_iter().map(|span| {
+        let mut managers: Vec<String> = rows
+            .iter()
+            .filter(|p| p.period_start == span.0 && p.period_end == span.1)
+            .map(|p| p.manager_id.clone())
+            .collect();
+        managers.sort();
+        managers.dedup();
+        async move {
+            let (from, to) = plan_bounds(&span.0, &span.1)?;
+            let managers = KpiScope::Managers(managers);
+            let (activities, wins) = tokio::try_join!(
+                store.kpi_plan_activities(&managers, from, to),
+                store.kpi_plan_wins(&managers, from, to),
+            )?;
+            Ok::<_, StoreError>((span, (activities, wins)))
+        }
+    }))
+    .await?;
+    let actuals: std::collections::HashMap<_, _> = actuals.into_iter().collect();
+    Ok(rows
+        .into_iter()
+        .map(|p| {
+            let (activities, wins) = &actuals[&(p.period_start.clone(), p.period_end.clone())];
+            let win = wins.iter().find(|(m, _, _)| *m == p.manager_id);
+            let actual = match p.metric.activity_type() {
+                Some(kind) => activities
+                    .iter()
+                    .find(|(m, t, _)| *m == p.manager_id && *t == kind)
+                    .map_or(0, |a| a.2) as f64,
+                None if p.metric == PlanMetric::Revenue => win.and_then(|w| w.2).unwrap_or(0.0),
+                None => win.map_or(0, |w| w.1) as f64,
+            };
+            PlanAttainment {
+                manager_id: p.manager_id,
+                metric: p.metric,
+                period_start: p.period_start,
+                period_end: p.period_end,
+                target: p.target,
+                actual,
+                value: (p.target != 0.0).then(|| actual / p.target),
+            }
+        })
+        .collect())
 }
 
-/// One plan row's actual and attainment, counted in the plan's own days.
-async fn attainment(store: &Store, p: PlanRow) -> Result<PlanAttainment, StoreError> {
-    let metric = p.metric;
-    let start = parse_day(&p.period_start).map_err(StoreError::Corrupt)?;
-    let end = parse_day(&p.period_end).map_err(StoreError::Corrupt)?;
-    // period_end is inclusive: the plan runs until 00:00 UTC of the next day.
-    let (from, to) = (
+/// A plan's days as `[from, to)` in ms: its `period_end` is inclusive, so the plan runs until
+/// 00:00 UTC of the next day.
+fn plan_bounds(start: &str, end: &str) -> Result<(i64, i64), StoreError> {
+    let start = parse_day(start).map_err(StoreError::Corrupt)?;
+    let end = parse_day(end).map_err(StoreError::Corrupt)?;
+    Ok((
         day_start(start),
         day_start(end.checked_add_days(Days::new(1)).unwrap_or(end)),
-    );
-    let actual = match metric.activity_type() {
-        Some(kind) => {
-            store
-                .kpi_count_activities(&p.manager_id, kind, from, to)
-                .await? as f64
-        }
-        None => {
-            let (n, revenue) = store.kpi_manager_wins(&p.manager_id, from, to).await?;
-            if metric == PlanMetric::Revenue {
-                revenue
-            } else {
-                n as f64
-            }
-        }
-    };
-    Ok(PlanAttainment {
-        manager_id: p.manager_id,
-        metric,
-        period_start: p.period_start,
-        period_end: p.period_end,
-        target: p.target,
-        actual,
-        value: (p.target != 0.0).then(|| actual / p.target),
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -380,43 +380,36 @@ impl Store {
         scope.fetch_all(&self.pool, &sql, first_day, last_day).await
     }
 
-    /// One manager's activities of `kind` in `[from, to)`.
-    pub async fn kpi_count_activities(
+    /// Activities in `[from, to)` per manager and type (the actuals of activity plans).
+    pub async fn kpi_plan_activities(
         &self,
-        manager: &str,
-        kind: ActivityType,
+        scope: &KpiScope,
         from: i64,
         to: i64,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) AS n FROM crm_activities \
-             WHERE manager_id = $1 AND type = $2 AND at >= $3 AND at < $4",
-        )
-        .bind(manager)
-        .bind(kind.as_str())
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?)
+    ) -> Result<Vec<(String, ActivityType, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT a.manager_id AS manager_id, a.type AS kind, COUNT(*) AS n FROM crm_activities a \
+             WHERE a.at >= $1 AND a.at < $2{} GROUP BY a.manager_id, a.type",
+            scope.filter("a.manager_id")
+        );
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
-    /// One manager's deals won in `[from, to)`: (count, sum of known amounts).
-    pub async fn kpi_manager_wins(
+    /// Deals won in `[from, to)` per manager: (manager, count, sum of known amounts).
+    pub async fn kpi_plan_wins(
         &self,
-        manager: &str,
+        scope: &KpiScope,
         from: i64,
         to: i64,
-    ) -> Result<(i64, f64), StoreError> {
-        let (n, revenue): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT COUNT(*) AS n, SUM(amount) AS revenue FROM crm_deals \
-             WHERE manager_id = $1 AND status = 'won' AND closed_at >= $2 AND closed_at < $3",
-        )
-        .bind(manager)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((n, revenue.unwrap_or(0.0)))
+    ) -> Result<Vec<(String, i64, Option<f64>)>, StoreError> {
+        let sql = format!(
+            "SELECT d.manager_id AS manager_id, COUNT(*) AS n, SUM(d.amount) AS revenue \
+             FROM crm_deals d WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{} \
+             GROUP BY d.manager_id",
+            DealStatus::Won,
+            scope.filter("d.manager_id")
+        );
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// The scope with a team replaced by the list of its managers (see [`KpiScope::Managers`]).

@@ -208,10 +208,14 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("get", "/api/v1/teams/{team}/report", _) => 403,
         (
             "get",
-            "/api/v1/insights/quality-vs-outcome" | "/api/v1/insights/attention",
+            "/api/v1/insights/quality-vs-outcome" | "/api/v1/insights/attention" | "/api/v1/trends",
             Admin | Qa | Head,
         ) => 200,
-        ("get", "/api/v1/insights/quality-vs-outcome" | "/api/v1/insights/attention", _) => 403,
+        (
+            "get",
+            "/api/v1/insights/quality-vs-outcome" | "/api/v1/insights/attention" | "/api/v1/trends",
+            _,
+        ) => 403,
         other => panic!("no expectation for {other:?}: add the new endpoint to this table"),
     }
 }
