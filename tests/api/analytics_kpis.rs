@@ -13,6 +13,12 @@ const MARCH: &str = "from=2026-03-01&to=2026-04-01";
 
 pub(crate) async fn app_with_fixture(backend: Backend) -> TestApp {
     let app = spawn_app(backend, Registry::new()).await;
+    import_fixture(&app).await;
+    app
+}
+
+/// Imports the hand-computed CRM fixture; every row must be accepted.
+pub(crate) async fn import_fixture(app: &TestApp) {
     let reports = import_path(
         &app.store,
         std::path::Path::new(FIXTURES),
@@ -22,7 +28,6 @@ pub(crate) async fn app_with_fixture(backend: Backend) -> TestApp {
     .await
     .expect("import fixture");
     assert!(reports.iter().all(|r| r.rejected == 0), "{reports:?}");
-    app
 }
 
 #[track_caller]

@@ -176,15 +176,7 @@ async fn dashboard_app(backend: Backend) -> (TestApp, FakeLlm) {
     let llm = FakeLlm::start(vec![]).await;
     llm.always(Reply::Valid { answer: 1 });
     let app = app_with_llm(backend, &llm, |_| {}).await;
-    let reports = import_path(
-        &app.store,
-        std::path::Path::new(FIXTURES),
-        ImportOptions::default(),
-        |_, _| None,
-    )
-    .await
-    .expect("import fixture");
-    assert!(reports.iter().all(|r| r.rejected == 0), "{reports:?}");
+    crate::analytics_kpis::import_fixture(&app).await;
     (app, llm)
 }
 

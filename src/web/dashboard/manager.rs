@@ -29,19 +29,7 @@ pub(super) async fn manager_page(
             return error_page(StatusCode::NOT_FOUND, lang, &nonce, Some(&web.user));
         }
     }
-    let (span, preset, error) = match Span::from_query(&q, today(), lang) {
-        Ok((s, p)) => (s, p, None),
-        Err(e) => (
-            Span::from_query(&DashQuery::default(), today(), lang)
-                .map(|x| x.0)
-                .unwrap_or(Span {
-                    first: today(),
-                    last: today(),
-                }),
-            "this_month",
-            Some(e),
-        ),
-    };
+    let (span, preset, error) = Span::or_this_month(&q, today(), lang);
     let base = format!("/managers/{}", urlencode(&id));
     let here = here_of(
         &base,

@@ -195,19 +195,7 @@ async fn dashboard(
     if web.principal.role == Role::Manager {
         return error_page(StatusCode::FORBIDDEN, lang, &nonce, Some(&web.user));
     }
-    let (span, preset, mut error) = match Span::from_query(&q, today(), lang) {
-        Ok((s, p)) => (s, p, None),
-        Err(e) => (
-            Span::from_query(&DashQuery::default(), today(), lang)
-                .map(|x| x.0)
-                .unwrap_or(Span {
-                    first: today(),
-                    last: today(),
-                }),
-            "this_month",
-            Some(e),
-        ),
-    };
+    let (span, preset, mut error) = Span::or_this_month(&q, today(), lang);
     let team = Some(q.team.trim()).filter(|t| !t.is_empty());
     let directory = state
         .store

@@ -103,6 +103,26 @@ impl Span {
         })
     }
 
+    /// The query's period and preset, or (when it does not parse) this month with the reason.
+    pub(super) fn or_this_month(
+        q: &DashQuery,
+        today: NaiveDate,
+        lang: Lang,
+    ) -> (Self, &'static str, Option<String>) {
+        match Self::from_query(q, today, lang) {
+            Ok((span, preset)) => (span, preset, None),
+            Err(e) => {
+                let month = Self::from_query(&DashQuery::default(), today, lang)
+                    .map(|x| x.0)
+                    .unwrap_or(Self {
+                        first: today,
+                        last: today,
+                    });
+                (month, "this_month", Some(e))
+            }
+        }
+    }
+
     /// The period of the same length just before this one.
     pub fn previous(self) -> Self {
         let days = (self.last - self.first).num_days() as u64 + 1;
