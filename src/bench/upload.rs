@@ -208,7 +208,11 @@ impl BenchServer {
             .env("CALLGRADE_DATABASE_URL", &self.database_url)
             .env("CALLGRADE_DATA_DIR", self.dir.join("data"))
             .env("CALLGRADE_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", "warn")
+            // The server's own log filter, to see inside a slow request (default: warnings).
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .kill_on_drop(true)

@@ -70,6 +70,16 @@ pub struct WebBenchArgs {
     /// Skip SQLite.
     #[arg(long)]
     pub no_sqlite: bool,
+    /// SQLite file to build (default: a temporary one); keep it to measure again with `--reuse`.
+    #[arg(long)]
+    pub sqlite: Option<std::path::PathBuf>,
+    /// Measure the databases as a previous run left them (`--sqlite PATH`, `--postgres URL`)
+    /// instead of generating them again.
+    #[arg(long)]
+    pub reuse: bool,
+    /// Measure only the request kinds whose name contains this text (e.g. `dashboard`).
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 const WARMUP_ROUNDS: usize = 20;
@@ -579,6 +589,10 @@ async fn pages(
     let threads = args
         .load_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let kinds: Vec<Kind> = kinds
+        .into_iter()
+        .filter(|(what, _, _)| args.only.as_deref().is_none_or(|o| what.contains(o)))
+        .collect();
     let busy = cpu_load(threads);
     let mut rng = StdRng::seed_from_u64(17);
     let mut ms: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
@@ -815,49 +829,18 @@ async fn bench_backend(
     once: bool,
 ) -> anyhow::Result<Vec<String>> {
     let store = Store::open(url).await?;
-    sqlx::query("DELETE FROM calls")
-        .execute(&mut *store.write_one().await?)
-        .await?;
-    let crm = tempfile::tempdir()?;
-    let sizes = ReportsBenchArgs::sized(
-        args.calls,
-        args.managers,
-        (args.calls / 10).max(10),
-        args.activities,
-    );
-    let t = Instant::now();
-    seed(&store, crm.path(), &sizes).await?;
-    println!(
-        "| {name} | generate {} scored calls | {:.0} s |",
-        args.calls,
-        t.elapsed().as_secs_f64()
-    );
-    let transcribed = add_transcripts(&store, name, args, vocabularies).await?;
-    anyhow::ensure!(!transcribed.is_empty(), "no transcribed calls");
-    for table in [
-        "calls",
-        "scores",
-        "score_criteria",
-        "call_conversation",
-        "transcripts",
-        "search_segments",
-        "search_indexed",
-    ] {
-        let analyze = dialect::vacuum_analyze(store.backend(), table);
-        sqlx::query(&analyze)
-            .execute(&mut *store.write_one().await?)
+    let transcribed = if args.reuse {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT call_id FROM transcripts LIMIT 1000")
+            .fetch_all(store.pool())
             .await?;
-    }
-    for (user, role, manager) in [
-        ("bench-head", Role::Head, None),
-        ("bench-manager", Role::Manager, Some("m0001")),
-    ] {
-        let _ = sqlx::query("DELETE FROM users WHERE username = $1")
-            .bind(user)
-            .execute(&mut *store.write_one().await?)
-            .await;
-        crate::accounts::create_user(&store, user, role, manager, PASSWORD).await?;
-    }
+        anyhow::ensure!(
+            !ids.is_empty(),
+            "--reuse: {name} holds no transcribed calls"
+        );
+        ids
+    } else {
+        generate(&store, name, args, vocabularies).await?
+    };
     store.close().await;
     let server = BenchServer::start_on(
         &format!("web-{}", name.to_lowercase()),
@@ -869,7 +852,7 @@ async fn bench_backend(
     .await?;
     let result = async {
         let mut misses = pages(name, &server, args, &transcribed, vocabularies).await?;
-        if once {
+        if once && args.only.is_none() {
             let (bytes, files) = first_load(&server, &transcribed[0]).await?;
             println!(
                 "| - | first load of the call page without the audio (page and {} files, gzip) | {:.1} KB |",
@@ -892,6 +875,64 @@ async fn bench_backend(
     result
 }
 
+/// Generates the history (calls, scores, CRM, transcripts) and the two users the pages are
+/// requested as; returns the transcribed calls.
+async fn generate(
+    store: &Store,
+    name: &str,
+    args: &WebBenchArgs,
+    vocabularies: &[Vocabulary; 2],
+) -> anyhow::Result<Vec<String>> {
+    sqlx::query("DELETE FROM calls")
+        .execute(&mut *store.write_one().await?)
+        .await?;
+    let crm = tempfile::tempdir()?;
+    let sizes = ReportsBenchArgs::sized(
+        args.calls,
+        args.managers,
+        (args.calls / 10).max(10),
+        args.activities,
+    );
+    let t = Instant::now();
+    seed(store, crm.path(), &sizes).await?;
+    println!(
+        "| {name} | generate {} scored calls | {:.0} s |",
+        args.calls,
+        t.elapsed().as_secs_f64()
+    );
+    let transcribed = add_transcripts(store, name, args, vocabularies).await?;
+    anyhow::ensure!(!transcribed.is_empty(), "no transcribed calls");
+    for table in [
+        "calls",
+        "scores",
+        "score_criteria",
+        "call_conversation",
+        "transcripts",
+        "search_segments",
+        "search_indexed",
+        "crm_deals",
+        "crm_deal_stages",
+        "crm_activities",
+        "crm_leads",
+    ] {
+        let analyze = dialect::vacuum_analyze(store.backend(), table);
+        sqlx::query(&analyze)
+            .execute(&mut *store.write_one().await?)
+            .await?;
+    }
+    for (user, role, manager) in [
+        ("bench-head", Role::Head, None),
+        ("bench-manager", Role::Manager, Some("m0001")),
+    ] {
+        let _ = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(user)
+            .execute(&mut *store.write_one().await?)
+            .await;
+        crate::accounts::create_user(store, user, role, manager, PASSWORD).await?;
+    }
+    Ok(transcribed)
+}
+
 /// Runs the benchmark and prints a Markdown table.
 pub async fn run(args: WebBenchArgs) -> anyhow::Result<()> {
     let vocabularies = [Vocabulary::new("ru")?, Vocabulary::new("en")?];
@@ -901,7 +942,11 @@ pub async fn run(args: WebBenchArgs) -> anyhow::Result<()> {
     let mut once = true;
     if !args.no_sqlite {
         let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let path = match &args.sqlite {
+            Some(p) => p.clone(),
+            None => dir.path().join("bench.db"),
+        };
+        let url = format!("sqlite://{}", path.display());
         misses.extend(bench_backend("SQLite", &url, &args, &vocabularies, once).await?);
         once = false;
     }
