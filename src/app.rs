@@ -147,6 +147,7 @@ pub async fn serve_with_decoder(
         logins: Arc::new(crate::web::limiter::LoginLimiter::new(
             config.web.max_failed_logins,
         )),
+        deals: Default::default(),
     };
     let mut tasks = JoinSet::new();
     tasks.spawn(worker.run(shutdown.clone()));

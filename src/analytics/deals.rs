@@ -13,7 +13,7 @@ use super::logistic::{brier, Logistic};
 use super::reports::NextStep;
 use super::AnalyticsConfig;
 use crate::domain::{now_millis, to_datetime, CallId};
-use crate::store::{DealFeatures, KpiScope, Store, StoreError};
+use crate::store::{DealFeatures, DealSet, DealStamp, KpiScope, LastCall, Store, StoreError};
 
 const DAY_MS: f64 = 86_400_000.0;
 /// Each outcome must occur at least this often among closed deals to train on them.
@@ -178,32 +178,134 @@ fn train(
     ))
 }
 
-/// Open deals of `manager` (or everyone's), ranked, at most `limit`.
+/// The model refits at least this often even when no CRM file came in (the call quality of the
+/// closed deals it learnt from moves as scores are corrected).
+const REFIT_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The open deals' features are read again at least this often, whatever the stamp says (a
+/// deleted call leaves no trace in it).
+const REREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The fitted model and the open deals' features, kept between requests (decision 0018).
+///
+/// Fitting reads every closed deal and the ranking every open one: seconds on a large
+/// deployment, on every request to `/api/v1/deals/open`, which both dashboards call. Both
+/// change only when a CRM file is imported or a score is written, so they are kept and read
+/// again only when [`Store::deal_stamp`] moves: the model when a CRM file came in (or hourly),
+/// the open deals' features when either moved (or every ten minutes). One request reads at a
+/// time; the others wait for its result instead of reading the same rows beside it.
+#[derive(Default)]
+pub struct DealBook {
+    kept: tokio::sync::Mutex<Option<Kept>>,
+}
+
+struct Kept {
+    model: Fitted,
+    fitted_at: std::time::Instant,
+    model_stamp: DealStamp,
+    open: std::sync::Arc<Vec<DealFeatures>>,
+    read_at: std::time::Instant,
+    open_stamp: DealStamp,
+}
+
+#[derive(Clone)]
+struct Fitted {
+    model: Option<Logistic>,
+    info: Option<ModelInfo>,
+    note: Option<String>,
+}
+
+impl DealBook {
+    /// The model and the open deals, read again where the data moved since.
+    async fn current(
+        &self,
+        store: &Store,
+        config: &AnalyticsConfig,
+    ) -> Result<(Fitted, std::sync::Arc<Vec<DealFeatures>>), StoreError> {
+        let funnel = &config.funnel_stages;
+        let stages = &funnel[..funnel.len().saturating_sub(1)];
+        let mut kept = self.kept.lock().await;
+        let stamp = store.deal_stamp().await?;
+        let refit = kept.as_ref().is_none_or(|k| {
+            (k.model_stamp.imports, k.model_stamp.imported_at) != (stamp.imports, stamp.imported_at)
+                || k.fitted_at.elapsed() > REFIT_EVERY
+        });
+        let reread = refit
+            || kept
+                .as_ref()
+                .is_none_or(|k| k.open_stamp != stamp || k.read_at.elapsed() > REREAD_EVERY);
+        if !reread {
+            let k = kept.as_ref().expect("kept");
+            return Ok((k.model.clone(), k.open.clone()));
+        }
+        let (model, fitted_at, model_stamp) = match kept.take() {
+            Some(k) if !refit => (k.model, k.fitted_at, k.model_stamp),
+            _ => {
+                let t = std::time::Instant::now();
+                // The model learns from every closed deal of the deployment, whoever asks.
+                let closed = store.deal_features(DealSet::Closed, stages).await?;
+                let closed: Vec<&DealFeatures> = closed.iter().collect();
+                let fitted = match train(config, &closed) {
+                    Ok((m, i)) => Fitted {
+                        model: Some(m),
+                        info: Some(i),
+                        note: None,
+                    },
+                    Err(note) => Fitted {
+                        model: None,
+                        info: None,
+                        note: Some(note),
+                    },
+                };
+                tracing::info!(
+                    closed = closed.len(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "open deals: win-probability model fitted"
+                );
+                (fitted, std::time::Instant::now(), stamp)
+            }
+        };
+        let open = std::sync::Arc::new(store.deal_features(DealSet::Open, stages).await?);
+        *kept = Some(Kept {
+            model: model.clone(),
+            fitted_at,
+            model_stamp,
+            open: open.clone(),
+            read_at: std::time::Instant::now(),
+            open_stamp: stamp,
+        });
+        Ok((model, open))
+    }
+}
+
+/// Open deals in `scope`, ranked, at most `limit`. `own_calls_of`: a manager's own view, made
+/// of that manager's calls only.
 pub async fn open_deals(
     store: &Store,
     config: &AnalyticsConfig,
-    manager: Option<&str>,
+    book: &DealBook,
+    scope: &KpiScope,
+    own_calls_of: Option<&str>,
     limit: usize,
 ) -> Result<OpenDeals, StoreError> {
-    let funnel = &config.funnel_stages;
-    let stages = &funnel[..funnel.len().saturating_sub(1)];
-    // The model learns from every closed deal of the deployment, whoever asks.
-    let all = store.deal_features(&KpiScope::All, stages).await?;
-    let closed: Vec<&DealFeatures> = all
-        .iter()
-        .filter(|d| d.status != DealStatus::Open)
-        .collect();
-    let (model, info, note) = match train(config, &closed) {
-        Ok((m, i)) => (Some(m), Some(i), None),
-        Err(note) => (None, None, Some(note)),
-    };
+    let (fitted, all) = book.current(store, config).await?;
+    let managers: Option<std::collections::HashSet<String>> =
+        match store.resolve_scope(scope).await? {
+            KpiScope::All => None,
+            KpiScope::Manager(m) => Some([m].into()),
+            KpiScope::Managers(ms) => Some(ms.into_iter().collect()),
+            KpiScope::Team(_) => Some(Default::default()),
+        };
     let now = now_millis();
     // A manager's view is made of their own calls only: a call another manager tagged with
     // this deal (or made before the CRM reassigned it) shows neither its score nor its id.
     let listed: Vec<DealFeatures> = all
         .iter()
-        .filter(|d| d.status == DealStatus::Open && manager.is_none_or(|m| d.manager_id == m))
-        .map(|d| match manager {
+        .filter(|d| {
+            managers
+                .as_ref()
+                .is_none_or(|ms| ms.contains(&d.manager_id))
+        })
+        .map(|d| match own_calls_of {
             Some(_) => DealFeatures {
                 quality: d.own_quality,
                 ..d.clone()
@@ -215,32 +317,34 @@ pub async fn open_deals(
         .iter()
         .map(|d| {
             let f = features(d, now);
-            (model.as_ref().map(|m| m.predict(&f)), f[1], d)
+            (fitted.model.as_ref().map(|m| m.predict(&f)), f[1], d)
         })
         .collect();
     open.sort_by(|a, b| match (a.0, b.0) {
         (Some(x), Some(y)) => y.total_cmp(&x).then(a.2.deal_id.cmp(&b.2.deal_id)),
         _ => b.1.total_cmp(&a.1).then(a.2.deal_id.cmp(&b.2.deal_id)),
     });
-    let mut deals = Vec::new();
-    for (p, idle_days, d) in open.into_iter().take(limit) {
-        deals.push(describe(store, config, d, p, idle_days, manager).await?);
-    }
+    open.truncate(limit);
+    let ids: Vec<String> = open.iter().map(|(_, _, d)| d.deal_id.clone()).collect();
+    let mut last = store.last_scored_calls(&ids, own_calls_of).await?;
+    let deals = open
+        .into_iter()
+        .map(|(p, idle_days, d)| describe(config, d, p, idle_days, last.remove(&d.deal_id)))
+        .collect();
     Ok(OpenDeals {
-        model: info,
-        note,
+        model: fitted.info,
+        note: fitted.note,
         deals,
     })
 }
 
-async fn describe(
-    store: &Store,
+fn describe(
     config: &AnalyticsConfig,
     d: &DealFeatures,
     p: Option<f64>,
     idle_days: f64,
-    own_calls_of: Option<&str>,
-) -> Result<OpenDeal, StoreError> {
+    last: Option<LastCall>,
+) -> OpenDeal {
     let mut steps = Vec::new();
     if idle_days > config.stale_days as f64 {
         steps.push(NextBestStep {
@@ -268,7 +372,6 @@ async fn describe(
         }),
         _ => {}
     }
-    let last = store.last_scored_call(&d.deal_id, own_calls_of).await?;
     let mut suggested = Vec::new();
     if let Some(call) = &last {
         if call.closing_met() == Some(false) {
@@ -309,7 +412,7 @@ async fn describe(
         .and_then(|i| usize::try_from(i).ok())
         .and_then(|i| config.funnel_stages.get(i))
         .cloned();
-    Ok(OpenDeal {
+    OpenDeal {
         deal_id: d.deal_id.clone(),
         manager_id: d.manager_id.clone(),
         created_at: to_datetime(d.created_at),
@@ -321,5 +424,5 @@ async fn describe(
         next_steps: steps,
         last_call_id: last.map(|c| c.call_id),
         last_call_next_steps: suggested,
-    })
+    }
 }

@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::analytics::deals::{open_deals, OpenDeals};
+use crate::store::KpiScope;
 
 /// Query of the open-deals list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -16,6 +17,9 @@ use crate::analytics::deals::{open_deals, OpenDeals};
 pub struct OpenDealsQuery {
     /// Only this manager's deals (managers: only their own, the default for them).
     pub manager_id: Option<String>,
+    /// Only the deals of this team's managers (404 for a team the CRM does not know; a manager
+    /// sees their own deals whatever this says).
+    pub team: Option<String>,
     /// Most deals listed (default 50, at most 500).
     pub limit: Option<usize>,
 }
@@ -56,10 +60,22 @@ pub async fn open(
         }
         None => wanted.map(str::to_string),
     };
+    let scope = match (&manager, q.team.as_deref().map(str::trim)) {
+        (Some(m), _) => KpiScope::Manager(m.clone()),
+        (None, Some(t)) if !t.is_empty() => {
+            if state.store.crm_managers_of(Some(t)).await?.is_empty() {
+                return Err(ApiError::not_found(&format!("team {t:?} in the CRM data")));
+            }
+            KpiScope::Team(t.to_string())
+        }
+        _ => KpiScope::All,
+    };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let deals = open_deals(
         &state.store,
         &state.config.analytics,
+        &state.deals,
+        &scope,
         manager.as_deref(),
         limit,
     )

@@ -55,6 +55,8 @@ pub struct AppState {
     pub playback: crate::playback::Playback,
     /// Failed web sign-ins, per username and address.
     pub logins: Arc<crate::web::limiter::LoginLimiter>,
+    /// The open deals' win-probability model and features, kept between requests.
+    pub deals: Arc<crate::analytics::deals::DealBook>,
 }
 
 /// The process-wide metrics recorder (installed once, shared by every app in a test binary).

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::kpis::{literal, KpiScope};
+use super::kpis::literal;
 use super::{Store, StoreError};
 use crate::analytics::entity::DealStatus;
 use crate::domain::CallId;
@@ -63,11 +63,34 @@ impl LastCall {
     }
 }
 
+/// Which deals [`Store::deal_features`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealSet {
+    /// Won and lost: what the model learns from.
+    Closed,
+    /// Still open: what it ranks.
+    Open,
+}
+
+/// What a cached view of the deals was built from: it is stale once either part moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+pub struct DealStamp {
+    /// CRM files imported so far and the latest import (ms): the CRM changes only by import.
+    pub imports: i64,
+    /// The latest import (ms).
+    pub imported_at: Option<i64>,
+    /// The latest score written or corrected (ms).
+    pub scored_at: Option<i64>,
+}
+
 impl Store {
-    /// Features of every deal in scope; `stages` are the funnel's stages but the won one.
+    /// Features of every deal of `set`; `stages` are the funnel's stages but the won one.
+    ///
+    /// One pass per table, grouped by deal and joined to the deals (not a subquery per deal
+    /// and table: 10k deals took 1.8-4 s that way, see docs/PERFORMANCE.md).
     pub async fn deal_features(
         &self,
-        scope: &KpiScope,
+        set: DealSet,
         stages: &[String],
     ) -> Result<Vec<DealFeatures>, StoreError> {
         let cases: String = stages
@@ -75,25 +98,45 @@ impl Store {
             .enumerate()
             .map(|(i, s)| format!(" WHEN {} THEN {i}", literal(s)))
             .collect();
-        let until = "(d.closed_at IS NULL OR a.at <= d.closed_at)";
-        // $1 and $2 are unused bounds kept so the scope stays $3, as in every analytics query.
+        let status = match set {
+            DealSet::Closed => "d.status IN ('won', 'lost')",
+            DealSet::Open => "d.status = 'open'",
+        };
         let sql = format!(
-            "SELECT d.deal_id AS deal_id, d.manager_id AS manager_id, d.status AS status, \
-                    d.created_at AS created_at, d.closed_at AS closed_at, \
-                    (SELECT CAST(MAX(CASE s.stage{cases} END) AS BIGINT) FROM crm_deal_stages s WHERE s.deal_id = d.deal_id) AS stage, \
-                    (SELECT COUNT(*) FROM crm_activities a WHERE a.deal_id = d.deal_id AND {until}) AS acts, \
-                    (SELECT MAX(a.at) FROM crm_activities a WHERE a.deal_id = d.deal_id AND {until}) AS last_at, \
+            "WITH ds AS (SELECT d.deal_id, d.manager_id, d.status, d.created_at, d.closed_at, \
+                                d.lead_id FROM crm_deals d WHERE {status}), \
+             st AS (SELECT s.deal_id, CAST(MAX(CASE s.stage{cases} END) AS BIGINT) AS stage \
+                    FROM ds JOIN crm_deal_stages s ON s.deal_id = ds.deal_id GROUP BY s.deal_id), \
+             ac AS (SELECT a.deal_id, COUNT(*) AS acts, MAX(a.at) AS last_at \
+                    FROM ds JOIN crm_activities a ON a.deal_id = ds.deal_id \
+                    WHERE ds.closed_at IS NULL OR a.at <= ds.closed_at GROUP BY a.deal_id), \
+             q AS (SELECT c.deal_id, AVG(s.overall) AS quality, \
+                          AVG(CASE WHEN c.manager_id = ds.manager_id THEN s.overall END) AS own_quality \
+                   FROM ds JOIN calls c ON c.deal_id = ds.deal_id JOIN scores s ON s.call_id = c.id \
+                   WHERE s.status = 'scored' GROUP BY c.deal_id) \
+             SELECT ds.deal_id AS deal_id, ds.manager_id AS manager_id, ds.status AS status, \
+                    ds.created_at AS created_at, ds.closed_at AS closed_at, st.stage AS stage, \
+                    COALESCE(ac.acts, 0) AS acts, ac.last_at AS last_at, \
                     l.created_at AS lead_created, l.first_response_at AS lead_response, \
-                    (SELECT AVG(s.overall) FROM calls c JOIN scores s ON s.call_id = c.id \
-                      WHERE c.deal_id = d.deal_id AND s.status = 'scored') AS quality, \
-                    (SELECT AVG(s.overall) FROM calls c JOIN scores s ON s.call_id = c.id \
-                      WHERE c.deal_id = d.deal_id AND c.manager_id = d.manager_id \
-                        AND s.status = 'scored') AS own_quality \
-             FROM crm_deals d LEFT JOIN crm_leads l ON l.lead_id = d.lead_id \
-             WHERE d.created_at >= $1 AND d.created_at < $2{} ORDER BY d.deal_id",
-            scope.filter("d.manager_id")
+                    q.quality AS quality, q.own_quality AS own_quality \
+             FROM ds LEFT JOIN st ON st.deal_id = ds.deal_id \
+             LEFT JOIN ac ON ac.deal_id = ds.deal_id \
+             LEFT JOIN q ON q.deal_id = ds.deal_id \
+             LEFT JOIN crm_leads l ON l.lead_id = ds.lead_id \
+             ORDER BY ds.deal_id"
         );
-        scope.fetch_all(&self.pool, &sql, i64::MIN, i64::MAX).await
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
+    /// Where the deals' data stands: a cached model or ranking built at an older stamp is stale.
+    pub async fn deal_stamp(&self) -> Result<DealStamp, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM crm_import_log) AS imports, \
+                    (SELECT MAX(imported_at) FROM crm_import_log) AS imported_at, \
+                    (SELECT MAX(updated_at) FROM scores) AS scored_at",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// The manager the CRM gives `deal` to, or `None` when the CRM does not know the deal.
@@ -106,25 +149,54 @@ impl Store {
         )
     }
 
-    /// The latest scored call of `deal`, if any; with `by`, only that manager's calls count.
-    pub async fn last_scored_call(
+    /// The latest scored call of each of `deals` that has one; with `by`, only that manager's
+    /// calls count. One query for the whole list.
+    pub async fn last_scored_calls(
         &self,
-        deal: &str,
+        deals: &[String],
         by: Option<&str>,
-    ) -> Result<Option<LastCall>, StoreError> {
-        let sql = format!(
-            "SELECT c.id AS id, COALESCE(c.started_at, c.created_at) AS at, s.document AS document, \
-                    sc.met AS met \
-             FROM calls c JOIN scores s ON s.call_id = c.id \
-             LEFT JOIN score_criteria sc ON sc.call_id = c.id AND sc.criterion_id = 'closing' \
-             WHERE c.deal_id = $1 AND s.status = 'scored'{} \
-             ORDER BY at DESC, c.id DESC LIMIT 1",
-            if by.is_some() { " AND c.manager_id = $2" } else { "" }
-        );
-        let mut query = sqlx::query_as(&sql).bind(deal);
-        if let Some(manager) = by {
-            query = query.bind(manager);
+    ) -> Result<std::collections::HashMap<String, LastCall>, StoreError> {
+        let mut found = std::collections::HashMap::new();
+        // At most 500 deals are listed; chunks keep every statement far below the backends'
+        // limits on bound values.
+        for chunk in deals.chunks(400) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let own = match by {
+                Some(_) => format!(" AND c.manager_id = ${}", chunk.len() + 1),
+                None => String::new(),
+            };
+            let sql = format!(
+                "SELECT x.id AS id, x.deal_id AS deal_id, x.at AS at, s.document AS document, \
+                        sc.met AS met \
+                 FROM (SELECT c.id AS id, c.deal_id AS deal_id, \
+                              COALESCE(c.started_at, c.created_at) AS at, \
+                              ROW_NUMBER() OVER (PARTITION BY c.deal_id \
+                                ORDER BY COALESCE(c.started_at, c.created_at) DESC, c.id DESC) AS n \
+                       FROM calls c JOIN scores s ON s.call_id = c.id \
+                       WHERE c.deal_id IN ({}) AND s.status = 'scored'{own}) x \
+                 JOIN scores s ON s.call_id = x.id \
+                 LEFT JOIN score_criteria sc ON sc.call_id = x.id AND sc.criterion_id = 'closing' \
+                 WHERE x.n = 1",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, DealLastCall>(&sql);
+            for d in chunk {
+                query = query.bind(d);
+            }
+            if let Some(manager) = by {
+                query = query.bind(manager);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                found.insert(row.deal_id, row.call);
+            }
         }
-        Ok(query.fetch_optional(&self.pool).await?)
+        Ok(found)
     }
+}
+
+#[derive(FromRow)]
+struct DealLastCall {
+    deal_id: String,
+    #[sqlx(flatten)]
+    call: LastCall,
 }

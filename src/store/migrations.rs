@@ -159,6 +159,10 @@ mod tests {
             "099ff8c77648db92ad243f19270ac0d941859d00f294fc016e3a0493994d5dbf",
         ),
         (
+            "postgres/0010_dashboard_indexes.sql",
+            "e5db22437257ad7f855fc493682c381ec265112d466a931be8e1acab95c3864b",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -193,6 +197,10 @@ mod tests {
         (
             "sqlite/0009_crm_import_log.sql",
             "099ff8c77648db92ad243f19270ac0d941859d00f294fc016e3a0493994d5dbf",
+        ),
+        (
+            "sqlite/0010_dashboard_indexes.sql",
+            "e5db22437257ad7f855fc493682c381ec265112d466a931be8e1acab95c3864b",
         ),
     ];
 

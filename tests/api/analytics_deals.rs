@@ -130,6 +130,41 @@ async fn open_deals_are_ranked_by_a_calibrated_model_with_next_steps(backend: Ba
     );
     let (status, _) = app.get_json(&m2, "/api/v1/deals/open?manager_id=m1").await;
     assert_eq!(status, 404, "another manager's deals are theirs");
+
+    // A team's open deals; the model and the deals kept between requests follow an import.
+    let team_ids = |r: &serde_json::Value| -> Vec<String> {
+        r["deals"]
+            .as_array()
+            .expect("deals")
+            .iter()
+            .map(|d| d["deal_id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let (status, east) = app
+        .get_json(&app.admin, "/api/v1/deals/open?team=east")
+        .await;
+    assert_eq!(status, 200, "{east}");
+    assert_eq!(team_ids(&east), ["HOT", "COLD"]);
+    let (status, west) = app
+        .get_json(&app.admin, "/api/v1/deals/open?team=west")
+        .await;
+    assert_eq!(status, 200, "{west}");
+    assert!(team_ids(&west).is_empty(), "{west}");
+    let (status, body) = app
+        .get_json(&app.admin, "/api/v1/deals/open?team=nowhere")
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.to_string().contains("nowhere"), "{body}");
+    let deals = format!(
+        "deal_id,manager_id,created_at,status,closed_at,lead_id\nWEST1,m3,{},open,,\n",
+        days_ago(5)
+    );
+    let (status, report) = import_csv(&app, &app.admin, "deals", "", &deals).await;
+    assert_eq!(status, 200, "{report}");
+    let (_, west) = app
+        .get_json(&app.admin, "/api/v1/deals/open?team=west")
+        .await;
+    assert_eq!(team_ids(&west), ["WEST1"], "seen right after the import");
     app.stop().await;
 }
 

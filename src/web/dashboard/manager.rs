@@ -78,6 +78,7 @@ pub(super) async fn manager_page(
         web.auth(),
         Query(crate::http::deals::OpenDealsQuery {
             manager_id: Some(id.clone()),
+            team: None,
             limit: Some(50),
         }),
     )
