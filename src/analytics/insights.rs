@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::entity::DealStatus;
-use super::kpis::{compute, Kpis, Period};
-use super::reports::{quality, Quality};
+use super::kpis::{compute_teams, Kpis, Period};
+use super::reports::{quality_of, Quality};
 use super::stats::{mean, wilson_95, Ratio};
 use super::AnalyticsConfig;
 use crate::domain::{to_datetime, CallId};
-use crate::store::{KpiScope, Store, StoreError};
+use crate::store::{KpiKey, KpiScope, QualityTallies, Store, StoreError};
 
 /// Lower bounds of the overall-score bands (0..100); the last band includes 100.
 const SCORE_BANDS: [f64; 4] = [0.0, 50.0, 65.0, 80.0];
@@ -364,30 +364,51 @@ fn advice(manager: &str, team: &str, signals: &[Signal], focus: &[String]) -> St
 }
 
 /// Managers well behind their team on quality or KPIs, per team, with the evidence.
+///
+/// Every compared manager's figures come from one grouped read (not a dozen reads each), and
+/// each team's from one scope read: the dashboard asks for this on every load.
 pub async fn attention(
     store: &Store,
     config: &AnalyticsConfig,
     period: Period,
 ) -> Result<Attention, StoreError> {
-    let mut managers = Vec::new();
-    for team in store.crm_teams().await? {
-        let members = store.crm_managers_of(Some(&team)).await?;
-        if members.len() < 2 {
-            continue; // A team of one has nobody to be compared with.
+    // Teams in order, each with its managers in order of id.
+    let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in store.crm_manager_directory().await? {
+        if let Some(team) = m.team {
+            teams.entry(team).or_default().push(m.manager_id);
         }
-        let ts = KpiScope::Team(team.clone());
-        let team_quality = quality(store, &ts, period).await?;
-        let team_kpis = compute(store, config, &ts, period).await?;
+    }
+    // A team of one has nobody to be compared with.
+    teams.retain(|_, members| members.len() >= 2);
+    let compared = KpiScope::Managers(teams.values().flatten().cloned().collect());
+    let mut tallies = store
+        .quality_tallies_by(&compared, KpiKey::Manager, period.from, period.to)
+        .await?;
+    let (team_kpis, mut own_kpis) = compute_teams(store, config, &teams, &tallies, period).await?;
+    let mut managers = Vec::new();
+    for (team, members) in &teams {
+        let mut team_tallies = QualityTallies::default();
         for m in members {
-            let s = KpiScope::Manager(m.clone());
-            let mq = quality(store, &s, period).await?;
-            let mk = compute(store, config, &s, period).await?;
-            let found = signals(config, (&mq, &mk), (&team_quality, &team_kpis));
+            if let Some(t) = tallies.get(&Some(m.clone())) {
+                team_tallies.add(t);
+            }
+        }
+        let team_quality = &quality_of(team_tallies);
+        let Some(team_kpis) = team_kpis.get(team) else {
+            continue;
+        };
+        for m in members {
+            let mq = quality_of(tallies.remove(&Some(m.clone())).unwrap_or_default());
+            let Some(mk) = own_kpis.remove(m) else {
+                continue;
+            };
+            let found = signals(config, (&mq, &mk), (team_quality, team_kpis));
             if found.is_empty() {
                 continue;
             }
             let evidence_calls = store
-                .lowest_scored_calls(&m, period.from, period.to, EVIDENCE_CALLS)
+                .lowest_scored_calls(m, period.from, period.to, EVIDENCE_CALLS)
                 .await?
                 .into_iter()
                 .map(|(id, overall)| EvidenceCall {
@@ -398,8 +419,8 @@ pub async fn attention(
                 .collect();
             let training_focus = mq.weakest_criteria.clone();
             managers.push(AttentionItem {
-                advice: advice(&m, &team, &found, &training_focus),
-                manager_id: m,
+                advice: advice(m, team, &found, &training_focus),
+                manager_id: m.clone(),
                 team: team.clone(),
                 signals: found,
                 evidence_calls,

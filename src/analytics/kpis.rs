@@ -9,7 +9,11 @@ use super::entity::{ActivityType, PlanMetric};
 use super::stats::{mean, median, percentile, Ratio};
 use super::AnalyticsConfig;
 use crate::domain::{day_start, now_millis, parse_bound, parse_day, to_datetime};
-use crate::store::{KpiScope, Store, StoreError, Tally};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::store::{
+    ActivityCount, KpiKey, KpiScope, LeadTimes, QualityTallies, Store, StoreError, Tally, WonDeal,
+};
 
 const MINUTE_MS: f64 = 60_000.0;
 const DAY_MS: f64 = 86_400_000.0;
@@ -234,6 +238,27 @@ pub struct Kpis {
     pub calls: CallFigures,
 }
 
+/// What the store returns for one key (a scope's total, or one manager), before the KPIs are
+/// worked out of it.
+#[derive(Debug, Default, Clone)]
+struct Raw {
+    reach: Vec<(i64, i64)>,
+    won: i64,
+    lost: i64,
+    won_deals: Vec<WonDeal>,
+    leads: Vec<LeadTimes>,
+    customers: i64,
+    repeaters: i64,
+    activity_types: Vec<ActivityCount>,
+    on_won: i64,
+    plans: Vec<PlanAttainment>,
+    pipeline: (i64, i64, f64),
+    lost_reasons: Vec<(Option<String>, i64)>,
+    new_customers: i64,
+    tally: Tally,
+    critical: i64,
+}
+
 /// Computes every KPI for `scope` over `period`.
 pub async fn compute(
     store: &Store,
@@ -241,36 +266,235 @@ pub async fn compute(
     scope: &KpiScope,
     period: Period,
 ) -> Result<Kpis, StoreError> {
+    let scope = &store.resolve_scope(scope).await?;
+    let managers = match scope {
+        KpiScope::All => store.crm_managers_of(None).await?.len() as i64,
+        KpiScope::Manager(_) => 1,
+        KpiScope::Team(t) => store.crm_managers_of(Some(t)).await?.len() as i64,
+        KpiScope::Managers(ids) => ids.len() as i64,
+    };
+    let raw = gather(store, config, scope, KpiKey::Total, period)
+        .await?
+        .remove(&None)
+        .unwrap_or_default();
+    Ok(assemble(config, period, raw, managers))
+}
+
+/// Every KPI of each of `managers` over `period`, in their order: the same figures as
+/// [`compute`] for each of them alone, read with one grouped query per figure.
+pub async fn compute_by_manager(
+    store: &Store,
+    config: &AnalyticsConfig,
+    managers: &[String],
+    period: Period,
+) -> Result<Vec<(String, Kpis)>, StoreError> {
+    let scope = KpiScope::Managers(managers.to_vec());
+    let mut raw = gather(store, config, &scope, KpiKey::Manager, period).await?;
+    Ok(managers
+        .iter()
+        .map(|m| {
+            let own = raw.remove(&Some(m.clone())).unwrap_or_default();
+            (m.clone(), assemble(config, period, own, 1))
+        })
+        .collect())
+}
+
+/// Every KPI of each team of `teams` (name -> its managers) and of each of those managers,
+/// given their quality tallies over `period` (from [`Store::quality_tallies_by`] per manager):
+/// the same figures as [`compute`] for each team and each manager alone, with the call figures
+/// read once for everyone and added up per team.
+pub async fn compute_teams(
+    store: &Store,
+    config: &AnalyticsConfig,
+    teams: &BTreeMap<String, Vec<String>>,
+    tallies: &BTreeMap<Option<String>, QualityTallies>,
+    period: Period,
+) -> Result<(HashMap<String, Kpis>, HashMap<String, Kpis>), StoreError> {
+    let everyone = KpiScope::Managers(teams.values().flatten().cloned().collect());
+    let team_rows = futures::future::try_join_all(teams.values().map(|members| {
+        let scope = KpiScope::Managers(members.clone());
+        async move { crm_rows(store, config, &scope, KpiKey::Total, period).await }
+    }));
+    let (own, critical, team_rows) = tokio::try_join!(
+        crm_rows(store, config, &everyone, KpiKey::Manager, period),
+        store.kpi_critical_calls(&everyone, KpiKey::Manager, period.from, period.to),
+        team_rows,
+    )?;
+    let critical: HashMap<Option<String>, i64> = critical.into_iter().collect();
+    let calls = |m: &String| -> (Tally, i64) {
+        let key = Some(m.clone());
+        let mut tally = Tally::default();
+        for t in tallies
+            .get(&key)
+            .map(|t| t.days.values())
+            .into_iter()
+            .flatten()
+        {
+            tally.add(*t);
+        }
+        (tally, critical.get(&key).copied().unwrap_or(0))
+    };
+    let mut by_team = HashMap::new();
+    let mut by_manager = HashMap::new();
+    for ((team, members), rows) in teams.iter().zip(team_rows) {
+        let mut team_raw = rows.get(&None).cloned().unwrap_or_default();
+        for m in members {
+            let (tally, critical) = calls(m);
+            team_raw.tally.add(tally);
+            team_raw.critical += critical;
+            let mut raw = own.get(&Some(m.clone())).cloned().unwrap_or_default();
+            (raw.tally, raw.critical) = (tally, critical);
+            by_manager.insert(m.clone(), assemble(config, period, raw, 1));
+        }
+        let n = members.len() as i64;
+        by_team.insert(team.clone(), assemble(config, period, team_raw, n));
+    }
+    Ok((by_team, by_manager))
+}
+
+/// The store's rows for `scope` over `period`, per key. `scope` must be resolved.
+async fn gather(
+    store: &Store,
+    config: &AnalyticsConfig,
+    scope: &KpiScope,
+    key: KpiKey,
+    period: Period,
+) -> Result<HashMap<Option<String>, Raw>, StoreError> {
+    let Period { from, to } = period;
+    let (crm, tallies, critical) = tokio::try_join!(
+        crm_rows(store, config, scope, key, period),
+        store.quality_tallies_by(scope, key, from, to),
+        store.kpi_critical_calls(scope, key, from, to),
+    )?;
+    let mut out = (*crm).clone();
+    for (k, t) in tallies {
+        let e = out.entry(k).or_default();
+        for day in t.days.values() {
+            e.tally.add(*day);
+        }
+    }
+    for (k, n) in critical {
+        out.entry(k).or_default().critical = n;
+    }
+    Ok(out)
+}
+
+/// The CRM part of [`gather`]: read once per CRM import ([`Store::crm_memo`]), as the
+/// dashboards ask for the same periods on every load.
+async fn crm_rows(
+    store: &Store,
+    config: &AnalyticsConfig,
+    scope: &KpiScope,
+    key: KpiKey,
+    period: Period,
+) -> Result<std::sync::Arc<HashMap<Option<String>, Raw>>, StoreError> {
     let Period { from, to } = period;
     let funnel = &config.funnel_stages;
-    let scope = &store.resolve_scope(scope).await?;
-    // Independent queries run side by side: on PostgreSQL each is a round trip, and the pool
-    // has connections to spare.
-    let (
+    let memo_key = format!("kpis {scope:?} {key:?} {from} {to} {funnel:?}");
+    let rows = |m: &HashMap<Option<String>, Raw>| -> usize {
+        m.values()
+            .map(|r| r.won_deals.len() + r.leads.len() + r.activity_types.len() + r.plans.len() + 1)
+            .sum()
+    };
+    store
+        .crm_memo(memo_key, rows, || async {
+            // Independent queries run side by side: on PostgreSQL each is a round trip, and
+            // the pool has connections to spare.
+            let (
+                reach,
+                closed,
+                won_deals,
+                leads,
+                customers,
+                (activity_types, on_won),
+                plan_rows,
+                pipeline,
+                lost_rows,
+                new_customers,
+            ) = tokio::try_join!(
+                store.kpi_stage_reach(scope, key, from, to, funnel),
+                store.kpi_closed(scope, key, from, to),
+                store.kpi_won_deals(scope, key, from, to),
+                store.kpi_leads(scope, key, from, to),
+                store.kpi_repeat_customers(scope, key, from, to),
+                store.kpi_activities(scope, key, from, to),
+                plans(store, scope, period),
+                store.kpi_open_pipeline(scope, key, from, to),
+                store.kpi_lost_reasons(scope, key, from, to),
+                store.kpi_new_customers(scope, key, from, to),
+            )?;
+            let mut out: HashMap<Option<String>, Raw> = HashMap::new();
+            for (k, r, n) in reach {
+                out.entry(k).or_default().reach.push((r, n));
+            }
+            for (k, won, lost) in closed {
+                let e = out.entry(k).or_default();
+                (e.won, e.lost) = (won, lost);
+            }
+            for d in won_deals {
+                out.entry(d.manager_id.clone())
+                    .or_default()
+                    .won_deals
+                    .push(d);
+            }
+            for l in leads {
+                out.entry(l.manager_id.clone()).or_default().leads.push(l);
+            }
+            for (k, customers, repeaters) in customers {
+                let e = out.entry(k).or_default();
+                (e.customers, e.repeaters) = (customers, repeaters);
+            }
+            for a in activity_types {
+                out.entry(a.manager_id.clone())
+                    .or_default()
+                    .activity_types
+                    .push(a);
+            }
+            for (k, n) in on_won {
+                out.entry(k).or_default().on_won = n;
+            }
+            for p in plan_rows {
+                let k = match key {
+                    KpiKey::Total => None,
+                    KpiKey::Manager => Some(p.manager_id.clone()),
+                };
+                out.entry(k).or_default().plans.push(p);
+            }
+            for (k, deals, without, value) in pipeline {
+                out.entry(k).or_default().pipeline = (deals, without, value);
+            }
+            for (k, reason, n) in lost_rows {
+                out.entry(k).or_default().lost_reasons.push((reason, n));
+            }
+            for (k, n) in new_customers {
+                out.entry(k).or_default().new_customers = n;
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// The KPIs out of one key's rows; `managers` is how many managers the key stands for.
+fn assemble(config: &AnalyticsConfig, period: Period, raw: Raw, managers: i64) -> Kpis {
+    let Period { to, .. } = period;
+    let funnel = &config.funnel_stages;
+    let Raw {
         reach,
-        (won, lost),
+        won,
+        lost,
         won_deals,
         leads,
-        (customers, repeaters),
-        (activity_types, on_won),
-        plan_attainment,
+        customers,
+        repeaters,
+        activity_types,
+        on_won,
+        plans: plan_attainment,
         pipeline,
-        lost_rows,
+        lost_reasons: lost_rows,
         new_customers,
-        (tallies, critical, managers),
-    ) = tokio::try_join!(
-        store.kpi_stage_reach(scope, from, to, funnel),
-        store.kpi_closed(scope, from, to),
-        store.kpi_won_deals(scope, from, to),
-        store.kpi_leads(scope, from, to),
-        store.kpi_repeat_customers(scope, from, to),
-        store.kpi_activities(scope, from, to),
-        plans(store, scope, period),
-        store.kpi_open_pipeline(scope, from, to),
-        store.kpi_lost_reasons(scope, from, to),
-        store.kpi_new_customers(scope, from, to),
-        call_figures(store, scope, period),
-    )?;
+        tally: tallies,
+        critical,
+    } = raw;
     let activities_by_type: Vec<ActivityTypeCount> = ActivityType::ALL
         .iter()
         .map(|&t| {
@@ -331,7 +555,7 @@ pub async fn compute(
         .filter(|l| l.mql_at.is_some() && l.sql_at.is_some())
         .count() as i64;
 
-    Ok(Kpis {
+    Kpis {
         stage_conversion,
         win_rate: Ratio::of(won, won + lost),
         sales_cycle: SalesCycle {
@@ -375,7 +599,7 @@ pub async fn compute(
             critical_failure_share: Ratio::of(critical, tallies.calls),
             per_manager: Ratio::of(tallies.calls, managers),
         },
-    })
+    }
 }
 
 /// Plan rows summed per metric.
@@ -420,33 +644,6 @@ fn lost_reasons(rows: Vec<(Option<String>, i64)>) -> Vec<LostReason> {
         .collect();
     out.sort_by_key(|r| std::cmp::Reverse(r.ratio.numerator));
     out
-}
-
-/// The scope's scored calls in the period: their tally, how many had a critical failure, and
-/// how many managers the scope has.
-async fn call_figures(
-    store: &Store,
-    scope: &KpiScope,
-    period: Period,
-) -> Result<(Tally, i64, i64), StoreError> {
-    let managers = async {
-        Ok::<i64, StoreError>(match scope {
-            KpiScope::All => store.crm_managers_of(None).await?.len() as i64,
-            KpiScope::Manager(_) => 1,
-            KpiScope::Team(t) => store.crm_managers_of(Some(t)).await?.len() as i64,
-            KpiScope::Managers(ids) => ids.len() as i64,
-        })
-    };
-    let (tallies, critical, managers) = tokio::try_join!(
-        store.quality_tallies(scope, period.from, period.to),
-        store.kpi_critical_calls(scope, period.from, period.to),
-        managers,
-    )?;
-    let mut summary = Tally::default();
-    for t in tallies.days.values() {
-        summary.add(*t);
-    }
-    Ok((summary, critical, managers))
 }
 
 /// Attainment of each plan row overlapping the period, counted in the plan's own days.

@@ -9,7 +9,7 @@ use super::kpis::{compute, Kpis, Period};
 use super::stats::Ratio;
 use super::AnalyticsConfig;
 use crate::domain::{to_datetime, CallId};
-use crate::store::{ConversationTally, KpiScope, Store, StoreError, Tally, DAY_MS};
+use crate::store::{ConversationTally, KpiScope, QualityTallies, Store, StoreError, Tally, DAY_MS};
 
 /// Scorecards whose coaching a manager report lists.
 const RECENT_SCORECARDS: i64 = 5;
@@ -183,6 +183,11 @@ pub async fn quality(
     let tallies = store
         .quality_tallies(&scope, period.from, period.to)
         .await?;
+    Ok(quality_of(tallies))
+}
+
+/// The quality figures out of a scope's tallies.
+pub fn quality_of(tallies: QualityTallies) -> Quality {
     let criteria: Vec<CriterionStat> = tallies
         .criteria
         .iter()
@@ -225,7 +230,7 @@ pub async fn quality(
         })
         .collect();
     let conversation = tallies.conversation.into();
-    Ok(Quality {
+    Quality {
         calls_analysed: summary.calls,
         average_overall: summary.mean(),
         criteria,
@@ -233,7 +238,7 @@ pub async fn quality(
         weakest_criteria: weakest,
         weekly_trend,
         conversation,
-    })
+    }
 }
 
 /// The report of one manager.

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +18,7 @@ use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::analytics::entity::Entity;
 use crate::analytics::import::{import_reader, ImportError, ImportOptions, ImportReport};
-use crate::analytics::kpis::{compute, Kpis, Period};
+use crate::analytics::kpis::{compute, compute_by_manager, Kpis, Period};
 use crate::auth::Principal;
 use crate::domain::{to_datetime, Role};
 use crate::store::KpiScope;
@@ -169,9 +169,6 @@ async fn spool(
     std_file.seek(SeekFrom::Start(0)).map_err(internal)?;
     Ok(())
 }
-
-/// Managers whose KPIs are computed side by side for `by=manager`.
-const BY_MANAGER_AT_ONCE: usize = 4;
 
 /// How KPIs are broken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -326,21 +323,15 @@ pub async fn kpis(
                 Some(m) => vec![m.clone()],
                 None => store.crm_managers_of(team.as_deref()).await?,
             };
-            // Several managers at a time: each is a dozen small indexed reads, and the pool
-            // has connections to spare (in order, so the rows keep the managers' order).
-            let rows: Vec<KpiRow> = futures::stream::iter(managers)
-                .map(|m| async move {
-                    let kpis =
-                        compute(store, config, &KpiScope::Manager(m.clone()), period).await?;
-                    Ok::<_, crate::store::StoreError>(KpiRow {
-                        manager_id: Some(m),
-                        team: None,
-                        kpis,
-                    })
+            let rows: Vec<KpiRow> = compute_by_manager(store, config, &managers, period)
+                .await?
+                .into_iter()
+                .map(|(m, kpis)| KpiRow {
+                    manager_id: Some(m),
+                    team: None,
+                    kpis,
                 })
-                .buffered(BY_MANAGER_AT_ONCE)
-                .try_collect()
-                .await?;
+                .collect();
             report.rows = Some(rows);
         }
         Some(GroupBy::Team) => {

@@ -14,6 +14,8 @@ pub struct CrmImport {
     backend: Backend,
     /// Secondary indexes dropped for a bulk load into an empty table, rebuilt at commit.
     rebuild: Vec<String>,
+    /// The CRM figures this process keeps, dropped at commit.
+    memo: std::sync::Arc<super::memo::CrmMemo>,
 }
 
 /// What importing one file did, as the import log keeps it.
@@ -101,6 +103,7 @@ impl Store {
             count_before,
             backend: self.backend,
             rebuild,
+            memo: self.crm_memo.clone(),
         })
     }
 }
@@ -185,6 +188,7 @@ impl CrmImport {
         }
         let after = count_rows(&mut self.tx, self.entity).await?;
         self.tx.commit().await?;
+        self.memo.forget();
         Ok(u64::try_from(after - self.count_before).unwrap_or(0))
     }
 

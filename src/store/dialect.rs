@@ -256,3 +256,15 @@ pub fn text_query(backend: Backend, terms: &[String]) -> String {
             .join(" & "),
     }
 }
+
+/// The inner join that keeps the written order of its tables. SQLite's planner, without
+/// histograms, can misjudge a time range and scan a large table it should only probe (the
+/// closed deals of a month joined to their calls scanned all 100,000 scores: 520 ms instead of
+/// 12); its `CROSS JOIN` keeps the order written. PostgreSQL plans with histograms, and there
+/// `CROSS JOIN` takes no `ON`.
+pub fn ordered_join(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CROSS JOIN",
+        Backend::Postgres => "JOIN",
+    }
+}

@@ -38,10 +38,22 @@ pub struct DealCriterion {
     pub rated: i64,
 }
 
-const CLOSED_SCORED: &str = "FROM crm_deals d JOIN calls c ON c.deal_id = d.deal_id \
-     JOIN scores s ON s.call_id = c.id \
-     WHERE s.status = 'scored' AND d.status IN ('won', 'lost') \
-       AND d.closed_at >= $1 AND d.closed_at < $2";
+/// Closed deals of the period (`$1`..`$2`) joined to their scored calls, the deals first;
+/// with `criteria`, to those calls' criteria (`sc`) as well.
+fn closed_scored(backend: super::Backend, criteria: bool) -> String {
+    let join = super::dialect::ordered_join(backend);
+    let criteria = if criteria {
+        format!(" {join} score_criteria sc ON sc.call_id = c.id")
+    } else {
+        String::new()
+    };
+    format!(
+        "FROM crm_deals d {join} calls c ON c.deal_id = d.deal_id \
+         {join} scores s ON s.call_id = c.id{criteria} \
+         WHERE s.status = 'scored' AND d.status IN ('won', 'lost') \
+           AND d.closed_at >= $1 AND d.closed_at < $2"
+    )
+}
 
 /// A call where a criterion came out weak or absent.
 #[derive(Debug, Clone)]
@@ -68,8 +80,9 @@ impl Store {
     ) -> Result<Vec<ScoredDeal>, StoreError> {
         let sql = format!(
             "SELECT d.deal_id AS deal_id, d.manager_id AS manager_id, d.status AS status, \
-                    AVG(s.overall) AS q, COUNT(*) AS n {CLOSED_SCORED}{} \
+                    AVG(s.overall) AS q, COUNT(*) AS n {}{} \
              GROUP BY d.deal_id, d.manager_id, d.status ORDER BY d.deal_id",
+            closed_scored(self.backend, false),
             scope.filter("d.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
@@ -85,11 +98,9 @@ impl Store {
         let sql = format!(
             "SELECT sc.criterion_id AS criterion_id, d.status AS status, \
                     COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met, COUNT(sc.met) AS rated \
-             FROM crm_deals d JOIN calls c ON c.deal_id = d.deal_id \
-             JOIN scores s ON s.call_id = c.id JOIN score_criteria sc ON sc.call_id = c.id \
-             WHERE s.status = 'scored' AND d.status IN ('won', 'lost') \
-               AND d.closed_at >= $1 AND d.closed_at < $2 AND sc.met IS NOT NULL{} \
-             GROUP BY d.deal_id, d.status, sc.criterion_id",
+             {} AND sc.met IS NOT NULL{} \
+             GROUP BY sc.criterion_id, d.deal_id, d.status",
+            closed_scored(self.backend, true),
             scope.filter("d.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await

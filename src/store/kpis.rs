@@ -79,26 +79,48 @@ impl KpiScope {
     {
         Ok(self.query_as(sql, from, to).fetch_all(pool).await?)
     }
+}
 
-    /// The one row of the scope's query (an aggregate).
-    pub(super) async fn fetch_one<'q, T, B>(
-        &'q self,
-        pool: &AnyPool,
-        sql: &'q str,
-        from: B,
-        to: B,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
-        B: 'q + Send + Encode<'q, Any> + Type<Any>,
-    {
-        Ok(self.query_as(sql, from, to).fetch_one(pool).await?)
+/// How a KPI query's rows are keyed: one total for the scope, or one row (or set of rows) per
+/// manager, so a page of 200 managers is a dozen grouped reads instead of 2,400 small ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KpiKey {
+    /// One key, NULL, for the whole scope.
+    Total,
+    /// The manager of each row (calls without a manager under NULL).
+    Manager,
+}
+
+impl KpiKey {
+    /// The key as the first item of a select list, named `manager_id`; `column` is the row's
+    /// manager.
+    pub(super) fn select(self, column: &str) -> String {
+        match self {
+            KpiKey::Total => "CAST(NULL AS TEXT) AS manager_id".to_string(),
+            KpiKey::Manager => format!("{column} AS manager_id"),
+        }
+    }
+
+    /// ` GROUP BY` the key and then `rest` (empty when there is nothing to group by).
+    pub(super) fn group_by(self, column: &str, rest: &[&str]) -> String {
+        let mut terms: Vec<&str> = Vec::with_capacity(rest.len() + 1);
+        if self == KpiKey::Manager {
+            terms.push(column);
+        }
+        terms.extend_from_slice(rest);
+        if terms.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", terms.join(", "))
+        }
     }
 }
 
 /// A won deal as the KPIs need it.
 #[derive(Debug, Clone, FromRow)]
 pub struct WonDeal {
+    /// The key (see [`KpiKey`]).
+    pub manager_id: Option<String>,
     /// Created at (ms).
     pub created_at: i64,
     /// Closed at (ms).
@@ -110,6 +132,8 @@ pub struct WonDeal {
 /// A lead as the KPIs need it.
 #[derive(Debug, Clone, FromRow)]
 pub struct LeadTimes {
+    /// The key (see [`KpiKey`]).
+    pub manager_id: Option<String>,
     /// Created at (ms).
     pub created_at: i64,
     /// First response (ms).
@@ -134,6 +158,8 @@ pub struct CrmManager {
 /// Activities of one type in a period.
 #[derive(Debug, Clone, FromRow)]
 pub struct ActivityCount {
+    /// The key (see [`KpiKey`]).
+    pub manager_id: Option<String>,
     /// The type.
     pub kind: ActivityType,
     /// All of them.
@@ -164,14 +190,15 @@ pub(super) fn literal(s: &str) -> String {
 
 impl Store {
     /// For deals created in `[from, to)`: how many reached each funnel stage index (the last one
-    /// is implied by status won), as (index, count); index -1 = no funnel stage.
+    /// is implied by status won), as (key, index, count); index -1 = no funnel stage.
     pub async fn kpi_stage_reach(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
         funnel: &[String],
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
+    ) -> Result<Vec<(Option<String>, i64, i64)>, StoreError> {
         let last = funnel.len() as i64 - 1;
         let cases: String = funnel
             .iter()
@@ -179,45 +206,51 @@ impl Store {
             .map(|(i, s)| format!(" WHEN {} THEN {i}", literal(s)))
             .collect();
         let sql = format!(
-            "SELECT r, COUNT(*) AS n FROM (\
-               SELECT d.deal_id, CASE WHEN d.status = 'won' THEN {last} \
+            "SELECT manager_id, r, COUNT(*) AS n FROM (\
+               SELECT {key}, d.deal_id, CASE WHEN d.status = 'won' THEN {last} \
                  ELSE COALESCE(MAX(CASE s.stage{cases} END), -1) END AS r \
                FROM crm_deals d LEFT JOIN crm_deal_stages s ON s.deal_id = d.deal_id \
-               WHERE d.created_at >= $1 AND d.created_at < $2{} \
-               GROUP BY d.deal_id, d.status) t GROUP BY r",
-            scope.filter("d.manager_id")
+               WHERE d.created_at >= $1 AND d.created_at < $2{filter} \
+               GROUP BY d.deal_id, d.status, d.manager_id) t GROUP BY manager_id, r",
+            key = key.select("d.manager_id"),
+            filter = scope.filter("d.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
-    /// Deals closed in `[from, to)`: (won, lost).
+    /// Deals closed in `[from, to)`: (key, won, lost).
     pub async fn kpi_closed(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<(i64, i64), StoreError> {
+    ) -> Result<Vec<(Option<String>, i64, i64)>, StoreError> {
         let sql = format!(
-            "SELECT COUNT(CASE WHEN status = '{}' THEN 1 END) AS won, \
+            "SELECT {}, COUNT(CASE WHEN status = '{}' THEN 1 END) AS won, \
                     COUNT(CASE WHEN status = '{}' THEN 1 END) AS lost \
-             FROM crm_deals d WHERE d.closed_at >= $1 AND d.closed_at < $2{}",
+             FROM crm_deals d WHERE d.closed_at >= $1 AND d.closed_at < $2{}{}",
+            key.select("d.manager_id"),
             DealStatus::Won,
             DealStatus::Lost,
-            scope.filter("d.manager_id")
+            scope.filter("d.manager_id"),
+            key.group_by("d.manager_id", &[])
         );
-        scope.fetch_one(&self.pool, &sql, from, to).await
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Deals won (closed) in `[from, to)`.
     pub async fn kpi_won_deals(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
     ) -> Result<Vec<WonDeal>, StoreError> {
         let sql = format!(
-            "SELECT created_at, closed_at, amount FROM crm_deals d \
+            "SELECT {}, created_at, closed_at, amount FROM crm_deals d \
              WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{}",
+            key.select("d.manager_id"),
             DealStatus::Won,
             scope.filter("d.manager_id")
         );
@@ -228,96 +261,117 @@ impl Store {
     pub async fn kpi_leads(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
     ) -> Result<Vec<LeadTimes>, StoreError> {
         let sql = format!(
-            "SELECT created_at, first_response_at, mql_at, sql_at FROM crm_leads l \
+            "SELECT {}, created_at, first_response_at, mql_at, sql_at FROM crm_leads l \
              WHERE l.created_at >= $1 AND l.created_at < $2{}",
+            key.select("l.manager_id"),
             scope.filter("l.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
-    /// Customers with a deal won in `[from, to)`: (all of them, those with 2+ won deals
-    /// closed before `to`).
+    /// Customers with a deal won in `[from, to)`: (key, all of them, those with 2+ won deals
+    /// closed before `to`). Per manager, only that manager's deals count.
     pub async fn kpi_repeat_customers(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<(i64, i64), StoreError> {
+    ) -> Result<Vec<(Option<String>, i64, i64)>, StoreError> {
         let sql = format!(
-            "SELECT COUNT(*) AS customers, COUNT(CASE WHEN n >= 2 THEN 1 END) AS repeaters FROM (\
-               SELECT d.customer_id, COUNT(*) AS n FROM crm_deals d \
-               WHERE d.status = '{}' AND d.customer_id IS NOT NULL AND d.closed_at < $2{} \
-               GROUP BY d.customer_id HAVING MAX(d.closed_at) >= $1) t",
+            "SELECT manager_id, COUNT(*) AS customers, COUNT(CASE WHEN n >= 2 THEN 1 END) AS repeaters \
+             FROM (SELECT {}, d.customer_id, COUNT(*) AS n FROM crm_deals d \
+               WHERE d.status = '{}' AND d.customer_id IS NOT NULL AND d.closed_at < $2{}{} \
+               HAVING MAX(d.closed_at) >= $1) t GROUP BY manager_id",
+            key.select("d.manager_id"),
             DealStatus::Won,
-            scope.filter("d.manager_id")
+            scope.filter("d.manager_id"),
+            key.group_by("d.manager_id", &["d.customer_id"]),
         );
-        scope.fetch_one(&self.pool, &sql, from, to).await
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Activities in `[from, to)` by type: (type, all, productive), and those linked to deals
     /// won in the period.
+    ///
+    /// Per manager, an activity counts on a won deal only when the deal is the same manager's.
     pub async fn kpi_activities(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<(Vec<ActivityCount>, i64), StoreError> {
+    ) -> Result<(Vec<ActivityCount>, Vec<(Option<String>, i64)>), StoreError> {
         let sql = format!(
-            "SELECT a.type AS kind, COUNT(*) AS total, \
+            "SELECT {}, a.type AS kind, COUNT(*) AS total, \
                     COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) AS productive \
-             FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{} GROUP BY a.type",
-            scope.filter("a.manager_id")
+             FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{}{}",
+            key.select("a.manager_id"),
+            scope.filter("a.manager_id"),
+            key.group_by("a.manager_id", &["a.type"])
         );
         let by_type: Vec<ActivityCount> = scope.fetch_all(&self.pool, &sql, from, to).await?;
+        let same = match key {
+            KpiKey::Total => "",
+            KpiKey::Manager => " AND d.manager_id = a.manager_id",
+        };
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM crm_activities a JOIN crm_deals d ON d.deal_id = a.deal_id \
+            "SELECT {}, COUNT(*) AS n FROM crm_activities a JOIN crm_deals d ON d.deal_id = a.deal_id \
              WHERE a.at >= $1 AND a.at < $2 AND d.status = '{}' \
-               AND d.closed_at >= $1 AND d.closed_at < $2{}{}",
+               AND d.closed_at >= $1 AND d.closed_at < $2{same}{}{}{}",
+            key.select("a.manager_id"),
             DealStatus::Won,
             scope.filter("a.manager_id"),
-            scope.filter("d.manager_id")
+            scope.filter("d.manager_id"),
+            key.group_by("a.manager_id", &[])
         );
-        let (on_won,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
+        let on_won = scope.fetch_all(&self.pool, &sql, from, to).await?;
         Ok((by_type, on_won))
     }
 
     /// Deals open at the end of the period: created before `to` and still open, or closed at
-    /// or after `to`. (count, count without an amount, sum of known amounts).
+    /// or after `to`. (key, count, count without an amount, sum of known amounts).
     pub async fn kpi_open_pipeline(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<(i64, i64, f64), StoreError> {
+    ) -> Result<Vec<(Option<String>, i64, i64, f64)>, StoreError> {
         // `$1` is bound for the scope's placeholder numbering; the condition does not need it.
         let sql = format!(
-            "SELECT COUNT(*) AS deals, COUNT(*) - COUNT(d.amount) AS without_amount, \
+            "SELECT {}, COUNT(*) AS deals, COUNT(*) - COUNT(d.amount) AS without_amount, \
                     COALESCE(SUM(d.amount), 0.0) AS value \
              FROM crm_deals d WHERE d.created_at < $2 AND $1 <= $2 \
-               AND (d.status = '{}' OR d.closed_at >= $2){}",
+               AND (d.status = '{}' OR d.closed_at >= $2){}{}",
+            key.select("d.manager_id"),
             DealStatus::Open,
-            scope.filter("d.manager_id")
+            scope.filter("d.manager_id"),
+            key.group_by("d.manager_id", &[])
         );
-        scope.fetch_one(&self.pool, &sql, from, to).await
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Deals lost in `[from, to)` by their `lost_reason` as written (NULL for none).
     pub async fn kpi_lost_reasons(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+    ) -> Result<Vec<(Option<String>, Option<String>, i64)>, StoreError> {
         let sql = format!(
-            "SELECT d.lost_reason AS reason, COUNT(*) AS n FROM crm_deals d \
-             WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{} \
-             GROUP BY d.lost_reason",
+            "SELECT {}, d.lost_reason AS reason, COUNT(*) AS n FROM crm_deals d \
+             WHERE d.status = '{}' AND d.closed_at >= $1 AND d.closed_at < $2{}{}",
+            key.select("d.manager_id"),
             DealStatus::Lost,
-            scope.filter("d.manager_id")
+            scope.filter("d.manager_id"),
+            key.group_by("d.manager_id", &["d.lost_reason"])
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
     }
@@ -327,40 +381,44 @@ impl Store {
     pub async fn kpi_new_customers(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM crm_deals d \
+            "SELECT {key}, COUNT(*) AS n FROM crm_deals d \
              WHERE d.status = '{won}' AND d.customer_id IS NOT NULL \
                AND d.closed_at >= $1 AND d.closed_at < $2{filter} \
                AND NOT EXISTS (SELECT 1 FROM crm_deals e \
                  WHERE e.customer_id = d.customer_id AND e.status = '{won}' \
-                   AND (e.closed_at < d.closed_at OR (e.closed_at = d.closed_at AND e.deal_id < d.deal_id)))",
+                   AND (e.closed_at < d.closed_at OR (e.closed_at = d.closed_at AND e.deal_id < d.deal_id))){group}",
+            key = key.select("d.manager_id"),
             won = DealStatus::Won,
-            filter = scope.filter("d.manager_id")
+            filter = scope.filter("d.manager_id"),
+            group = key.group_by("d.manager_id", &[])
         );
-        let (n,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
-        Ok(n)
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Scored calls that took place in `[from, to)` with at least one critical failure.
     pub async fn kpi_critical_calls(
         &self,
         scope: &KpiScope,
+        key: KpiKey,
         from: i64,
         to: i64,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
         // `critical_failures > 0` repeats the partial index's own condition (migration 0008).
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM scores s JOIN calls c ON c.id = s.call_id \
+            "SELECT {}, COUNT(*) AS n FROM scores s JOIN calls c ON c.id = s.call_id \
              WHERE s.critical_failures > 0 AND s.status = 'scored' \
                AND COALESCE(c.started_at, c.created_at) >= $1 \
-               AND COALESCE(c.started_at, c.created_at) < $2{}",
-            scope.filter("c.manager_id")
+               AND COALESCE(c.started_at, c.created_at) < $2{}{}",
+            key.select("c.manager_id"),
+            scope.filter("c.manager_id"),
+            key.group_by("c.manager_id", &[])
         );
-        let (n,): (i64,) = scope.fetch_one(&self.pool, &sql, from, to).await?;
-        Ok(n)
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Plan rows whose days `[first, last]` overlap the days `[first_day, last_day]`.

@@ -38,6 +38,7 @@ pub mod dialect;
 mod insights;
 mod jobs;
 mod kpis;
+mod memo;
 mod migrations;
 mod reports;
 mod rollups;
@@ -61,10 +62,10 @@ pub use accounts::{Credentials, SessionLimits, UserRecord};
 pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
 pub use calls::{CallFilter, CallRecord, CallRow, InsertCall, NewCall, RowFilter};
 pub use crm::{CrmImport, ImportLogRow};
-pub use deals::{DealFeatures, LastCall};
+pub use deals::{DealFeatures, DealSet, DealStamp, LastCall};
 pub use insights::{DealCriterion, ScoredDeal, WeakCall};
 pub use jobs::{ClaimedJob, Fence, JobCounts, JobFailure, JobRecord, NewJob};
-pub use kpis::{ActivityCount, CrmManager, KpiScope, LeadTimes, PlanRow, WonDeal};
+pub use kpis::{ActivityCount, CrmManager, KpiKey, KpiScope, LeadTimes, PlanRow, WonDeal};
 pub use reports::RecentScore;
 pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
 pub use rubrics::StoredRubric;
@@ -132,6 +133,8 @@ pub struct Store {
     /// (set by the start-up backlog when it finds none left): until then rows written by an
     /// older version may lack the manager's term, and a manager filter is checked on the rows.
     search_index_current: Arc<AtomicBool>,
+    /// Figures of the CRM tables, kept until the next import ([`Store::crm_memo`]).
+    crm_memo: Arc<memo::CrmMemo>,
 }
 
 impl Store {
@@ -184,6 +187,7 @@ impl Store {
             write_gate,
             search_window: search::SEARCH_WINDOW,
             search_index_current: Arc::default(),
+            crm_memo: Arc::default(),
         })
     }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
-use super::kpis::KpiScope;
+use super::kpis::{KpiKey, KpiScope};
 use super::{Store, StoreError, WriteTx};
 use crate::domain::CallId;
 
@@ -89,6 +89,19 @@ pub struct QualityTallies {
     pub conversation: ConversationTally,
 }
 
+impl QualityTallies {
+    /// Adds another scope's tallies to these (the managers of a team add up to the team).
+    pub fn add(&mut self, o: &QualityTallies) {
+        for (day, t) in &o.days {
+            self.days.entry(*day).or_default().add(*t);
+        }
+        for (c, t) in &o.criteria {
+            self.criteria.entry(c.clone()).or_default().add(*t);
+        }
+        self.conversation.add(o.conversation);
+    }
+}
+
 /// Which rows of a period come from where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -119,6 +132,7 @@ fn parts(from: i64, to: i64) -> Vec<Part> {
 /// A day's tally, as the day queries return it.
 #[derive(FromRow)]
 struct DayTally {
+    manager_id: Option<String>,
     day: i64,
     #[sqlx(flatten)]
     tally: Tally,
@@ -127,45 +141,59 @@ struct DayTally {
 /// A criterion's tally, as the criterion queries return it.
 #[derive(FromRow)]
 struct CriterionTally {
+    manager_id: Option<String>,
     criterion_id: String,
     #[sqlx(flatten)]
     tally: Tally,
 }
 
+/// A key's conversation tally, as the conversation queries return it.
+#[derive(FromRow)]
+struct KeyedConversation {
+    manager_id: Option<String>,
+    #[sqlx(flatten)]
+    tally: ConversationTally,
+}
+
 // Every aggregate below is non-NULL and of its column's type on both backends (PostgreSQL's
 // SUM of a BIGINT is NUMERIC, hence the casts), so rows decode straight into the tallies.
 
-/// The raw aggregates of scored calls (`$1`..`$2` is the time range), grouped by `group`.
-fn raw_scores_sql(group: &str, filter: &str) -> String {
+/// The raw aggregates of scored calls (`$1`..`$2` is the time range) per key and day.
+fn raw_scores_sql(key: KpiKey, filter: &str) -> String {
     format!(
-        "SELECT {group}, COUNT(*) AS calls, COUNT(s.overall) AS rated, \
-                COALESCE(SUM(s.overall), 0.0) AS total, CAST(0 AS BIGINT) AS met \
+        "SELECT {}, CAST({CALL_TIME} / {DAY_MS} AS BIGINT) AS day, COUNT(*) AS calls, \
+                COUNT(s.overall) AS rated, COALESCE(SUM(s.overall), 0.0) AS total, \
+                CAST(0 AS BIGINT) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
-         WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter} \
-         GROUP BY 1"
+         WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{}",
+        key.select("c.manager_id"),
+        key.group_by("c.manager_id", &["day"])
     )
 }
 
-fn raw_criteria_sql(filter: &str) -> String {
+fn raw_criteria_sql(key: KpiKey, filter: &str) -> String {
     format!(
-        "SELECT sc.criterion_id AS criterion_id, COUNT(*) AS calls, COUNT(sc.value) AS rated, \
+        "SELECT {}, sc.criterion_id AS criterion_id, COUNT(*) AS calls, COUNT(sc.value) AS rated, \
                 COALESCE(SUM(sc.value), 0.0) AS total, COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
          JOIN score_criteria sc ON sc.call_id = c.id \
-         WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter} \
-         GROUP BY sc.criterion_id"
+         WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{}",
+        key.select("c.manager_id"),
+        key.group_by("c.manager_id", &["sc.criterion_id"])
     )
 }
 
-fn raw_conversation_sql(filter: &str) -> String {
+fn raw_conversation_sql(key: KpiKey, filter: &str) -> String {
     format!(
-        "SELECT COUNT(*) AS calls, COUNT(m.manager_talk_share) AS talk_n, \
+        "SELECT {}, COUNT(*) AS calls, COUNT(m.manager_talk_share) AS talk_n, \
                 COALESCE(SUM(m.manager_talk_share), 0.0) AS talk_sum, \
                 COALESCE(SUM(m.manager_questions), 0.0) AS questions_sum, \
                 COUNT(m.manager_longest_monologue_s) AS mono_n, \
                 COALESCE(SUM(m.manager_longest_monologue_s), 0.0) AS mono_sum \
          FROM calls c JOIN call_conversation m ON m.call_id = c.id \
-         WHERE {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}"
+         WHERE {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{}",
+        key.select("c.manager_id"),
+        key.group_by("c.manager_id", &[])
     )
 }
 
@@ -223,32 +251,55 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<QualityTallies, StoreError> {
-        let mut out = QualityTallies::default();
+        Ok(self
+            .quality_tallies_by(scope, KpiKey::Total, from, to)
+            .await?
+            .remove(&None)
+            .unwrap_or_default())
+    }
+
+    /// [`Store::quality_tallies`] per key: one set of reads for every manager of the scope.
+    pub async fn quality_tallies_by(
+        &self,
+        scope: &KpiScope,
+        key: KpiKey,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<Option<String>, QualityTallies>, StoreError> {
+        // The rollups file calls without a manager under '': the same key as a raw NULL.
+        let rolled = "NULLIF(q.manager_id, '')";
+        let mut out: BTreeMap<Option<String>, QualityTallies> = BTreeMap::new();
         for part in parts(from, to) {
             let (calls_sql, criteria_sql, conversation_sql, a, b) = match part {
                 Part::Days(first, end) => {
                     let filter = scope.filter("q.manager_id");
                     (
                         format!(
-                            "SELECT day, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
+                            "SELECT {}, day, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
                                     COALESCE(SUM(total), 0.0) AS total, CAST(SUM(met) AS BIGINT) AS met \
                              FROM quality_daily q WHERE criterion_id = '' \
-                               AND day >= $1 AND day < $2{filter} GROUP BY day"
+                               AND day >= $1 AND day < $2{filter}{}",
+                            key.select(rolled),
+                            key.group_by(rolled, &["day"])
                         ),
                         format!(
-                            "SELECT criterion_id, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
+                            "SELECT {}, criterion_id, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
                                     COALESCE(SUM(total), 0.0) AS total, CAST(SUM(met) AS BIGINT) AS met \
                              FROM quality_daily q WHERE criterion_id <> '' \
-                               AND day >= $1 AND day < $2{filter} GROUP BY criterion_id"
+                               AND day >= $1 AND day < $2{filter}{}",
+                            key.select(rolled),
+                            key.group_by(rolled, &["criterion_id"])
                         ),
                         format!(
-                            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS calls, \
+                            "SELECT {}, CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS calls, \
                                     CAST(COALESCE(SUM(talk_n), 0) AS BIGINT) AS talk_n, \
                                     COALESCE(SUM(talk_sum), 0.0) AS talk_sum, \
                                     COALESCE(SUM(questions_sum), 0.0) AS questions_sum, \
                                     CAST(COALESCE(SUM(mono_n), 0) AS BIGINT) AS mono_n, \
                                     COALESCE(SUM(mono_sum), 0.0) AS mono_sum \
-                             FROM conversation_daily q WHERE day >= $1 AND day < $2{filter}"
+                             FROM conversation_daily q WHERE day >= $1 AND day < $2{filter}{}",
+                            key.select(rolled),
+                            key.group_by(rolled, &[])
                         ),
                         first,
                         end,
@@ -257,12 +308,9 @@ impl Store {
                 Part::Raw(a, b) => {
                     let filter = scope.filter("c.manager_id");
                     (
-                        raw_scores_sql(
-                            &format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT) AS day"),
-                            &filter,
-                        ),
-                        raw_criteria_sql(&filter),
-                        raw_conversation_sql(&filter),
+                        raw_scores_sql(key, &filter),
+                        raw_criteria_sql(key, &filter),
+                        raw_conversation_sql(key, &filter),
                         a,
                         b,
                     )
@@ -271,15 +319,22 @@ impl Store {
             let (days, criteria, conversation) = tokio::try_join!(
                 scope.fetch_all::<DayTally, _>(&self.pool, &calls_sql, a, b),
                 scope.fetch_all::<CriterionTally, _>(&self.pool, &criteria_sql, a, b),
-                scope.fetch_one::<ConversationTally, _>(&self.pool, &conversation_sql, a, b),
+                scope.fetch_all::<KeyedConversation, _>(&self.pool, &conversation_sql, a, b),
             )?;
             for r in days {
-                out.days.entry(r.day).or_default().add(r.tally);
+                let t = out.entry(r.manager_id).or_default();
+                t.days.entry(r.day).or_default().add(r.tally);
             }
             for r in criteria {
-                out.criteria.entry(r.criterion_id).or_default().add(r.tally);
+                let t = out.entry(r.manager_id).or_default();
+                t.criteria.entry(r.criterion_id).or_default().add(r.tally);
             }
-            out.conversation.add(conversation);
+            for r in conversation {
+                out.entry(r.manager_id)
+                    .or_default()
+                    .conversation
+                    .add(r.tally);
+            }
         }
         Ok(out)
     }

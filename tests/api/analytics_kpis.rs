@@ -194,6 +194,11 @@ async fn manager_and_team_kpis_count_only_their_own_rows(backend: Backend) {
         .map(|r| r["manager_id"].as_str().expect("id"))
         .collect();
     assert_eq!(ids, ["m1", "m2", "m3"]);
+    // One grouped read gives each manager exactly what asking for them alone gives.
+    for (row, id) in rows.iter().zip(ids) {
+        let alone = kpis(&app, &app.admin, &format!("&manager_id={id}")).await;
+        assert_eq!(row["kpis"], alone["kpis"], "{id}");
+    }
     assert_eq!(rows[0]["kpis"], m1["kpis"]);
     let m3 = &rows[2]["kpis"];
     ratio(&m3["win_rate"], 0, 1);
@@ -328,7 +333,39 @@ async fn the_dashboard_kpis_match_the_hand_computed_figures(backend: Backend) {
     app.stop().await;
 }
 
+/// CRM figures are kept between requests until the next import: one that changes a deal shows
+/// at once, in the total, per manager and per team.
+async fn an_import_shows_in_the_next_answer(backend: Backend) {
+    let app = app_with_fixture(backend).await;
+    let before = kpis(&app, &app.admin, "").await;
+    let by_manager = kpis(&app, &app.admin, "&by=manager").await;
+    let won = before["kpis"]["win_rate"]["numerator"]
+        .as_i64()
+        .expect("won");
+    let m3_won = by_manager["rows"][2]["kpis"]["win_rate"]["numerator"]
+        .as_i64()
+        .expect("m3 won");
+    let deals = "deal_id,manager_id,created_at,status,customer_id,lead_id,closed_at,amount,currency,lost_reason\n\
+                 d90,m3,2026-03-03T10:00:00Z,won,c90,,2026-03-25T10:00:00Z,700,EUR,\n";
+    let (status, report) = import_csv(&app, &app.admin, "deals", "", deals).await;
+    assert_eq!(status, 200, "{report}");
+    let after = kpis(&app, &app.admin, "").await;
+    assert_eq!(
+        after["kpis"]["win_rate"]["numerator"].as_i64(),
+        Some(won + 1)
+    );
+    let by_manager = kpis(&app, &app.admin, "&by=manager").await;
+    assert_eq!(
+        by_manager["rows"][2]["kpis"]["win_rate"]["numerator"].as_i64(),
+        Some(m3_won + 1)
+    );
+    let m3 = kpis(&app, &app.admin, "&manager_id=m3").await;
+    assert_eq!(by_manager["rows"][2]["kpis"], m3["kpis"]);
+    app.stop().await;
+}
+
 on_both_backends!(
+    an_import_shows_in_the_next_answer,
     the_dashboard_kpis_match_the_hand_computed_figures,
     company_kpis_match_the_hand_computed_figures,
     manager_and_team_kpis_count_only_their_own_rows,

@@ -118,58 +118,83 @@ async fn figures(
     let (from, to) = span.api_bounds();
     let weeks = ((span.last - span.first).num_days() / 7 + 1).clamp(12, 104) as usize;
     let (now, before, rows, outcome, attention, deals, calibration, trends) = tokio::try_join!(
-        analytics::kpis(State(state.clone()), web.auth(), Query(kq(span, None))),
-        analytics::kpis(
-            State(state.clone()),
-            web.auth(),
-            Query(kq(span.previous(), None))
+        timed(
+            "kpis",
+            analytics::kpis(State(state.clone()), web.auth(), Query(kq(span, None)))
         ),
-        analytics::kpis(
-            State(state.clone()),
-            web.auth(),
-            Query(kq(span, Some(GroupBy::Manager)))
+        timed(
+            "kpis, previous period",
+            analytics::kpis(
+                State(state.clone()),
+                web.auth(),
+                Query(kq(span.previous(), None))
+            )
         ),
-        insights::quality_vs_outcome(
-            State(state.clone()),
-            web.auth(),
-            Query(insights::OutcomeQuery {
-                from: from.clone(),
-                to: to.clone(),
-                team: team.map(str::to_string),
-            })
+        timed(
+            "kpis by manager",
+            analytics::kpis(
+                State(state.clone()),
+                web.auth(),
+                Query(kq(span, Some(GroupBy::Manager)))
+            )
         ),
-        insights::attention(
-            State(state.clone()),
-            web.auth(),
-            Query(insights::AttentionQuery {
-                from: Some(from.clone()),
-                to: Some(to.clone()),
-            })
+        timed(
+            "quality vs outcome",
+            insights::quality_vs_outcome(
+                State(state.clone()),
+                web.auth(),
+                Query(insights::OutcomeQuery {
+                    from: from.clone(),
+                    to: to.clone(),
+                    team: team.map(str::to_string),
+                })
+            )
         ),
-        deals::open(
-            State(state.clone()),
-            web.auth(),
-            Query(deals::OpenDealsQuery {
-                manager_id: None,
-                limit: Some(if team.is_some() { 500 } else { OPEN_DEALS }),
-            })
+        timed(
+            "attention",
+            insights::attention(
+                State(state.clone()),
+                web.auth(),
+                Query(insights::AttentionQuery {
+                    from: Some(from.clone()),
+                    to: Some(to.clone()),
+                })
+            )
         ),
-        scores::calibration(
-            State(state.clone()),
-            web.auth(),
-            Query(scores::CalibrationQuery {
-                from: Some(from.clone()),
-                to: Some(to.clone()),
-            })
+        timed(
+            "open deals",
+            deals::open(
+                State(state.clone()),
+                web.auth(),
+                Query(deals::OpenDealsQuery {
+                    manager_id: None,
+                    team: team.map(str::to_string),
+                    limit: Some(OPEN_DEALS),
+                })
+            )
         ),
-        insights::trends(
-            State(state.clone()),
-            web.auth(),
-            Query(insights::TrendQuery {
-                to: Some(to.clone()),
-                weeks: Some(weeks),
-                team: team.map(str::to_string),
-            })
+        timed(
+            "calibration",
+            scores::calibration(
+                State(state.clone()),
+                web.auth(),
+                Query(scores::CalibrationQuery {
+                    from: Some(from.clone()),
+                    to: Some(to.clone()),
+                })
+            )
+        ),
+        timed(
+            "trends",
+            insights::trends(
+                State(state.clone()),
+                web.auth(),
+                Query(insights::TrendQuery {
+                    to: Some(to.clone()),
+                    weeks: Some(weeks),
+                    team: team.map(str::to_string),
+                })
+            )
         ),
     )?;
     Ok(Figures {
@@ -182,6 +207,18 @@ async fn figures(
         calibration: calibration.0,
         trends: trends.0,
     })
+}
+
+/// `fut`, its time logged at debug level: which of the page's figures is slow.
+async fn timed<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let out = fut.await;
+    tracing::debug!(
+        what,
+        ms = start.elapsed().as_secs_f64() * 1e3,
+        "dashboard figure"
+    );
+    out
 }
 
 /// `/dashboard`: the head's view of the team (admin, qa, head; a manager gets 403).
@@ -608,21 +645,7 @@ fn dashboard_tables(
         here,
     );
     deals.num = vec![false, false, false, true, true, true, false];
-    let in_scope = |m: &str| {
-        f.now.team.is_none()
-            || f.rows
-                .rows
-                .iter()
-                .flatten()
-                .any(|r| r.manager_id.as_deref() == Some(m))
-    };
-    for d in f
-        .deals
-        .deals
-        .iter()
-        .filter(|d| in_scope(&d.manager_id))
-        .take(OPEN_DEALS)
-    {
+    for d in &f.deals.deals {
         let next = d
             .last_call_next_steps
             .first()
