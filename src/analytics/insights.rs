@@ -371,6 +371,7 @@ pub async fn attention(
     store: &Store,
     config: &AnalyticsConfig,
     period: Period,
+    team: Option<&str>,
 ) -> Result<Attention, StoreError> {
     // Teams in order, each with its managers in order of id.
     let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -380,7 +381,7 @@ pub async fn attention(
         }
     }
     // A team of one has nobody to be compared with.
-    teams.retain(|_, members| members.len() >= 2);
+    teams.retain(|t, members| members.len() >= 2 && team.is_none_or(|only| only == t));
     let compared = KpiScope::Managers(teams.values().flatten().cloned().collect());
     let mut tallies = store
         .quality_tallies_by(&compared, KpiKey::Manager, period.from, period.to)

@@ -78,6 +78,8 @@ pub struct AttentionQuery {
     pub from: Option<String>,
     /// Period end, exclusive; default now.
     pub to: Option<String>,
+    /// Only this team's managers (404 for a team the CRM data does not name).
+    pub team: Option<String>,
 }
 
 /// Managers who may need support.
@@ -119,8 +121,19 @@ pub async fn attention(
             ))
         }
     };
+    if let Some(t) = &q.team {
+        if state.store.crm_managers_of(Some(t)).await?.is_empty() {
+            return Err(ApiError::not_found(&format!("team {t:?} in the CRM data")));
+        }
+    }
     Ok(Json(
-        find_attention(&state.store, &state.config.analytics, period).await?,
+        find_attention(
+            &state.store,
+            &state.config.analytics,
+            period,
+            q.team.as_deref(),
+        )
+        .await?,
     ))
 }
 

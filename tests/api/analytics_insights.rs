@@ -221,6 +221,30 @@ async fn attention_names_managers_well_below_their_team_with_evidence(backend: B
     assert_eq!(status, 400);
     let (status, _) = app.get_json(&app.admin, "/api/v1/insights/attention").await;
     assert_eq!(status, 200);
+    // One team's list: m2 is in east; west has nobody to compare; an unknown team is a 404.
+    for (team, expected) in [("east", vec!["m2"]), ("west", vec![])] {
+        let (status, r) = app
+            .get_json(
+                &app.admin,
+                &format!("/api/v1/insights/attention?{MARCH}&team={team}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let flagged: Vec<&str> = r["managers"]
+            .as_array()
+            .expect("managers")
+            .iter()
+            .map(|m| m["manager_id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(flagged, expected, "{team}: {r}");
+    }
+    let (status, _) = app
+        .get_json(
+            &app.admin,
+            &format!("/api/v1/insights/attention?{MARCH}&team=nowhere"),
+        )
+        .await;
+    assert_eq!(status, 404);
     app.stop().await;
 }
 

@@ -158,6 +158,7 @@ async fn figures(
                 Query(insights::AttentionQuery {
                     from: Some(from.clone()),
                     to: Some(to.clone()),
+                    team: team.map(str::to_string),
                 })
             )
         ),
