@@ -50,6 +50,20 @@
   var data = document.getElementById("trend-data");
   if (data && window.uPlot) {
     var t = JSON.parse(data.textContent);
+    // Week starts (UTC) as the page's language writes dates: "5 янв." in Russian, "Jan 5" in
+    // English (uPlot's own axis labels are American whatever the language).
+    var weekLabel = new Intl.DateTimeFormat(document.documentElement.lang || "en", {
+      day: "numeric", month: "short", timeZone: "UTC",
+    });
+    var xValues = function (u, splits) {
+      return splits.map(function (s) { return weekLabel.format(new Date(s * 1000)); });
+    };
+    // Ticks on the weeks themselves (Mondays), every k-th week so labels keep 72 px apart.
+    var xSplits = function (u) {
+      var width = u.bbox.width / (window.devicePixelRatio || 1);
+      var every = Math.max(1, Math.ceil(t.x.length * 72 / Math.max(width, 1)));
+      return t.x.filter(function (_, i) { return i % every === 0; });
+    };
     var colours = ["#1d2433", "#2f5bd3", "#1b7a43", "#b42318", "#9a6400", "#7a3ed3", "#0e7490", "#be185d", "#4d7c0f", "#6b7280"];
     var chart = function (id, key, max) {
       var el = document.getElementById(id);
@@ -71,7 +85,7 @@
           height: 240,
           series: series,
           scales: { y: { range: [0, max] } },
-          axes: [{}, { size: 44 }],
+          axes: [{ splits: xSplits, values: xValues }, { size: 44 }],
           legend: { live: false },
         }, values, el);
       };
