@@ -127,6 +127,12 @@ print("   metrics: {}; manager questions {}; interruptions {}; silence {:.0%}".f
   "$BIN" score "$id"
   echo
 done
+for id in $("$BIN" calls | awk 'NR>1 && $3=="failed" {print $1}'); do
+  echo "==> call $id failed"
+  curl -fsS -H "Authorization: Bearer $CALLGRADE_TOKEN" "${CALLGRADE_SERVER}/api/v1/calls/$id" \
+    | python3 -c 'import json,sys; print("   ", json.load(sys.stdin).get("failure_reason") or "no reason given")'
+  echo
+done
 echo "==> queue"
 curl -fsS -H "Authorization: Bearer $CALLGRADE_TOKEN" "${CALLGRADE_SERVER}/api/v1/jobs?limit=1" \
   | python3 -c 'import json,sys

@@ -237,6 +237,8 @@ fn scorecard(t: &Transcript, rng: &mut StdRng) -> ScoreCard {
                     .into(),
                 evidence: vec![quote(rng), quote(rng)],
                 low_confidence: false,
+                low_confidence_reason: None,
+                dropped: vec![],
                 qa: None,
                 qa_history: vec![],
                 final_level: level,

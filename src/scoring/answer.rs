@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::degenerate;
 use crate::rubric::Rubric;
 
 /// Longest rationale or coaching text kept, in characters.
@@ -26,6 +27,18 @@ pub struct Answer {
     pub improvements: Vec<Point>,
     /// Next steps for the deal.
     pub next_steps: Vec<Step>,
+    /// What was dropped as not an answer (see [`degenerate`]), each as "where why".
+    pub dropped: Vec<String>,
+}
+
+impl Answer {
+    /// Whether anything written is left: a criterion's rationale or a coaching point. Levels
+    /// alone, with every word around them degenerate, are not trusted.
+    pub fn usable(&self) -> bool {
+        self.criteria.iter().any(|c| !c.rationale.is_empty())
+            || !self.strengths.is_empty()
+            || !self.improvements.is_empty()
+    }
 }
 
 /// One criterion's judgement.
@@ -39,6 +52,8 @@ pub struct CriterionAnswer {
     pub rationale: String,
     /// Quotes offered as evidence.
     pub quotes: Vec<String>,
+    /// What of this criterion's text was dropped as not an answer, and why.
+    pub dropped: Vec<String>,
 }
 
 /// A coaching point.
@@ -153,6 +168,7 @@ pub fn parse(value: &Value, rubric: &Rubric) -> Result<Answer, String> {
         problems.push("\"criteria\" is missing or not an object".to_string());
     }
     let mut criteria = vec![];
+    let mut dropped = vec![];
     for (_, c) in rubric.criteria() {
         let Some(entry) = criteria_obj.and_then(|o| o.get(&c.id)) else {
             if criteria_obj.is_some() {
@@ -191,12 +207,20 @@ pub fn parse(value: &Value, rubric: &Rubric) -> Result<Answer, String> {
                 continue;
             }
         };
+        let mut own_drops = vec![];
+        let names = ["rationale", c.id.as_str(), c.title.as_str()];
         let rationale = entry
             .get("rationale")
             .and_then(Value::as_str)
             .map(|s| cap(s, MAX_TEXT))
             .unwrap_or_default();
-        if rationale.is_empty() {
+        let rationale = keep(
+            rationale,
+            &names,
+            &format!("criterion {}: rationale", c.id),
+            &mut own_drops,
+        );
+        if rationale.is_empty() && own_drops.is_empty() {
             problems.push(format!("criterion {}: rationale is empty", c.id));
         }
         let quotes = entry
@@ -206,46 +230,68 @@ pub fn parse(value: &Value, rubric: &Rubric) -> Result<Answer, String> {
                 qs.iter()
                     .filter_map(Value::as_str)
                     .map(|q| cap(q, MAX_QUOTE))
-                    .filter(|q| !q.is_empty())
+                    .filter_map(|q| {
+                        let place = format!("criterion {}: quote", c.id);
+                        Some(keep(
+                            q,
+                            &["quote", "quotes", c.id.as_str()],
+                            &place,
+                            &mut own_drops,
+                        ))
+                        .filter(|q| !q.is_empty())
+                    })
                     .take(MAX_QUOTES)
                     .collect()
             })
             .unwrap_or_default();
+        dropped.extend(own_drops.iter().cloned());
         criteria.push(CriterionAnswer {
             id: c.id.clone(),
             answer,
             rationale,
             quotes,
+            dropped: own_drops,
         });
     }
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    let points = |key: &str| -> Vec<Point> {
-        value
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| serde_json::from_value::<Point>(i.clone()).ok())
-                    .filter(|p| !p.text.trim().is_empty())
-                    .map(|p| Point {
-                        text: cap(&p.text, MAX_TEXT),
-                        quote: p
-                            .quote
-                            .map(|q| cap(&q, MAX_QUOTE))
-                            .filter(|q| !q.is_empty()),
-                        better_phrasing: p
-                            .better_phrasing
-                            .map(|b| cap(&b, MAX_TEXT))
-                            .filter(|b| !b.is_empty()),
-                    })
-                    .take(MAX_POINTS)
-                    .collect()
-            })
-            .unwrap_or_default()
+    let mut points = |key: &str| -> Vec<Point> {
+        let items = value.get(key).and_then(Value::as_array);
+        let mut kept = vec![];
+        for (n, p) in items
+            .into_iter()
+            .flatten()
+            .filter_map(|i| serde_json::from_value::<Point>(i.clone()).ok())
+            .enumerate()
+        {
+            let place = |field: &str| format!("{key} {}: {field}", n + 1);
+            let text = keep(
+                cap(&p.text, MAX_TEXT),
+                &["text", key],
+                &place("text"),
+                &mut dropped,
+            );
+            if text.is_empty() {
+                continue;
+            }
+            let mut optional = |v: Option<String>, max: usize, field: &str| {
+                v.map(|v| keep(cap(&v, max), &[field], &place(field), &mut dropped))
+                    .filter(|v| !v.is_empty())
+            };
+            let quote = optional(p.quote, MAX_QUOTE, "quote");
+            let better_phrasing = optional(p.better_phrasing, MAX_TEXT, "better_phrasing");
+            kept.push(Point {
+                text,
+                quote,
+                better_phrasing,
+            });
+        }
+        kept.truncate(MAX_POINTS);
+        kept
     };
+    let strengths = points("strengths");
+    let improvements = points("improvements");
     let next_steps = value
         .get("next_steps")
         .and_then(Value::as_array)
@@ -253,9 +299,14 @@ pub fn parse(value: &Value, rubric: &Rubric) -> Result<Answer, String> {
             items
                 .iter()
                 .filter_map(|i| serde_json::from_value::<Step>(i.clone()).ok())
-                .filter(|s| !s.action.trim().is_empty())
+                .enumerate()
+                .filter_map(|(n, s)| {
+                    let place = format!("next_steps {}: action", n + 1);
+                    let action = keep(cap(&s.action, MAX_TEXT), &["action"], &place, &mut dropped);
+                    (!action.is_empty()).then_some(Step { action, ..s })
+                })
                 .map(|s| Step {
-                    action: cap(&s.action, MAX_TEXT),
+                    action: s.action,
                     owner: s
                         .owner
                         .filter(|o| matches!(o.as_str(), "manager" | "client" | "both")),
@@ -269,10 +320,23 @@ pub fn parse(value: &Value, rubric: &Rubric) -> Result<Answer, String> {
         .unwrap_or_default();
     Ok(Answer {
         criteria,
-        strengths: points("strengths"),
-        improvements: points("improvements"),
+        strengths,
+        improvements,
         next_steps,
+        dropped,
     })
+}
+
+/// `text`, or nothing when it is degenerate (the drop noted in `dropped` as "place why").
+fn keep(text: String, names: &[&str], place: &str, dropped: &mut Vec<String>) -> String {
+    match degenerate::check(&text, names) {
+        None => text,
+        Some(why) => {
+            // Where and why only: the text itself is not kept anywhere.
+            dropped.push(format!("{place} {}", why.describe()));
+            String::new()
+        }
+    }
 }
 
 /// Trims and caps `s` at `max` characters.
@@ -307,6 +371,7 @@ pub fn merge(parts: Vec<Answer>) -> Option<Answer> {
         }
         merged.strengths.extend(part.strengths);
         merged.improvements.extend(part.improvements);
+        merged.dropped.extend(part.dropped);
         if !part.next_steps.is_empty() {
             merged.next_steps = part.next_steps;
         }

@@ -28,6 +28,9 @@ pub struct Agreement {
     pub weighted_kappa: Option<f64>,
     /// Corrections where one side said "not applicable".
     pub na_disagreements: usize,
+    /// How often each pair of answers occurred: `confusion[reference][model]` over the scale
+    /// 0..=max, the reference being QA's answer (or a label's, in `callgrade eval scoring`).
+    pub confusion: Vec<Vec<usize>>,
 }
 
 /// One corrected criterion.
@@ -55,6 +58,11 @@ pub fn agreement(criterion: &str, pairs: &[Pair]) -> Agreement {
     let exact = both.iter().filter(|(m, q, _)| m == q).count();
     let within_one = both.iter().filter(|(m, q, _)| m.abs_diff(*q) <= 1).count();
     let rate = |k: usize| (n > 0).then(|| round3(k as f64 / n as f64));
+    let size = usize::from(pairs.iter().map(|p| p.scale_max).max().unwrap_or(1).max(1)) + 1;
+    let mut confusion = vec![vec![0usize; size]; size];
+    for &(m, q, _) in &both {
+        confusion[usize::from(q).min(size - 1)][usize::from(m).min(size - 1)] += 1;
+    }
     Agreement {
         criterion: criterion.to_string(),
         pairs: n,
@@ -64,6 +72,7 @@ pub fn agreement(criterion: &str, pairs: &[Pair]) -> Agreement {
         within_one_rate: rate(within_one),
         weighted_kappa: weighted_kappa(&both),
         na_disagreements,
+        confusion,
     }
 }
 
@@ -134,6 +143,11 @@ mod tests {
         assert_eq!(a.exact, 3);
         assert_eq!(a.within_one, 5);
         assert_eq!(a.pairs, 6);
+        // Rows are QA's answers, columns the model's.
+        assert_eq!(
+            a.confusion,
+            vec![vec![1, 0, 1], vec![1, 1, 1], vec![0, 0, 1]]
+        );
     }
 
     #[test]

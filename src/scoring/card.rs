@@ -94,9 +94,16 @@ pub struct CriterionScore {
     pub rationale: String,
     /// Quotes offered as proof, each checked against the transcript.
     pub evidence: Vec<Evidence>,
-    /// True when a quote could not be found in the transcript, or a positive judgement has no
-    /// verified quote behind it: a reviewer should look.
+    /// True when a quote could not be found in the transcript, a positive judgement has no
+    /// verified quote behind it, or the model's text was not an answer: a reviewer should look.
     pub low_confidence: bool,
+    /// Why `low_confidence` is set (absent on scores made before reasons were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_confidence_reason: Option<Doubt>,
+    /// Which of the model's texts for this criterion were not answers and were dropped, and
+    /// why ("criterion greeting: rationale has no letters"); the texts themselves are not kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
     /// A QA specialist's correction, if any; the model's answer above stays as it was.
     pub qa: Option<QaCorrection>,
     /// Earlier corrections of this criterion, oldest first (the current one is `qa`).
@@ -116,6 +123,19 @@ impl CriterionScore {
             None => self.answer,
         }
     }
+}
+
+/// Why a criterion's judgement is in doubt, the strongest reason first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Doubt {
+    /// The model's rationale or quotes were not text (repetitions, no letters, a field name)
+    /// and were dropped; `dropped` says what.
+    UnusableText,
+    /// A quote the model gave is not in the transcript.
+    QuoteNotFound,
+    /// A positive judgement with no verified quote behind it.
+    NoVerifiedQuote,
 }
 
 /// A quote the model gave, and what callgrade found.
@@ -247,10 +267,16 @@ impl ScoreCard {
             let answer = c
                 .final_answer()
                 .map_or("n/a".into(), |a| format!("{a}/{}", c.scale_max));
-            let flag = if c.low_confidence {
-                "  (low confidence)"
-            } else {
-                ""
+            let flag = match (c.low_confidence, c.low_confidence_reason) {
+                (false, _) => "",
+                (true, Some(Doubt::UnusableText)) => {
+                    "  (low confidence: the model's text was not an answer and was dropped)"
+                }
+                (true, Some(Doubt::QuoteNotFound)) => {
+                    "  (low confidence: a quote is not in the call)"
+                }
+                (true, Some(Doubt::NoVerifiedQuote)) => "  (low confidence: no quote backs it)",
+                (true, None) => "  (low confidence)",
             };
             let qa = if c.qa.is_some() {
                 "  [QA corrected]"

@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::answer::{self, Answer};
 use super::card::{
-    Coaching, CoachingPoint, CriterionScore, NextStep, Provenance, RubricRef, ScoreCard,
+    Coaching, CoachingPoint, CriterionScore, Doubt, NextStep, Provenance, RubricRef, ScoreCard,
     ScoreStatus,
 };
 use super::evidence;
@@ -150,6 +150,8 @@ impl ScoreJob {
         usage: &mut Provenance,
     ) -> Result<Answer, JobError> {
         let mut prompt = user.to_string();
+        // An answer whose only fault is degenerate text, kept in case the repair is worse.
+        let mut first: Option<Answer> = None;
         for attempt in 0..2 {
             let reply = self
                 .llm
@@ -177,6 +179,20 @@ impl ScoreJob {
                     None => Err("the answer is not a JSON object".to_string()),
                 }
             };
+            let parsed = match parsed {
+                Ok(a) if !a.dropped.is_empty() && attempt == 0 => {
+                    let problems = format!(
+                        "these texts are not answers and were dropped: {}; write real sentences \
+                         from the call instead",
+                        a.dropped.join("; ")
+                    );
+                    first = Some(a);
+                    Err(problems)
+                }
+                Ok(a) => return self.usable(Some(a), first),
+                Err(_) if attempt == 1 && first.is_some() => return self.usable(None, first),
+                other => other,
+            };
             match parsed {
                 Ok(a) => return Ok(a),
                 Err(problems) if attempt == 0 => {
@@ -197,6 +213,29 @@ impl ScoreJob {
             }
         }
         Err(JobError::Fatal("unreachable: no answer".into()))
+    }
+}
+
+impl ScoreJob {
+    /// The repaired answer if it has text left, else the first one if that has; when neither
+    /// has, the call fails: levels with nothing but loops around them are not a judgement.
+    fn usable(&self, repaired: Option<Answer>, first: Option<Answer>) -> Result<Answer, JobError> {
+        let mut tried = vec![];
+        for a in [repaired, first].into_iter().flatten() {
+            if a.usable() {
+                if !a.dropped.is_empty() {
+                    tracing::warn!(dropped = %a.dropped.join("; "), "degenerate LLM text dropped");
+                }
+                return Ok(a);
+            }
+            tried.extend(a.dropped);
+        }
+        tried.dedup();
+        Err(JobError::Fatal(format!(
+            "the model produced no usable text (model {}); nothing was stored: {}",
+            self.llm.model(),
+            tried.join("; ")
+        )))
     }
 }
 
@@ -226,6 +265,15 @@ fn build_card(
             let any_unverified = evidence.iter().any(|e| !e.verified);
             let positive_without_proof = matches!(level, Level::Strong | Level::Weak)
                 && !evidence.iter().any(|e| e.verified);
+            let doubt = if !a.dropped.is_empty() {
+                Some(Doubt::UnusableText)
+            } else if any_unverified {
+                Some(Doubt::QuoteNotFound)
+            } else if positive_without_proof {
+                Some(Doubt::NoVerifiedQuote)
+            } else {
+                None
+            };
             CriterionScore {
                 id: c.id.clone(),
                 section: section.id.clone(),
@@ -237,7 +285,9 @@ fn build_card(
                 level,
                 rationale: a.rationale,
                 evidence,
-                low_confidence: any_unverified || positive_without_proof,
+                low_confidence: doubt.is_some(),
+                low_confidence_reason: doubt,
+                dropped: a.dropped,
                 qa: None,
                 qa_history: Vec::new(),
                 final_level: level,

@@ -2,13 +2,15 @@
 //!
 //! [`job`] runs the `score` stage: fit the transcript into the model's context ([`prompt`]),
 //! ask for a JSON answer in the strongest structured form the server supports
-//! ([`crate::llm`]), validate it ([`answer`]) with one repair request, check every quote
+//! ([`crate::llm`]), validate it ([`answer`]), dropping text that is not an answer ([`degenerate`]), with one
+//! repair request, check every quote
 //! against the transcript ([`evidence`]) and store the [`card::ScoreCard`]. QA corrections
 //! and calibration against them live in [`calibration`].
 
 pub mod answer;
 pub mod calibration;
 pub mod card;
+pub mod degenerate;
 pub mod evidence;
 pub mod job;
 pub mod prompt;

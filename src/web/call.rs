@@ -21,7 +21,7 @@ use crate::domain::{to_datetime, CallStatus, Role, Speaker};
 use crate::http::{ApiError, AppState, Auth};
 use crate::playback::PlaybackError;
 use crate::rubric::Level;
-use crate::scoring::card::{CriterionScore, Evidence, ScoreCard};
+use crate::scoring::card::{CriterionScore, Doubt, Evidence, ScoreCard};
 use crate::store::CallRecord;
 
 /// The call page's routes.
@@ -178,6 +178,10 @@ struct CriterionView {
     scale_max: u8,
     rationale: String,
     low_confidence: bool,
+    /// The reason in the page's language.
+    low_confidence_text: &'static str,
+    /// Whether the model's text was dropped as not an answer.
+    dropped: bool,
     evidence: Vec<QuoteView>,
     corrected: Option<CorrectionView>,
     history: Vec<CorrectionView>,
@@ -238,6 +242,13 @@ fn criterion_view(lang: Lang, c: &CriterionScore) -> CriterionView {
         scale_max: c.scale_max,
         rationale: c.rationale.clone(),
         low_confidence: c.low_confidence,
+        low_confidence_text: lang.t(match c.low_confidence_reason {
+            Some(Doubt::UnusableText) => "call_low_confidence_unusable",
+            Some(Doubt::NoVerifiedQuote) => "call_low_confidence_no_quote",
+            // Scores made before reasons were kept: a missing quote was the usual cause.
+            Some(Doubt::QuoteNotFound) | None => "call_low_confidence",
+        }),
+        dropped: !c.dropped.is_empty(),
         evidence: c.evidence.iter().map(|e| quote_view(lang, e)).collect(),
         corrected: c.qa.as_ref().map(|q| correction_view(lang, q)),
         history: c

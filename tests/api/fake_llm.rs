@@ -21,6 +21,9 @@ pub enum Reply {
     Valid { answer: u8 },
     /// A valid answer whose quotes were never said.
     InventedQuotes,
+    /// A valid answer in shape whose texts are loops a small model writes: every text when
+    /// `all`, else the first criterion's rationale, one improvement and the next step.
+    Degenerate { all: bool },
     /// This text as the assistant's content (finish_reason `stop`).
     Content(String),
     /// This text, cut off (finish_reason `length`).
@@ -122,6 +125,7 @@ fn respond(reply: Reply, request: &Value) -> futures::future::BoxFuture<'static,
         match reply {
             Reply::Valid { answer } => completion(&valid_answer(&request, answer, false), "stop"),
             Reply::InventedQuotes => completion(&valid_answer(&request, 2, true), "stop"),
+            Reply::Degenerate { all } => completion(&degenerate_answer(&request, all), "stop"),
             Reply::Content(text) => completion(&text, "stop"),
             Reply::Cut(text) => completion(&text, "length"),
             Reply::Status(status, retry_after, body) => {
@@ -251,4 +255,33 @@ fn valid_answer(request: &Value, answer: u8, invent: bool) -> String {
         "next_steps": [{"action": "Send the proposal", "owner": "manager", "due_in_days": 2}],
     })
     .to_string()
+}
+
+fn degenerate_answer(request: &Value, all: bool) -> String {
+    let mut v: Value = serde_json::from_str(&valid_answer(request, 2, false)).unwrap();
+    let loops = [
+        "1.1.1.1.1.1.1.1.1.1.1.1",
+        "the the the the the the",
+        "rationale",
+    ];
+    let criteria = v["criteria"].as_object_mut().unwrap();
+    for (i, (_, c)) in criteria.iter_mut().enumerate() {
+        if all || i == 0 {
+            c["rationale"] = json!(loops[i % loops.len()]);
+        }
+        if all {
+            c["quotes"] = json!(["2.2.2.2.2.2.2.2"]);
+        }
+    }
+    v["improvements"] = json!([
+        {"text": "ok ok ok ok ok ok", "quote": "1.1.1.1.1.1", "better_phrasing": "better_phrasing"},
+        {"text": "Ask about the budget earlier", "better_phrasing": "What budget have you set aside?"},
+    ]);
+    v["next_steps"] = json!([{"action": "action", "owner": "manager", "due_in_days": 2}]);
+    if all {
+        v["strengths"] = json!([{"text": "...", "quote": "..."}]);
+        v["improvements"] =
+            json!([{"text": "хорошо хорошо хорошо хорошо", "better_phrasing": "string"}]);
+    }
+    v.to_string()
 }

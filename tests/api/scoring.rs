@@ -250,6 +250,101 @@ async fn missing_criteria_twice_fail_and_store_nothing(backend: Backend) {
     app.stop().await;
 }
 
+async fn degenerate_text_is_dropped_after_one_repair(backend: Backend) {
+    let llm = FakeLlm::start(vec![
+        Reply::Degenerate { all: false },
+        Reply::Degenerate { all: false },
+    ])
+    .await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub06_en")).await;
+    app.wait_for_status(id, "done", WAIT).await;
+    let s = score_of(&app, id).await;
+
+    assert_eq!(llm.requests().len(), 2, "one repair, no more");
+    assert_eq!(s["provenance"]["repairs"], 1);
+    let repair = fake_llm::user_prompt(&llm.requests()[1]);
+    assert!(
+        repair.contains("criterion greeting: rationale has no letters"),
+        "the repair names what was not an answer: {repair}"
+    );
+    let greeting = &s["criteria"][0];
+    assert_eq!(greeting["id"], "greeting");
+    assert_eq!(greeting["rationale"], "", "the loop is not kept");
+    assert_eq!(greeting["low_confidence"], true);
+    assert_eq!(greeting["low_confidence_reason"], "unusable_text");
+    assert_eq!(
+        greeting["dropped"],
+        json!(["criterion greeting: rationale has no letters"])
+    );
+    assert_eq!(
+        greeting["level"], "strong",
+        "the level itself stands, in doubt"
+    );
+    assert_eq!(s["criteria"][1]["low_confidence"], false);
+    // Nothing degenerate anywhere in the stored document.
+    let stored = s.to_string();
+    for text in [
+        "1.1.1.1",
+        "ok ok ok",
+        "\"better_phrasing\":\"better_phrasing\"",
+        "\"action\":\"action\"",
+    ] {
+        assert!(!stored.contains(text), "{text} was stored: {stored}");
+    }
+    let improvements = s["coaching"]["improvements"].as_array().unwrap();
+    assert_eq!(improvements.len(), 1, "the looping point is dropped whole");
+    assert_eq!(improvements[0]["text"], "Ask about the budget earlier");
+    assert_eq!(s["next_steps"], json!([]));
+    // The call page says what happened, in the reviewer's language.
+    crate::web::create_user(&app, "qa", Role::Qa, None).await;
+    let cookie = crate::web::sign_in(&app, "qa").await;
+    let page = crate::web::get(
+        &app,
+        &format!("/calls/{id}"),
+        &format!("{cookie}; callgrade_lang=ru"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("модель написала не ответ"), "{page}");
+    assert!(
+        page.contains("Текст модели по этому критерию отброшен"),
+        "{page}"
+    );
+    app.stop().await;
+}
+
+async fn a_repair_with_real_text_replaces_the_loops(backend: Backend) {
+    let llm = FakeLlm::start(vec![Reply::Degenerate { all: false }]).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub05_en")).await;
+    app.wait_for_status(id, "done", WAIT).await;
+    let s = score_of(&app, id).await;
+    assert_eq!(s["provenance"]["repairs"], 1);
+    for c in s["criteria"].as_array().unwrap() {
+        assert_eq!(c["low_confidence"], false, "{c}");
+        assert!(c.get("dropped").is_none(), "{c}");
+    }
+    assert_eq!(s["next_steps"][0]["action"], "Send the proposal");
+    app.stop().await;
+}
+
+async fn nothing_but_loops_fails_the_call_and_names_the_model(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    llm.always(Reply::Degenerate { all: true });
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub06_en")).await;
+    let reason = failure_of(&app, id).await;
+    assert!(
+        reason.contains("the model produced no usable text (model fake-model)"),
+        "{reason}"
+    );
+    assert_eq!(llm.requests().len(), 2, "one repair, no more");
+    app.stop().await;
+}
+
 async fn cut_off_answer_is_asked_again_shorter(backend: Backend) {
     let llm = FakeLlm::start(vec![Reply::Cut(
         "{\"criteria\": {\"greeting\": {\"answer\": 2, \"rationale\": \"The manager".into(),
@@ -816,6 +911,9 @@ on_both_backends!(
     invented_quotes,
     malformed_json_is_repaired_once,
     missing_criteria_twice_fail_and_store_nothing,
+    degenerate_text_is_dropped_after_one_repair,
+    a_repair_with_real_text_replaces_the_loops,
+    nothing_but_loops_fails_the_call_and_names_the_model,
     cut_off_answer_is_asked_again_shorter,
     rate_limit_waits_for_retry_after,
     server_errors_retry_then_fail_with_the_reason,

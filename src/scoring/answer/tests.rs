@@ -61,12 +61,59 @@ fn missing_criteria_out_of_range_answers_and_bad_na_are_refused() {
     assert!(err.contains("presentation: answer null"), "{err}");
 }
 
+/// Text that reads like language: words of pseudo-random letters (no loop for the degenerate
+/// checks to find).
+fn prose(chars: usize) -> String {
+    let mut x = 7u64;
+    let mut out = String::new();
+    while out.chars().count() < chars {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = 2 + (x >> 60) as usize % 8;
+        for i in 0..len {
+            out.push(char::from(b'a' + ((x >> (i * 5 + 3)) % 26) as u8));
+        }
+        out.push(' ');
+    }
+    out
+}
+
 #[test]
 fn long_texts_are_capped_not_refused() {
     let mut v = good();
-    v["criteria"]["greeting"]["rationale"] = json!("x".repeat(5000));
+    v["criteria"]["greeting"]["rationale"] = json!(prose(5000));
     let a = parse(&v, &rubric()).expect("valid");
     assert_eq!(a.criteria[0].rationale.chars().count(), MAX_TEXT);
+    assert!(a.dropped.is_empty(), "{:?}", a.dropped);
+}
+
+#[test]
+fn degenerate_texts_are_dropped_with_where_and_why_and_real_ones_kept() {
+    let mut v = good();
+    v["criteria"]["greeting"]["rationale"] = json!("x".repeat(5000));
+    v["criteria"]["closing"]["quotes"] = json!(["1.1.1.1.1.1", "hello there friend"]);
+    v["strengths"] = json!([{"text": "text", "quote": "hello there friend"},
+                            {"text": "Warm opening", "quote": "ok ok ok ok ok"}]);
+    v["next_steps"] = json!([{"action": "action action action", "owner": "manager"},
+                             {"action": "Send the proposal", "owner": "manager"}]);
+    let a = parse(&v, &rubric()).expect("parsed, with drops");
+    assert_eq!(a.criteria[0].rationale, "");
+    assert_eq!(
+        a.criteria[0].dropped,
+        ["criterion greeting: rationale repeats one fragment over and over"]
+    );
+    assert_eq!(a.criteria[4].quotes, ["hello there friend"]);
+    assert_eq!(
+        a.strengths.len(),
+        1,
+        "the point whose text is a field name goes whole"
+    );
+    assert_eq!(a.strengths[0].text, "Warm opening");
+    assert_eq!(a.strengths[0].quote, None, "its looping quote goes");
+    assert_eq!(a.next_steps.len(), 1);
+    assert_eq!(a.dropped.len(), 5, "{:?}", a.dropped);
+    assert!(a.usable());
 }
 
 #[test]
