@@ -230,6 +230,9 @@ pub struct EvidenceCall {
     pub overall: f64,
     /// Its URL.
     pub url: String,
+    /// Where to start listening, seconds from the start: the first point to improve that the
+    /// model tied to a quote, else the first verified quote of a weak or absent criterion.
+    pub at_s: Option<f64>,
 }
 
 /// A manager who may need support, with the figures behind it.
@@ -412,10 +415,11 @@ pub async fn attention(
                 .lowest_scored_calls(m, period.from, period.to, EVIDENCE_CALLS)
                 .await?
                 .into_iter()
-                .map(|(id, overall)| EvidenceCall {
-                    url: format!("/api/v1/calls/{id}"),
-                    call_id: id,
-                    overall,
+                .map(|c| EvidenceCall {
+                    url: format!("/api/v1/calls/{}", c.call_id),
+                    call_id: c.call_id,
+                    overall: c.overall,
+                    at_s: c.at_s,
                 })
                 .collect();
             let training_focus = mq.weakest_criteria.clone();

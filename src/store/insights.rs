@@ -7,6 +7,8 @@ use super::kpis::KpiScope;
 use super::{Store, StoreError};
 use crate::analytics::entity::DealStatus;
 use crate::domain::CallId;
+use crate::rubric::Level;
+use crate::scoring::card::ScoreCard;
 
 /// A closed deal with scored calls.
 #[derive(Debug, Clone, PartialEq, FromRow)]
@@ -68,6 +70,31 @@ pub struct WeakCall {
     pub quote: Option<String>,
     /// Where that quote starts (ms from the call's start).
     pub at_ms: Option<i64>,
+}
+
+/// A low-scored call and where to start listening.
+#[derive(Debug, Clone)]
+pub struct LowCall {
+    /// The call.
+    pub call_id: CallId,
+    /// Its overall score.
+    pub overall: f64,
+    /// Seconds from the start: the first thing the model said to improve, where it quoted the
+    /// call, else the first verified quote of a criterion that came out weak or absent.
+    pub at_s: Option<f64>,
+}
+
+/// Where `card` shows what went wrong (see [`LowCall::at_s`]).
+fn weakest_moment(card: &ScoreCard) -> Option<f64> {
+    let improvement = card.coaching.improvements.iter().find_map(|p| p.at_s);
+    improvement.or_else(|| {
+        card.criteria
+            .iter()
+            .filter(|c| matches!(c.final_level, Level::Weak | Level::Absent))
+            .flat_map(|c| &c.evidence)
+            .find(|e| e.verified)
+            .and_then(|e| e.start_s)
+    })
 }
 
 impl Store {
@@ -161,22 +188,89 @@ impl Store {
             .collect())
     }
 
-    /// A manager's lowest-scored calls in `[from, to)` (the evidence behind a quality flag).
+    /// A manager's lowest-scored calls in `[from, to)` (the evidence behind a quality flag),
+    /// each with the moment that shows it (see [`LowCall::at_s`]).
     pub async fn lowest_scored_calls(
         &self,
         manager: &str,
         from: i64,
         to: i64,
         limit: i64,
-    ) -> Result<Vec<(CallId, f64)>, StoreError> {
+    ) -> Result<Vec<LowCall>, StoreError> {
         let scope = KpiScope::Manager(manager.to_string());
         let sql = format!(
-            "SELECT c.id AS id, s.overall AS overall FROM scores s JOIN calls c ON c.id = s.call_id \
+            "SELECT c.id AS id, s.overall AS overall, s.document AS document \
+             FROM scores s JOIN calls c ON c.id = s.call_id \
              WHERE s.status = 'scored' AND s.overall IS NOT NULL{} \
                AND COALESCE(c.started_at, c.created_at) >= $1 AND COALESCE(c.started_at, c.created_at) < $2 \
              ORDER BY s.overall, c.id LIMIT {limit}",
             scope.filter("c.manager_id")
         );
-        scope.fetch_all(&self.pool, &sql, from, to).await
+        let rows: Vec<(CallId, f64, String)> = scope.fetch_all(&self.pool, &sql, from, to).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(call_id, overall, document)| LowCall {
+                call_id,
+                overall,
+                at_s: serde_json::from_str::<ScoreCard>(&document)
+                    .ok()
+                    .and_then(|card| weakest_moment(&card)),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn card(improvements: serde_json::Value, criteria: serde_json::Value) -> ScoreCard {
+        serde_json::from_value(json!({
+            "call_id": "01900000-0000-7000-8000-000000000001",
+            "status": "scored",
+            "rubric": {"id": "sales-standard", "language": "en", "version": 1},
+            "language": "en",
+            "critical_failures": [],
+            "criteria": criteria,
+            "coaching": {"strengths": [], "improvements": improvements},
+            "next_steps": [],
+            "scored_at": 0,
+        }))
+        .expect("a scorecard")
+    }
+
+    fn criterion(level: &str, verified: bool, start_s: f64) -> serde_json::Value {
+        json!({
+            "id": format!("c-{level}-{start_s}"), "section": "main", "title": "t", "weight": 1.0,
+            "critical": false, "scale_max": 2, "answer": 0, "level": level, "rationale": "r",
+            "evidence": [{"quote": "q", "verified": verified, "speaker": "manager",
+                          "start_s": start_s, "similarity": 1.0}],
+            "low_confidence": false, "final_level": level, "final_value": 0.0,
+        })
+    }
+
+    #[test]
+    fn the_moment_is_the_first_improvement_quoted_else_a_weak_criterion_s_quote() {
+        let quoted = card(
+            json!([{"text": "no quote"}, {"text": "ask about the budget", "at_s": 42.5}]),
+            json!([criterion("weak", true, 12.0)]),
+        );
+        assert_eq!(weakest_moment(&quoted), Some(42.5));
+        let criteria_only = card(
+            json!([{"text": "no quote"}]),
+            json!([
+                criterion("strong", true, 3.0),
+                criterion("absent", false, 7.0),
+                criterion("weak", true, 12.0),
+            ]),
+        );
+        assert_eq!(
+            weakest_moment(&criteria_only),
+            Some(12.0),
+            "not a strong criterion's, not an unverified quote's"
+        );
+        assert_eq!(weakest_moment(&card(json!([]), json!([]))), None);
     }
 }

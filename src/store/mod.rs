@@ -63,7 +63,7 @@ pub use bulk::{insert_batch, json_rows, select_json_rows, sql_types};
 pub use calls::{CallFilter, CallRecord, CallRow, InsertCall, NewCall, RowFilter};
 pub use crm::{CrmImport, ImportLogRow};
 pub use deals::{DealFeatures, DealSet, DealStamp, LastCall};
-pub use insights::{DealCriterion, ScoredDeal, WeakCall};
+pub use insights::{DealCriterion, LowCall, ScoredDeal, WeakCall};
 pub use jobs::{ClaimedJob, Fence, JobCounts, JobFailure, JobRecord, NewJob};
 pub use kpis::{ActivityCount, CrmManager, KpiKey, KpiScope, LeadTimes, PlanRow, WonDeal};
 pub use reports::RecentScore;

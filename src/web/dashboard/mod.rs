@@ -427,7 +427,17 @@ fn attention_items(
             let calls: Vec<Value> = m
                 .evidence_calls
                 .iter()
-                .map(|c| context! { href => format!("/calls/{}", c.call_id), score => lang.number(c.overall, 0) })
+                .map(|c| {
+                    let href = match c.at_s {
+                        Some(at) => format!("/calls/{}?t={at}", c.call_id),
+                        None => format!("/calls/{}", c.call_id),
+                    };
+                    context! {
+                        href => href,
+                        score => lang.number(c.overall, 0),
+                        at => c.at_s.map(|s| crate::web::i18n::duration((s * 1000.0) as i64)),
+                    }
+                })
                 .collect();
             context! {
                 manager_id => m.manager_id.clone(),
