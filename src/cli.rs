@@ -1,4 +1,5 @@
-//! The command line: `serve`, `worker`, `migrate`, `token`, `user`, `upload`, `import`, `bench`.
+//! The command line: `serve`, `worker`, `migrate`, `token`, `user`, `upload`, `import`, `bench`,
+//! `eval`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Measure accuracy against labelled calls (scoring, transcription).
+    #[command(subcommand)]
+    Eval(crate::eval::EvalCommand),
     /// Import CRM data (a CSV file or a folder of them) straight into the database.
     Import(crate::analytics::cli::ImportArgs),
 }
@@ -329,6 +333,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .context("the models command crashed")??,
         Command::Import(args) => return crate::analytics::cli::import(&config, args).await,
+        Command::Eval(cmd) => crate::eval::run(cmd, &config).await?,
         Command::Bench(BenchCommand::Queue(args)) => crate::bench::queue::run(args).await?,
         Command::Bench(BenchCommand::Reports(args)) => crate::bench::reports::run(args).await?,
         Command::Bench(BenchCommand::Upload(args)) => crate::bench::upload::run(args).await?,

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod eval;
 pub mod http;
 pub mod jobs;
 pub mod llm;

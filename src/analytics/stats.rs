@@ -44,6 +44,26 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64))
 }
 
+/// Pearson's correlation of paired values; `None` with fewer than three pairs or when either
+/// side does not vary.
+pub fn pearson(pairs: &[(f64, f64)]) -> Option<f64> {
+    if pairs.len() < 3 {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let (mx, my) = (
+        pairs.iter().map(|p| p.0).sum::<f64>() / n,
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for &(x, y) in pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
 /// The median (the 50th percentile).
 pub fn median(values: &[f64]) -> Option<f64> {
     percentile(values, 0.5)
@@ -52,6 +72,16 @@ pub fn median(values: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pearson_is_one_for_a_line_and_undefined_without_spread() {
+        let line = [(1.0, 3.0), (2.0, 5.0), (3.0, 7.0)];
+        assert!((pearson(&line).unwrap() - 1.0).abs() < 1e-12);
+        let opposite = [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)];
+        assert!((pearson(&opposite).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(pearson(&[(1.0, 2.0), (2.0, 2.0), (3.0, 2.0)]), None);
+        assert_eq!(pearson(&[(1.0, 2.0), (2.0, 3.0)]), None);
+    }
 
     #[test]
     fn percentiles_interpolate_linearly() {

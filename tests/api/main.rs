@@ -11,6 +11,7 @@ mod browser;
 mod busy;
 mod cli;
 mod dashboards;
+mod eval;
 mod fake_llm;
 mod helpers;
 mod llm_e2e;

@@ -124,37 +124,8 @@ pub async fn transcript(app: &TestApp, id: CallId) -> Transcript {
     serde_json::from_value(body).expect("transcript JSON")
 }
 
-/// Word error rate of `hyp` against `reference`, after lower-casing, dropping punctuation and
-/// folding ё into е.
-pub fn wer(reference: &str, hyp: &str) -> f64 {
-    let norm = |s: &str| -> Vec<String> {
-        s.to_lowercase()
-            .replace('ё', "е")
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c.is_whitespace() {
-                    c
-                } else {
-                    ' '
-                }
-            })
-            .collect::<String>()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    };
-    let (r, h) = (norm(reference), norm(hyp));
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for i in 1..=r.len() {
-        let mut cur = vec![i; h.len() + 1];
-        for j in 1..=h.len() {
-            let sub = prev[j - 1] + usize::from(r[i - 1] != h[j - 1]);
-            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
-}
+/// Word error rate, as `callgrade eval transcription` counts it.
+pub use callgrade::eval::text::wer;
 
 const JFK: &str = "And so my fellow Americans, ask not what your country can do for you, \
                    ask what you can do for your country.";

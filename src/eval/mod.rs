@@ -1,0 +1,146 @@
+//! `callgrade eval`: how far the pipeline agrees with calls someone has labelled.
+//!
+//! A labelled folder holds recordings and, beside each, a JSON file in the format of
+//! `samples/calls/` (see [`labelled`]): the true turns with their speakers and times, the
+//! expected level of each criterion and the expected outcome. [`scoring`] runs the real
+//! pipeline (decode, whisper, the configured LLM) and compares levels, overall scores and
+//! outcomes; [`transcription`] compares the words, who said them and when turns begin. Both
+//! print a table and can write the same figures as JSON, and the scoring figures have the
+//! shape of the calibration against QA corrections (`GET /api/v1/calibration`), so "the model
+//! against our labels" and "the model against our QA" read alike.
+
+pub mod labelled;
+pub mod scoring;
+pub mod text;
+pub mod transcription;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use tokio_util::sync::CancellationToken;
+
+use crate::audio::DecoderProgram;
+use crate::config::Config;
+use crate::domain::{CallId, ManagerId};
+use crate::jobs::{JobContext, JobHandler};
+use crate::recordings::Recordings;
+use crate::store::{ClaimedJob, InsertCall, NewCall, NewJob, Store};
+use crate::transcribe::job::{TranscribeJob, TranscribeSettings};
+use crate::transcript::Transcript;
+
+/// `callgrade eval ...`
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Scoring against labelled calls: agreement per criterion (exact, within one level,
+    /// weighted kappa, confusion matrix), overall score correlation, outcome agreement, cost.
+    Scoring(scoring::EvalScoringArgs),
+    /// Transcription against labelled turns: word error rate per speaker, speaker attribution,
+    /// turn-onset error.
+    Transcription(transcription::EvalTranscriptionArgs),
+}
+
+/// Runs an `eval` command.
+pub async fn run(command: EvalCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        EvalCommand::Scoring(args) => scoring::run(args, config).await,
+        EvalCommand::Transcription(args) => transcription::run(args, config).await,
+    }
+}
+
+/// The transcription stage as the server runs it (isolated decode, VAD, whisper per channel,
+/// merge, metrics), on a scratch database that is thrown away.
+pub struct Transcriber {
+    _scratch: tempfile::TempDir,
+    store: Store,
+    recordings: Recordings,
+    handler: Arc<TranscribeJob>,
+}
+
+impl Transcriber {
+    /// A transcriber with `config`'s transcription settings.
+    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+        let scratch = tempfile::tempdir()?;
+        let recordings = Recordings::new(scratch.path().join("recordings"));
+        let store = Store::open(&format!("sqlite://{}/eval.db", scratch.path().display())).await?;
+        let settings = TranscribeSettings::from_config(
+            &config.transcribe,
+            &Default::default(),
+            recordings.clone(),
+            DecoderProgram::current_exe([crate::app::AUDIO_DECODE_CHILD])?,
+        )?;
+        Ok(Self {
+            _scratch: scratch,
+            store,
+            recordings,
+            handler: Arc::new(TranscribeJob::new(settings)),
+        })
+    }
+
+    /// The transcript of `call`'s recording, as the server would store it.
+    pub async fn transcribe(&self, call: &labelled::LabelledCall) -> anyhow::Result<Transcript> {
+        let id = CallId::new();
+        let key = format!("eval/{id}.audio");
+        let path = self.recordings.path(&key).context("storage key")?;
+        std::fs::create_dir_all(path.parent().context("parent")?)?;
+        std::fs::copy(&call.recording, &path)
+            .with_context(|| format!("cannot read {}", call.recording.display()))?;
+        let new = NewCall {
+            id,
+            manager_id: ManagerId::parse("eval").map_err(|e| anyhow::anyhow!("{e}"))?,
+            deal_id: None,
+            customer_id: None,
+            direction: None,
+            started_at: None,
+            language: call.language(),
+            channels: call.channels()?,
+            original_filename: None,
+            content_type: None,
+            size_bytes: 0,
+            sha256: id.to_string(),
+            storage_key: key,
+        };
+        if let InsertCall::Duplicate(_) = self
+            .store
+            .insert_call(&new, &NewJob::for_call("eval", id, 1))
+            .await?
+        {
+            anyhow::bail!("duplicate call");
+        }
+        let ctx = JobContext {
+            job: ClaimedJob {
+                id: crate::domain::JobId::new(),
+                kind: crate::pipeline::Stage::Transcribe.kind().into(),
+                call_id: Some(id),
+                payload: serde_json::json!({}),
+                attempt: 1,
+                max_attempts: 1,
+            },
+            fence: None,
+            store: self.store.clone(),
+            cancel: CancellationToken::new(),
+        };
+        self.handler
+            .run(&ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", call.name))?;
+        self.store
+            .get_transcript(id)
+            .await?
+            .with_context(|| format!("{}: no transcript stored", call.name))
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` (`-` = standard output).
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    if path == Path::new("-") {
+        println!("{text}");
+    } else {
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("figures written to {}", path.display());
+    }
+    Ok(())
+}
