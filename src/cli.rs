@@ -83,6 +83,10 @@ pub enum ModelsCommand {
         /// Install again even if it is there.
         #[arg(long)]
         force: bool,
+        /// Also write a quantised copy, installed as NAME-q8_0 (about half the size; faster
+        /// on CPUs; see docs/PERFORMANCE.md for its word error rate).
+        #[arg(long, value_enum)]
+        quantize: Option<Quantize>,
     },
     /// Convert a CTranslate2 (faster-whisper) model folder into a whisper.cpp ggml file.
     Convert {
@@ -91,6 +95,14 @@ pub enum ModelsCommand {
         /// Output file.
         out: PathBuf,
     },
+}
+
+/// Quantisations `callgrade models install --quantize` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quantize {
+    /// ggml's Q8_0: 8-bit weights in blocks of 32 with an f16 scale.
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 /// `callgrade transcribe ...`
@@ -453,7 +465,11 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
                 m.sha256
             );
         }
-        ModelsCommand::Install { name, force } => {
+        ModelsCommand::Install {
+            name,
+            force,
+            quantize,
+        } => {
             let m = install::install(&dir, &name, force, &progress)?;
             println!(
                 "{} is ready at {} (sha256:{})",
@@ -461,6 +477,17 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
                 m.path.display(),
                 m.sha256
             );
+            if let Some(Quantize::Q8_0) = quantize {
+                let q = dir.quantize_q8_0(&m.name)?;
+                println!(
+                    "{} is ready at {} ({:.1} MiB, sha256:{}); use it with transcribe.model = {:?}",
+                    q.name,
+                    q.path.display(),
+                    q.bytes as f64 / (1024.0 * 1024.0),
+                    q.sha256,
+                    q.name
+                );
+            }
         }
         ModelsCommand::Convert { ct2_dir, out } => {
             let c = convert::convert_dir(&ct2_dir, &out)?;

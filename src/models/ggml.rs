@@ -33,7 +33,8 @@ pub struct HParams {
     pub n_text_layer: i32,
     /// Mel bands (80, or 128 for large-v3).
     pub n_mels: i32,
-    /// 0 = f32, 1 = f16 weights.
+    /// 0 = f32, 1 = f16 weights, 7 = Q8_0 (quantised files add 1000 x ggml's quantisation
+    /// version, 2: 2007).
     pub ftype: i32,
 }
 
@@ -80,13 +81,30 @@ pub enum TensorType {
     F32,
     /// f16 (matrices, conv kernels).
     F16,
+    /// ggml's Q8_0: blocks of 32 values along a row, each an f16 scale and 32 signed bytes.
+    Q8_0,
 }
+
+/// Values per Q8_0 block.
+pub const Q8_0_BLOCK: usize = 32;
+/// Bytes per Q8_0 block: the f16 scale and 32 bytes.
+const Q8_0_BYTES: usize = 2 + Q8_0_BLOCK;
 
 impl TensorType {
     fn code(self) -> i32 {
         match self {
             TensorType::F32 => 0,
             TensorType::F16 => 1,
+            TensorType::Q8_0 => 8,
+        }
+    }
+
+    /// Bytes `n` elements take.
+    fn bytes_for(self, n: usize) -> usize {
+        match self {
+            TensorType::F32 => n * 4,
+            TensorType::F16 => n * 2,
+            TensorType::Q8_0 => n / Q8_0_BLOCK * Q8_0_BYTES,
         }
     }
 }
@@ -118,6 +136,7 @@ impl Tensor {
                 .iter()
                 .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
                 .collect(),
+            TensorType::Q8_0 => values.chunks(Q8_0_BLOCK).flat_map(q8_0_block).collect(),
         };
         Self {
             name: name.into(),
@@ -140,8 +159,49 @@ impl Tensor {
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
+            TensorType::Q8_0 => self
+                .data
+                .chunks_exact(Q8_0_BYTES)
+                .flat_map(|b| {
+                    let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                    b[2..].iter().map(move |&q| f32::from(q as i8) * d)
+                })
+                .collect(),
         }
     }
+
+    /// Whether whisper.cpp keeps this tensor in the weight type of a quantised model: every
+    /// matrix (two dimensions) it stores as f16; vectors, positional embeddings (f32) and
+    /// conv kernels (three dimensions, always f16) stay as they are.
+    pub fn is_weight_matrix(&self) -> bool {
+        self.ttype == TensorType::F16 && self.dims.len() == 2
+    }
+
+    /// This tensor as Q8_0 (its rows must be whole blocks).
+    pub fn to_q8_0(&self) -> Option<Tensor> {
+        let row = *self.dims.last()?;
+        if row % Q8_0_BLOCK != 0 {
+            return None;
+        }
+        Some(Tensor::new(
+            self.name.clone(),
+            self.dims.clone(),
+            TensorType::Q8_0,
+            &self.to_f32(),
+        ))
+    }
+}
+
+/// One Q8_0 block as ggml's reference quantiser writes it: scale = max |x| / 127, each value
+/// rounded to the nearest multiple of it.
+fn q8_0_block(values: &[f32]) -> Vec<u8> {
+    let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut out = Vec::with_capacity(Q8_0_BYTES);
+    out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+    out.extend(values.iter().map(|v| ((v * id).round() as i8) as u8));
+    out
 }
 
 /// Writes the file header: magic, hyper-parameters, filterbank and vocabulary.
@@ -253,7 +313,8 @@ pub fn read(input: &mut impl Read, tensors: bool) -> Result<GgmlModel, ModelErro
         let ttype = match r.i32().map_err(|_| bad("truncated tensor"))? {
             0 => TensorType::F32,
             1 => TensorType::F16,
-            other => return Err(bad(&format!("tensor type {other} is not f32 or f16"))),
+            8 => TensorType::Q8_0,
+            other => return Err(bad(&format!("tensor type {other} is not f32, f16 or q8_0"))),
         };
         let mut dims = Vec::with_capacity(n_dims);
         for _ in 0..n_dims {
@@ -262,13 +323,9 @@ pub fn read(input: &mut impl Read, tensors: bool) -> Result<GgmlModel, ModelErro
         dims.reverse();
         let name = String::from_utf8(r.bytes(name_len).map_err(|_| bad("truncated name"))?)
             .map_err(|_| bad("tensor name is not UTF-8"))?;
-        let size = match ttype {
-            TensorType::F32 => 4,
-            TensorType::F16 => 2,
-        };
         let n: usize = dims.iter().product();
         let data = r
-            .bytes(n * size)
+            .bytes(ttype.bytes_for(n))
             .map_err(|_| bad(&format!("tensor {name} is truncated")))?;
         out.tensors.push(Tensor {
             name,
@@ -311,5 +368,83 @@ impl<R: Read> CountingReader<'_, R> {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated"));
         }
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> HParams {
+        HParams {
+            n_vocab: 4,
+            n_audio_ctx: 1,
+            n_audio_state: 64,
+            n_audio_head: 1,
+            n_audio_layer: 1,
+            n_text_ctx: 1,
+            n_text_state: 64,
+            n_text_head: 1,
+            n_text_layer: 1,
+            n_mels: 1,
+            ftype: 2007,
+        }
+    }
+
+    #[test]
+    fn q8_0_blocks_keep_each_value_within_half_a_step() {
+        let values: Vec<f32> = (0..128)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let t = Tensor::new("m", vec![2, 64], TensorType::F16, &values);
+        let q = t.to_q8_0().expect("rows of 64 are whole blocks");
+        assert_eq!(q.data.len(), 4 * 34, "four blocks of scale + 32 bytes");
+        for (block, (a, b)) in t.to_f32().chunks(32).zip(q.to_f32().chunks(32)).enumerate() {
+            let step = a.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= step * 0.51 + 1e-6,
+                    "block {block}: {x} -> {y}"
+                );
+            }
+        }
+        let zeros = Tensor::new("z", vec![1, 32], TensorType::F16, &[0.0; 32]);
+        assert_eq!(zeros.to_q8_0().unwrap().to_f32(), vec![0.0; 32]);
+        let ragged = Tensor::new("r", vec![1, 48], TensorType::F16, &[1.0; 48]);
+        assert!(ragged.to_q8_0().is_none(), "48 is not whole blocks");
+    }
+
+    #[test]
+    fn only_f16_matrices_are_weights_to_quantise() {
+        let m = Tensor::new("w", vec![2, 32], TensorType::F16, &[0.5; 64]);
+        let pos = Tensor::new(
+            "decoder.positional_embedding",
+            vec![2, 32],
+            TensorType::F32,
+            &[0.5; 64],
+        );
+        let conv = Tensor::new(
+            "encoder.conv1.weight",
+            vec![2, 1, 32],
+            TensorType::F16,
+            &[0.5; 64],
+        );
+        let bias = Tensor::new("b", vec![32], TensorType::F32, &[0.5; 32]);
+        assert!(m.is_weight_matrix());
+        assert!(!pos.is_weight_matrix() && !conv.is_weight_matrix() && !bias.is_weight_matrix());
+    }
+
+    #[test]
+    fn a_q8_0_file_reads_back_tensor_for_tensor() {
+        let mut file = vec![];
+        write_header(&mut file, &header(), (1, 2, &[0.25, 0.5]), &[b"a".to_vec()]).unwrap();
+        let values: Vec<f32> = (0..64).map(|i| i as f32 / 10.0).collect();
+        let q = Tensor::new("w", vec![2, 32], TensorType::Q8_0, &values);
+        let v = Tensor::new("b", vec![32], TensorType::F32, &values[..32]);
+        write_tensor(&mut file, &q).unwrap();
+        write_tensor(&mut file, &v).unwrap();
+        let back = read(&mut file.as_slice(), true).expect("reads");
+        assert_eq!(back.hparams.ftype, 2007);
+        assert_eq!(back.tensors, vec![q, v]);
     }
 }

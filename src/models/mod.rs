@@ -15,7 +15,7 @@ pub mod mel;
 pub mod vocab;
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -184,6 +184,53 @@ impl ModelDir {
             Ok(())
         })?;
         InstalledModel::describe(name, path, &header.hparams)
+    }
+
+    /// Writes the installed model `name` again with its weight matrices in ggml's Q8_0 (about
+    /// half the size of f16; whisper.cpp runs it faster on CPUs) as `name-q8_0`, the way
+    /// whisper.cpp's own `quantize` tool does: every matrix it keeps in the weight type, and
+    /// nothing else, with the file's `ftype` saying Q8_0.
+    pub fn quantize_q8_0(&self, name: &str) -> Result<InstalledModel, ModelError> {
+        let source = self.resolve(name)?;
+        let mut model = ggml::read(&mut BufReader::new(File::open(&source)?), true)?;
+        if model.hparams.ftype != 1 {
+            return Err(ModelError::Format(format!(
+                "{name} is not an f16 model (ftype {}); only f16 models are quantised",
+                model.hparams.ftype
+            )));
+        }
+        for t in &mut model.tensors {
+            if t.is_weight_matrix() {
+                *t = t.to_q8_0().ok_or_else(|| {
+                    ModelError::Format(format!(
+                        "{}: rows of {} values are not whole Q8_0 blocks",
+                        t.name,
+                        t.dims.last().copied().unwrap_or(0)
+                    ))
+                })?;
+            }
+        }
+        // GGML_FTYPE_MOSTLY_Q8_0, plus GGML_QNT_VERSION (2) x GGML_QNT_VERSION_FACTOR (1000).
+        model.hparams.ftype = 7 + 2 * 1000;
+        let quantised = format!("{name}-q8_0");
+        validate_name(&quantised)?;
+        let path = self.path_of(&quantised);
+        atomic_write(&path, |file| {
+            let mut out = std::io::BufWriter::new(file);
+            let (rows, cols, filters) = &model.mel;
+            ggml::write_header(
+                &mut out,
+                &model.hparams,
+                (*rows, *cols, filters),
+                &model.tokens,
+            )?;
+            for t in &model.tensors {
+                ggml::write_tensor(&mut out, t)?;
+            }
+            out.flush()?;
+            Ok(())
+        })?;
+        InstalledModel::describe(quantised, path, &model.hparams)
     }
 }
 

@@ -205,6 +205,45 @@ async fn jfk_wav_and_mp3_become_the_expected_sentence(backend: Backend) {
 
 on_both_backends!(jfk_wav_and_mp3_become_the_expected_sentence);
 
+/// `models install --quantize q8_0`'s file is one whisper.cpp loads and transcribes with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_q8_0_copy_of_a_model_transcribes_like_the_original() {
+    let Some(tiny) = model("tiny.en") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models = callgrade::models::ModelDir::new(dir.path());
+    models.add(&tiny, Some("tiny.en")).expect("add");
+    let q = models.quantize_q8_0("tiny.en").expect("quantise");
+    assert_eq!(q.name, "tiny.en-q8_0");
+    let original = std::fs::metadata(&tiny).unwrap().len() as f64;
+    let ratio = q.bytes as f64 / original;
+    assert!(
+        (0.5..0.65).contains(&ratio),
+        "q8_0 is about half of f16: {ratio:.2}"
+    );
+    let path = q.path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callgrade"))
+            .arg("transcribe")
+            .arg(shared("audio/jfk.wav"))
+            .arg("--model")
+            .arg(&path)
+            .args(["--language", "en", "--json"])
+            .output()
+            .expect("run callgrade transcribe")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let segments: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let text: Vec<&str> = segments.iter().filter_map(|s| s["text"].as_str()).collect();
+    let w = wer(JFK, &text.join(" "));
+    assert!(w <= 0.1, "WER {w:.3}: {text:?}");
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Truth {
     pub language: String,
