@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::stats::Ratio;
 use crate::domain::to_datetime;
-use crate::store::{Store, StoreError, Tally, DAY_MS};
+use crate::store::{KpiScope, Store, StoreError, Tally, DAY_MS};
 
 const WEEK_MS: i64 = 7 * DAY_MS;
 /// 1970-01-05, the first Monday after the epoch, as days.
@@ -72,19 +72,23 @@ pub async fn trends(
         })
         .collect();
     let in_scope = |m: &str| team.is_none() || group_of.contains_key(m);
+    // The team's managers are read by index, not filtered after reading everyone's rows.
+    let scope = match team {
+        None => KpiScope::All,
+        Some(_) => KpiScope::Managers(group_of.keys().cloned().collect()),
+    };
     let (scores, closed) = tokio::try_join!(
-        store.weekly_quality_rows(start / DAY_MS, end / DAY_MS),
-        store.weekly_closed_rows(start, end),
+        store.weekly_quality_rows(&scope, start / DAY_MS, end / DAY_MS),
+        store.weekly_closed_rows(&scope, start, end),
     )?;
-    let index = |ms: i64| ((ms - start) / WEEK_MS) as usize;
     let mut groups: BTreeMap<Option<String>, Weekly> = BTreeMap::new();
     let blank = || (vec![Tally::default(); weeks], vec![(0, 0); weeks]);
     groups.insert(None, blank());
     for g in group_of.values() {
         groups.entry(Some(g.clone())).or_insert_with(blank);
     }
-    for (manager, day, tally) in scores {
-        let w = index(day * DAY_MS);
+    for (manager, week, tally) in scores {
+        let w = week as usize;
         if !in_scope(&manager) || w >= weeks {
             continue;
         }
@@ -97,18 +101,18 @@ pub async fn trends(
             }
         }
     }
-    for (manager, closed_at, won) in closed {
-        let w = index(closed_at);
-        if !in_scope(&manager) || w >= weeks {
+    for (manager, week, won, n) in closed.iter() {
+        let w = *week as usize;
+        if !in_scope(manager) || w >= weeks {
             continue;
         }
-        for key in [Some(None), group_of.get(&manager).map(|g| Some(g.clone()))]
+        for key in [Some(None), group_of.get(manager).map(|g| Some(g.clone()))]
             .into_iter()
             .flatten()
         {
             if let Some(g) = groups.get_mut(&key) {
-                g.1[w].0 += i64::from(won);
-                g.1[w].1 += 1;
+                g.1[w].0 += won;
+                g.1[w].1 += n;
             }
         }
     }

@@ -425,14 +425,14 @@ impl Store {
     /// storage key of its recording so the caller can remove the file.
     pub async fn delete_call(&self, id: CallId) -> Result<Option<String>, StoreError> {
         let mut tx = self.write().await?;
-        let day = Self::call_day(&mut tx, id).await?;
+        let rolled_up = Self::call_day(&mut tx, id).await?;
         let key: Option<String> =
             sqlx::query_scalar("DELETE FROM calls WHERE id = $1 RETURNING storage_key")
                 .bind(id.to_string())
                 .fetch_optional(&mut *tx)
                 .await?;
-        if let Some((manager, day)) = day {
-            self.refresh_rollups(&mut tx, &manager, day).await?;
+        if let Some(at) = rolled_up {
+            self.refresh_call_rollups(&mut tx, &at).await?;
         }
         tx.commit().await?;
         Ok(key)

@@ -40,20 +40,13 @@ pub struct DealCriterion {
     pub rated: i64,
 }
 
-/// Closed deals of the period (`$1`..`$2`) joined to their scored calls, the deals first;
-/// with `criteria`, to those calls' criteria (`sc`) as well.
-fn closed_scored(backend: super::Backend, criteria: bool) -> String {
+/// Closed deals of the period (`$1`..`$2`) joined to their call-quality rows (`dq`, one per
+/// deal and criterion, `''` for the overall scores: migration 0011), the deals first.
+fn closed_with_quality(backend: super::Backend) -> String {
     let join = super::dialect::ordered_join(backend);
-    let criteria = if criteria {
-        format!(" {join} score_criteria sc ON sc.call_id = c.id")
-    } else {
-        String::new()
-    };
     format!(
-        "FROM crm_deals d {join} calls c ON c.deal_id = d.deal_id \
-         {join} scores s ON s.call_id = c.id{criteria} \
-         WHERE s.status = 'scored' AND d.status IN ('won', 'lost') \
-           AND d.closed_at >= $1 AND d.closed_at < $2"
+        "FROM crm_deals d {join} deal_quality dq ON dq.deal_id = d.deal_id \
+         WHERE d.status IN ('won', 'lost') AND d.closed_at >= $1 AND d.closed_at < $2"
     )
 }
 
@@ -107,9 +100,9 @@ impl Store {
     ) -> Result<Vec<ScoredDeal>, StoreError> {
         let sql = format!(
             "SELECT d.deal_id AS deal_id, d.manager_id AS manager_id, d.status AS status, \
-                    AVG(s.overall) AS q, COUNT(*) AS n {}{} \
-             GROUP BY d.deal_id, d.manager_id, d.status ORDER BY d.deal_id",
-            closed_scored(self.backend, false),
+                    CASE WHEN dq.rated > 0 THEN dq.total / dq.rated END AS q, dq.calls AS n \
+             {} AND dq.criterion_id = ''{} ORDER BY d.deal_id",
+            closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
@@ -123,11 +116,11 @@ impl Store {
         to: i64,
     ) -> Result<Vec<DealCriterion>, StoreError> {
         let sql = format!(
-            "SELECT sc.criterion_id AS criterion_id, d.status AS status, \
-                    COUNT(CASE WHEN sc.met = 1 THEN 1 END) AS met, COUNT(sc.met) AS rated \
-             {} AND sc.met IS NOT NULL{} \
-             GROUP BY sc.criterion_id, d.deal_id, d.status",
-            closed_scored(self.backend, true),
+            "SELECT dq.criterion_id AS criterion_id, d.status AS status, dq.met AS met, \
+                    dq.rated AS rated \
+             {} AND dq.criterion_id <> '' AND dq.rated > 0{} \
+             ORDER BY dq.criterion_id, d.deal_id",
+            closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
         scope.fetch_all(&self.pool, &sql, from, to).await

@@ -4,6 +4,8 @@
 //! Placeholders: `$1` = from, `$2` = to (Unix ms), `$3` = the scope's manager or team, bound
 //! only when there is a scope.
 
+use std::sync::Arc;
+
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::QueryAs;
 use sqlx::{Any, AnyPool, Encode, FromRow, Type};
@@ -490,55 +492,59 @@ impl Store {
         Ok(query.fetch_all(&self.pool).await?)
     }
 
-    /// Scored calls per manager and UTC day over days `[first, end)`, from the daily rollups.
+    /// Scored calls per manager and week over days `[first, end)` (week 0 starts on `first`),
+    /// summed in the database from the daily rollups, for the managers of `scope`.
     pub async fn weekly_quality_rows(
         &self,
+        scope: &KpiScope,
         first: i64,
         end: i64,
     ) -> Result<Vec<(String, i64, Tally)>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, f64)> = sqlx::query_as(
-            "SELECT manager_id, day, CAST(calls AS BIGINT) AS calls, CAST(rated AS BIGINT) AS rated, \
-                    total FROM quality_daily WHERE criterion_id = '' AND day >= $1 AND day < $2",
-        )
-        .bind(first)
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT manager_id, (day - $1) / 7 AS week, CAST(SUM(calls) AS BIGINT) AS calls, \
+                    CAST(SUM(rated) AS BIGINT) AS rated, SUM(total) AS total \
+             FROM quality_daily WHERE criterion_id = '' AND day >= $1 AND day < $2{} \
+             GROUP BY 1, 2",
+            scope.filter("manager_id")
+        );
+        let rows: Vec<(String, i64, i64, i64, f64)> =
+            scope.fetch_all(&self.pool, &sql, first, end).await?;
         Ok(rows
             .into_iter()
-            .map(|(m, day, calls, rated, total)| {
-                (
-                    m,
-                    day,
-                    Tally {
-                        calls,
-                        rated,
-                        total,
-                        met: 0,
-                    },
-                )
+            .map(|(m, week, calls, rated, total)| {
+                let tally = Tally {
+                    calls,
+                    rated,
+                    total,
+                    met: 0,
+                };
+                (m, week, tally)
             })
             .collect())
     }
 
-    /// Deals closed in `[from, to)`: (manager, closed at, won).
+    /// Deals of `scope` closed in `[from, to)` per manager and week (week 0 starts at `from`):
+    /// (manager, week, won, closed). CRM rows only: kept until the next import.
     pub async fn weekly_closed_rows(
         &self,
+        scope: &KpiScope,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, i64, bool)>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT manager_id, closed_at, status FROM crm_deals \
-             WHERE closed_at >= $1 AND closed_at < $2 AND status IN ('won', 'lost')",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(m, at, status)| (m, at, status == DealStatus::Won.as_str()))
-            .collect())
+    ) -> Result<Arc<Vec<(String, i64, i64, i64)>>, StoreError> {
+        const WEEK_MS: i64 = 7 * super::DAY_MS;
+        let sql = format!(
+            "SELECT manager_id, (closed_at - $1) / {WEEK_MS} AS week, \
+                    COUNT(CASE WHEN status = 'won' THEN 1 END) AS won, COUNT(*) AS closed \
+             FROM crm_deals \
+             WHERE closed_at >= $1 AND closed_at < $2 AND status IN ('won', 'lost'){} \
+             GROUP BY 1, 2",
+            scope.filter("manager_id")
+        );
+        let key = format!("weekly closed {from} {to} {scope:?}");
+        self.crm_memo(key, Vec::len, || async {
+            scope.fetch_all(&self.pool, &sql, from, to).await
+        })
+        .await
     }
 
     /// Every manager of managers.csv with name and team (sorted by id).

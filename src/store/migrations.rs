@@ -163,6 +163,10 @@ mod tests {
             "e5db22437257ad7f855fc493682c381ec265112d466a931be8e1acab95c3864b",
         ),
         (
+            "postgres/0011_deal_quality.sql",
+            "4c2f33f0bb4db91e3cac9e788a006d02e6967d91f739bf58148202a99263fc88",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -201,6 +205,10 @@ mod tests {
         (
             "sqlite/0010_dashboard_indexes.sql",
             "e5db22437257ad7f855fc493682c381ec265112d466a931be8e1acab95c3864b",
+        ),
+        (
+            "sqlite/0011_deal_quality.sql",
+            "4c2f33f0bb4db91e3cac9e788a006d02e6967d91f739bf58148202a99263fc88",
         ),
     ];
 

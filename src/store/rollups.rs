@@ -233,6 +233,36 @@ fn rollup_inserts(filter: &str) -> [String; 3] {
     ]
 }
 
+/// The statements that write the `deal_quality` rows of the deals of the calls matching
+/// `filter` (a condition on `c`, the calls): the one definition of a deal's quality row, used
+/// by the full rebuild and the refresh of one deal. Migration 0011 holds the same backfill.
+fn deal_quality_inserts(filter: &str) -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO deal_quality (deal_id, criterion_id, calls, rated, total, met) \
+             SELECT c.deal_id, '', COUNT(*), COUNT(s.overall), COALESCE(SUM(s.overall), 0), 0 \
+             FROM calls c JOIN scores s ON s.call_id = c.id \
+             WHERE s.status = 'scored' AND c.deal_id IS NOT NULL{filter} GROUP BY c.deal_id"
+        ),
+        format!(
+            "INSERT INTO deal_quality (deal_id, criterion_id, calls, rated, total, met) \
+             SELECT c.deal_id, sc.criterion_id, COUNT(*), COUNT(sc.met), 0, \
+                    COUNT(CASE WHEN sc.met = 1 THEN 1 END) \
+             FROM calls c JOIN scores s ON s.call_id = c.id \
+             JOIN score_criteria sc ON sc.call_id = c.id \
+             WHERE s.status = 'scored' AND c.deal_id IS NOT NULL{filter} \
+             GROUP BY c.deal_id, sc.criterion_id"
+        ),
+    ]
+}
+
+/// Where one call's figures are rolled up (see [`Store::call_day`]).
+pub(super) struct CallRollups {
+    manager: String,
+    day: i64,
+    deal: Option<String>,
+}
+
 /// A stable 64-bit key for PostgreSQL's advisory lock on one manager's day.
 fn lock_key(manager: &str, day: i64) -> i64 {
     let h = Sha256::new()
@@ -349,27 +379,74 @@ impl Store {
         sqlx::query("DELETE FROM conversation_daily")
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM deal_quality")
+            .execute(&mut *tx)
+            .await?;
         let mut rows = 0;
-        for sql in rollup_inserts("") {
-            rows += sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
+        for sql in rollup_inserts("").iter().chain(&deal_quality_inserts("")) {
+            rows += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(rows)
     }
 
-    /// The manager (`''` for none) and UTC day of a call, if it exists.
+    /// Where a call's figures are rolled up: its manager (`''` for none), its UTC day and its
+    /// deal, if the call exists.
     pub(super) async fn call_day(
         conn: &mut WriteTx,
         call: CallId,
-    ) -> Result<Option<(String, i64)>, StoreError> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT COALESCE(manager_id, '') AS m, COALESCE(started_at, created_at) AS at \
-             FROM calls WHERE id = $1",
+    ) -> Result<Option<CallRollups>, StoreError> {
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT COALESCE(manager_id, '') AS m, COALESCE(started_at, created_at) AS at, \
+                    deal_id AS deal FROM calls WHERE id = $1",
         )
         .bind(call.to_string())
         .fetch_optional(&mut **conn)
         .await?;
-        Ok(row.map(|(manager, at)| (manager, at.div_euclid(DAY_MS))))
+        Ok(row.map(|(manager, at, deal)| CallRollups {
+            manager,
+            day: at.div_euclid(DAY_MS),
+            deal,
+        }))
+    }
+
+    /// Recomputes everything rolled up from one call: its manager's day and its deal.
+    pub(super) async fn refresh_call_rollups(
+        &self,
+        conn: &mut WriteTx,
+        at: &CallRollups,
+    ) -> Result<(), StoreError> {
+        self.refresh_rollups(conn, &at.manager, at.day).await?;
+        if let Some(deal) = &at.deal {
+            self.refresh_deal_quality(conn, deal).await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes one deal's `deal_quality` rows from the raw tables, inside the caller's
+    /// transaction (serialised per deal on PostgreSQL, as the daily rows are per day).
+    pub(super) async fn refresh_deal_quality(
+        &self,
+        conn: &mut WriteTx,
+        deal: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(lock) = super::dialect::key_lock(self.backend) {
+            sqlx::query(lock)
+                .bind(lock_key(deal, i64::MIN))
+                .execute(&mut **conn)
+                .await?;
+        }
+        sqlx::query("DELETE FROM deal_quality WHERE deal_id = $1")
+            .bind(deal.to_string())
+            .execute(&mut **conn)
+            .await?;
+        for sql in deal_quality_inserts(" AND c.deal_id = $1") {
+            sqlx::query(&sql)
+                .bind(deal.to_string())
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Recomputes the rollup rows of one manager's day from the raw tables, inside the
@@ -415,14 +492,14 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::refresh_rollups`] for the manager and day of `call`.
+    /// [`Store::refresh_call_rollups`] for `call`.
     pub(super) async fn refresh_rollups_of(
         &self,
         conn: &mut WriteTx,
         call: CallId,
     ) -> Result<(), StoreError> {
-        if let Some((manager, day)) = Self::call_day(conn, call).await? {
-            self.refresh_rollups(conn, &manager, day).await?;
+        if let Some(at) = Self::call_day(conn, call).await? {
+            self.refresh_call_rollups(conn, &at).await?;
         }
         Ok(())
     }

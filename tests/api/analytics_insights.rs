@@ -44,6 +44,8 @@ async fn seed(app: &TestApp, calls: &[(u32, &str, Option<&str>, f64, i64)]) {
                 .expect("link deal");
         }
     }
+    // The deals were linked behind the store's back: roll up again, as after a bulk load.
+    app.store.rebuild_rollups().await.expect("rollups");
 }
 
 async fn app(backend: Backend) -> TestApp {

@@ -644,6 +644,112 @@ async fn concurrent_corrections_of_different_criteria_are_both_kept(backend: Bac
     app.stop().await;
 }
 
+/// Quality vs outcome reads each deal's rolled-up quality (migration 0011): scoring, a QA
+/// correction and a deleted call must each show in the next answer.
+async fn quality_vs_outcome_follows_scores_corrections_and_deletions(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    for (entity, csv) in [
+        ("managers", "manager_id,name,team\nm-1,Anna,east\n"),
+        (
+            "deals",
+            "deal_id,manager_id,created_at,status,closed_at\n\
+             W,m-1,2026-03-01T00:00:00Z,won,2026-03-10T00:00:00Z\n\
+             L,m-1,2026-03-01T00:00:00Z,lost,2026-03-11T00:00:00Z\n",
+        ),
+    ] {
+        let (status, body) =
+            crate::analytics_import::import_csv(&app, &app.admin, entity, "", csv).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut calls = vec![];
+    for deal in ["W", "W", "L"] {
+        let id = call_to_score(&app, "m-1", |id| corpus_transcript(id, "pub05_en")).await;
+        // The deal is set before the score is written, as an upload's deal_id would be.
+        sqlx::query("UPDATE calls SET deal_id = $1 WHERE id = $2")
+            .bind(deal)
+            .bind(id.to_string())
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        calls.push(id);
+    }
+    for id in &calls {
+        app.wait_for_status(*id, "done", WAIT).await;
+    }
+    let outcome = || async {
+        let (status, body) = app
+            .get_json(
+                &app.admin,
+                "/api/v1/insights/quality-vs-outcome?from=2026-03-01&to=2026-03-31",
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let closing = |o: &Value| {
+        o["criteria"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["criterion_id"] == "closing")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let top_band = |o: &Value| o["score_bands"][3]["win_rate"].clone();
+    let o = outcome().await;
+    assert_eq!(top_band(&o)["denominator"], 2, "both deals score 100: {o}");
+    assert_eq!(top_band(&o)["numerator"], 1);
+    assert_eq!(closing(&o)["met"]["win_rate"]["denominator"], 2, "{o}");
+
+    // QA finds no close on the lost deal's call: met on W only now, and L's average falls
+    // to 75 (closing weighs 1.5 of 6).
+    let qa = app.token(Role::Qa, None).await;
+    let r = app
+        .client
+        .put(app.url(&format!(
+            "/api/v1/calls/{}/score/criteria/closing",
+            calls[2]
+        )))
+        .bearer_auth(&qa)
+        .json(&json!({"answer": 0, "comment": "no next step agreed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let o = outcome().await;
+    let c = closing(&o);
+    assert_eq!(c["met"]["win_rate"]["denominator"], 1, "{c}");
+    assert_eq!(c["not_met"]["win_rate"]["denominator"], 1, "{c}");
+    assert_eq!(c["lift"], 1.0, "{c}");
+    assert_eq!(
+        top_band(&o)["denominator"],
+        1,
+        "L's average fell below 80: {o}"
+    );
+    assert_eq!(o["score_bands"][2]["win_rate"]["denominator"], 1, "{o}");
+
+    // The lost deal's only call is deleted: L has no scored call left.
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/calls/{}", calls[2])))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let o = outcome().await;
+    let bands: i64 = o["score_bands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["win_rate"]["denominator"].as_i64().unwrap())
+        .sum();
+    assert_eq!(bands, 1, "only W has scored calls: {o}");
+    assert_eq!(closing(&o)["not_met"]["win_rate"]["denominator"], 0, "{o}");
+    app.stop().await;
+}
+
 async fn qa_corrections_and_calibration(backend: Backend) {
     let llm = FakeLlm::start(vec![]).await;
     let app = app_with_llm(backend, &llm, |_| {}).await;
@@ -927,6 +1033,7 @@ on_both_backends!(
     long_calls_are_split_to_fit_the_context,
     concurrent_corrections_of_different_criteria_are_both_kept,
     qa_corrections_and_calibration,
+    quality_vs_outcome_follows_scores_corrections_and_deletions,
     managers_see_only_their_own_scores,
     scorecard_versions_and_bulk_rescore,
 );
