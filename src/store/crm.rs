@@ -15,7 +15,7 @@ pub struct CrmImport {
     /// Secondary indexes dropped for a bulk load into an empty table, rebuilt at commit.
     rebuild: Vec<String>,
     /// The CRM figures this process keeps, dropped at commit.
-    memo: std::sync::Arc<super::memo::CrmMemo>,
+    memo: std::sync::Arc<super::memo::Memo>,
 }
 
 /// What importing one file did, as the import log keeps it.

@@ -73,6 +73,7 @@ pub fn connection_setup(backend: Backend) -> &'static [&'static str] {
             "PRAGMA synchronous = FULL",
             "PRAGMA busy_timeout = 10000",
             "PRAGMA foreign_keys = ON",
+            "PRAGMA mmap_size = 4294967296",
         ],
         Backend::Postgres => &[],
     }

@@ -105,7 +105,13 @@ impl Store {
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
-        scope.fetch_all(&self.pool, &sql, from, to).await
+        let key = format!("insight deals {scope:?} {from} {to}");
+        let kept = self
+            .quality_memo(key, Vec::len, || {
+                scope.fetch_all(&self.pool, &sql, from, to)
+            })
+            .await?;
+        Ok((*kept).clone())
     }
 
     /// Per (deal, criterion) over deals closed in `[from, to)` with scored calls.
@@ -123,7 +129,13 @@ impl Store {
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
-        scope.fetch_all(&self.pool, &sql, from, to).await
+        let key = format!("insight criteria {scope:?} {from} {to}");
+        let kept = self
+            .quality_memo(key, Vec::len, || {
+                scope.fetch_all(&self.pool, &sql, from, to)
+            })
+            .await?;
+        Ok((*kept).clone())
     }
 
     /// A manager's latest calls in `[from, to)` where `criterion` came out weak or absent, with
@@ -199,17 +211,24 @@ impl Store {
              ORDER BY s.overall, c.id LIMIT {limit}",
             scope.filter("c.manager_id")
         );
-        let rows: Vec<(CallId, f64, String)> = scope.fetch_all(&self.pool, &sql, from, to).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(call_id, overall, document)| LowCall {
-                call_id,
-                overall,
-                at_s: serde_json::from_str::<ScoreCard>(&document)
-                    .ok()
-                    .and_then(|card| weakest_moment(&card)),
+        let key = format!("lowest calls {manager} {from} {to} {limit}");
+        let kept = self
+            .quality_memo(key, Vec::len, || async {
+                let rows: Vec<(CallId, f64, String)> =
+                    scope.fetch_all(&self.pool, &sql, from, to).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(call_id, overall, document)| LowCall {
+                        call_id,
+                        overall,
+                        at_s: serde_json::from_str::<ScoreCard>(&document)
+                            .ok()
+                            .and_then(|card| weakest_moment(&card)),
+                    })
+                    .collect())
             })
-            .collect())
+            .await?;
+        Ok((*kept).clone())
     }
 }
 

@@ -507,20 +507,26 @@ impl Store {
              GROUP BY 1, 2",
             scope.filter("manager_id")
         );
-        let rows: Vec<(String, i64, i64, i64, f64)> =
-            scope.fetch_all(&self.pool, &sql, first, end).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(m, week, calls, rated, total)| {
-                let tally = Tally {
-                    calls,
-                    rated,
-                    total,
-                    met: 0,
-                };
-                (m, week, tally)
+        let key = format!("weekly quality {scope:?} {first} {end}");
+        let kept = self
+            .quality_memo(key, Vec::len, || async {
+                let rows: Vec<(String, i64, i64, i64, f64)> =
+                    scope.fetch_all(&self.pool, &sql, first, end).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(m, week, calls, rated, total)| {
+                        let tally = Tally {
+                            calls,
+                            rated,
+                            total,
+                            met: 0,
+                        };
+                        (m, week, tally)
+                    })
+                    .collect::<Vec<_>>())
             })
-            .collect())
+            .await?;
+        Ok((*kept).clone())
     }
 
     /// Deals of `scope` closed in `[from, to)` per manager and week (week 0 starts at `from`):

@@ -167,6 +167,10 @@ mod tests {
             "4c2f33f0bb4db91e3cac9e788a006d02e6967d91f739bf58148202a99263fc88",
         ),
         (
+            "postgres/0012_rollup_stamp.sql",
+            "454500488b163ec055eb9016481eacb73e2d2041ffa6d967503392b0f3e29439",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -209,6 +213,10 @@ mod tests {
         (
             "sqlite/0011_deal_quality.sql",
             "4c2f33f0bb4db91e3cac9e788a006d02e6967d91f739bf58148202a99263fc88",
+        ),
+        (
+            "sqlite/0012_rollup_stamp.sql",
+            "454500488b163ec055eb9016481eacb73e2d2041ffa6d967503392b0f3e29439",
         ),
     ];
 

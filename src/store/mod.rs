@@ -134,7 +134,10 @@ pub struct Store {
     /// older version may lack the manager's term, and a manager filter is checked on the rows.
     search_index_current: Arc<AtomicBool>,
     /// Figures of the CRM tables, kept until the next import ([`Store::crm_memo`]).
-    crm_memo: Arc<memo::CrmMemo>,
+    crm_memo: Arc<memo::Memo>,
+    /// Call-quality figures, kept until the rollups or the CRM change
+    /// ([`Store::quality_memo`]).
+    quality_memo: Arc<memo::Memo>,
 }
 
 impl Store {
@@ -188,6 +191,7 @@ impl Store {
             search_window: search::SEARCH_WINDOW,
             search_index_current: Arc::default(),
             crm_memo: Arc::default(),
+            quality_memo: Arc::default(),
         })
     }
 

@@ -288,8 +288,30 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// [`Store::quality_tallies`] per key: one set of reads for every manager of the scope.
+    /// [`Store::quality_tallies`] per key: one set of reads for every manager of the scope,
+    /// kept until the rollups change ([`Store::quality_memo`]).
     pub async fn quality_tallies_by(
+        &self,
+        scope: &KpiScope,
+        key: KpiKey,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<Option<String>, QualityTallies>, StoreError> {
+        let memo_key = format!("tallies {scope:?} {key:?} {from} {to}");
+        let rows = |m: &BTreeMap<Option<String>, QualityTallies>| {
+            m.values()
+                .map(|t| t.days.len() + t.criteria.len() + 1)
+                .sum()
+        };
+        let kept = self
+            .quality_memo(memo_key, rows, || {
+                self.read_quality_tallies_by(scope, key, from, to)
+            })
+            .await?;
+        Ok((*kept).clone())
+    }
+
+    async fn read_quality_tallies_by(
         &self,
         scope: &KpiScope,
         key: KpiKey,
@@ -386,6 +408,7 @@ impl Store {
         for sql in rollup_inserts("").iter().chain(&deal_quality_inserts("")) {
             rows += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
         }
+        Self::bump_rollup_stamp(&mut tx).await?;
         tx.commit().await?;
         Ok(rows)
     }
@@ -420,6 +443,15 @@ impl Store {
         if let Some(deal) = &at.deal {
             self.refresh_deal_quality(conn, deal).await?;
         }
+        // Last, after every per-key lock: what the dashboards kept is now out of date.
+        Self::bump_rollup_stamp(conn).await
+    }
+
+    /// Moves the rollups' stamp (src/store/memo.rs), inside the caller's transaction.
+    async fn bump_rollup_stamp(conn: &mut WriteTx) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rollup_stamp SET generation = generation + 1 WHERE id = 1")
+            .execute(&mut **conn)
+            .await?;
         Ok(())
     }
 
