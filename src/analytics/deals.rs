@@ -182,7 +182,7 @@ fn train(
 /// closed deals it learnt from moves as scores are corrected).
 const REFIT_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 /// The open deals' features are read again at least this often, whatever the stamp says (a
-/// deleted call leaves no trace in it).
+/// safety net: every score written or corrected and every call deleted moves the stamp).
 const REREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The fitted model and the open deals' features, kept between requests (decision 0018).

@@ -79,7 +79,8 @@ pub struct DealStamp {
     pub imports: i64,
     /// The latest import (ms).
     pub imported_at: Option<i64>,
-    /// The latest score written or corrected (ms).
+    /// The rollups' generation (migration 0012): it moves with every score written or
+    /// corrected and every call deleted.
     pub scored_at: Option<i64>,
 }
 
@@ -87,7 +88,8 @@ impl Store {
     /// Features of every deal of `set`; `stages` are the funnel's stages but the won one.
     ///
     /// One pass per table, grouped by deal and joined to the deals (not a subquery per deal
-    /// and table: 10k deals took 1.8-4 s that way, see docs/PERFORMANCE.md).
+    /// and table: 10k deals took 1.8-4 s that way, see docs/PERFORMANCE.md); call quality from
+    /// the per-deal rollup, not every score of the deals' calls.
     pub async fn deal_features(
         &self,
         set: DealSet,
@@ -110,10 +112,15 @@ impl Store {
              ac AS (SELECT a.deal_id, COUNT(*) AS acts, MAX(a.at) AS last_at \
                     FROM ds JOIN crm_activities a ON a.deal_id = ds.deal_id \
                     WHERE ds.closed_at IS NULL OR a.at <= ds.closed_at GROUP BY a.deal_id), \
-             q AS (SELECT c.deal_id, AVG(s.overall) AS quality, \
-                          AVG(CASE WHEN c.manager_id = ds.manager_id THEN s.overall END) AS own_quality \
-                   FROM ds JOIN calls c ON c.deal_id = ds.deal_id JOIN scores s ON s.call_id = c.id \
-                   WHERE s.status = 'scored' GROUP BY c.deal_id) \
+             q AS (SELECT dq.deal_id, \
+                          SUM(dq.total) / CAST(NULLIF(SUM(dq.rated), 0) AS DOUBLE PRECISION) \
+                            AS quality, \
+                          SUM(CASE WHEN dq.manager_id = ds.manager_id THEN dq.total END) \
+                            / CAST(NULLIF(SUM(CASE WHEN dq.manager_id = ds.manager_id \
+                                                   THEN dq.rated END), 0) AS DOUBLE PRECISION) \
+                            AS own_quality \
+                   FROM ds JOIN deal_quality dq ON dq.deal_id = ds.deal_id \
+                   WHERE dq.criterion_id = '' GROUP BY dq.deal_id) \
              SELECT ds.deal_id AS deal_id, ds.manager_id AS manager_id, ds.status AS status, \
                     ds.created_at AS created_at, ds.closed_at AS closed_at, st.stage AS stage, \
                     COALESCE(ac.acts, 0) AS acts, ac.last_at AS last_at, \
@@ -133,7 +140,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM crm_import_log) AS imports, \
                     (SELECT MAX(imported_at) FROM crm_import_log) AS imported_at, \
-                    (SELECT MAX(updated_at) FROM scores) AS scored_at",
+                    (SELECT generation FROM rollup_stamp WHERE id = 1) AS scored_at",
         )
         .fetch_one(&self.pool)
         .await?)

@@ -41,7 +41,8 @@ pub struct DealCriterion {
 }
 
 /// Closed deals of the period (`$1`..`$2`) joined to their call-quality rows (`dq`, one per
-/// deal and criterion, `''` for the overall scores: migration 0011), the deals first.
+/// deal, manager of the calls and criterion, `''` for the overall scores: migration 0013), the
+/// deals first.
 fn closed_with_quality(backend: super::Backend) -> String {
     let join = super::dialect::ordered_join(backend);
     format!(
@@ -100,8 +101,10 @@ impl Store {
     ) -> Result<Vec<ScoredDeal>, StoreError> {
         let sql = format!(
             "SELECT d.deal_id AS deal_id, d.manager_id AS manager_id, d.status AS status, \
-                    CASE WHEN dq.rated > 0 THEN dq.total / dq.rated END AS q, dq.calls AS n \
-             {} AND dq.criterion_id = ''{} ORDER BY d.deal_id",
+                    SUM(dq.total) / CAST(NULLIF(SUM(dq.rated), 0) AS DOUBLE PRECISION) AS q, \
+                    CAST(SUM(dq.calls) AS BIGINT) AS n \
+             {} AND dq.criterion_id = ''{} \
+             GROUP BY d.deal_id, d.manager_id, d.status ORDER BY d.deal_id",
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
@@ -122,10 +125,10 @@ impl Store {
         to: i64,
     ) -> Result<Vec<DealCriterion>, StoreError> {
         let sql = format!(
-            "SELECT dq.criterion_id AS criterion_id, d.status AS status, dq.met AS met, \
-                    dq.rated AS rated \
-             {} AND dq.criterion_id <> '' AND dq.rated > 0{} \
-             ORDER BY dq.criterion_id, d.deal_id",
+            "SELECT dq.criterion_id AS criterion_id, d.status AS status, \
+                    CAST(SUM(dq.met) AS BIGINT) AS met, CAST(SUM(dq.rated) AS BIGINT) AS rated \
+             {} AND dq.criterion_id <> ''{} \
+             GROUP BY dq.criterion_id, d.deal_id, d.status HAVING SUM(dq.rated) > 0",
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );

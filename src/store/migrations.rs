@@ -171,6 +171,10 @@ mod tests {
             "454500488b163ec055eb9016481eacb73e2d2041ffa6d967503392b0f3e29439",
         ),
         (
+            "postgres/0013_deal_quality_by_manager.sql",
+            "3d4f54e58f3454930a0963dfd848f7f9e3879cef5fbf066feda094f7bbc9b4f0",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -217,6 +221,10 @@ mod tests {
         (
             "sqlite/0012_rollup_stamp.sql",
             "454500488b163ec055eb9016481eacb73e2d2041ffa6d967503392b0f3e29439",
+        ),
+        (
+            "sqlite/0013_deal_quality_by_manager.sql",
+            "3d4f54e58f3454930a0963dfd848f7f9e3879cef5fbf066feda094f7bbc9b4f0",
         ),
     ];
 

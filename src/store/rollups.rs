@@ -234,24 +234,28 @@ fn rollup_inserts(filter: &str) -> [String; 3] {
 }
 
 /// The statements that write the `deal_quality` rows of the deals of the calls matching
-/// `filter` (a condition on `c`, the calls): the one definition of a deal's quality row, used
-/// by the full rebuild and the refresh of one deal. Migration 0011 holds the same backfill.
+/// `filter` (a condition on `c`, the calls), per deal and manager of the calls: the one
+/// definition of those rows, used by the full rebuild and the refresh of one deal. Migration
+/// 0013 holds the same backfill.
 fn deal_quality_inserts(filter: &str) -> [String; 2] {
+    let manager = "COALESCE(c.manager_id, '')";
     [
         format!(
-            "INSERT INTO deal_quality (deal_id, criterion_id, calls, rated, total, met) \
-             SELECT c.deal_id, '', COUNT(*), COUNT(s.overall), COALESCE(SUM(s.overall), 0), 0 \
+            "INSERT INTO deal_quality (deal_id, manager_id, criterion_id, calls, rated, total, met) \
+             SELECT c.deal_id, {manager}, '', COUNT(*), COUNT(s.overall), \
+                    COALESCE(SUM(s.overall), 0), 0 \
              FROM calls c JOIN scores s ON s.call_id = c.id \
-             WHERE s.status = 'scored' AND c.deal_id IS NOT NULL{filter} GROUP BY c.deal_id"
+             WHERE s.status = 'scored' AND c.deal_id IS NOT NULL{filter} \
+             GROUP BY c.deal_id, {manager}"
         ),
         format!(
-            "INSERT INTO deal_quality (deal_id, criterion_id, calls, rated, total, met) \
-             SELECT c.deal_id, sc.criterion_id, COUNT(*), COUNT(sc.met), 0, \
+            "INSERT INTO deal_quality (deal_id, manager_id, criterion_id, calls, rated, total, met) \
+             SELECT c.deal_id, {manager}, sc.criterion_id, COUNT(*), COUNT(sc.met), 0, \
                     COUNT(CASE WHEN sc.met = 1 THEN 1 END) \
              FROM calls c JOIN scores s ON s.call_id = c.id \
              JOIN score_criteria sc ON sc.call_id = c.id \
              WHERE s.status = 'scored' AND c.deal_id IS NOT NULL{filter} \
-             GROUP BY c.deal_id, sc.criterion_id"
+             GROUP BY c.deal_id, {manager}, sc.criterion_id"
         ),
     ]
 }
