@@ -88,22 +88,46 @@ impl Store {
     /// Features of every deal of `set`; `stages` are the funnel's stages but the won one.
     ///
     /// One pass per table, grouped by deal and joined to the deals (not a subquery per deal
-    /// and table: 10k deals took 1.8-4 s that way, see docs/PERFORMANCE.md); call quality from
-    /// the per-deal rollup, not every score of the deals' calls.
+    /// and table: 10k deals took 1.8-4 s that way, see docs/PERFORMANCE.md). The CRM part is
+    /// kept until the next import ([`Store::crm_memo`]); the call quality is read from the
+    /// per-deal rollup each time (a score written moves it, not the CRM).
     pub async fn deal_features(
         &self,
         set: DealSet,
         stages: &[String],
     ) -> Result<Vec<DealFeatures>, StoreError> {
+        let status = match set {
+            DealSet::Closed => "d.status IN ('won', 'lost')",
+            DealSet::Open => "d.status = 'open'",
+        };
+        let (crm, quality) = tokio::try_join!(
+            self.deal_crm_features(status, stages),
+            self.deal_call_quality(status)
+        )?;
+        Ok(crm
+            .iter()
+            .map(|d| {
+                let (quality, own_quality) = quality.get(&d.deal_id).copied().unwrap_or_default();
+                DealFeatures {
+                    quality,
+                    own_quality,
+                    ..d.clone()
+                }
+            })
+            .collect())
+    }
+
+    /// The CRM part of [`Store::deal_features`] (quality left empty), kept until the next import.
+    async fn deal_crm_features(
+        &self,
+        status: &str,
+        stages: &[String],
+    ) -> Result<std::sync::Arc<Vec<DealFeatures>>, StoreError> {
         let cases: String = stages
             .iter()
             .enumerate()
             .map(|(i, s)| format!(" WHEN {} THEN {i}", literal(s)))
             .collect();
-        let status = match set {
-            DealSet::Closed => "d.status IN ('won', 'lost')",
-            DealSet::Open => "d.status = 'open'",
-        };
         let sql = format!(
             "WITH ds AS (SELECT d.deal_id, d.manager_id, d.status, d.created_at, d.closed_at, \
                                 d.lead_id FROM crm_deals d WHERE {status}), \
@@ -111,28 +135,44 @@ impl Store {
                     FROM ds JOIN crm_deal_stages s ON s.deal_id = ds.deal_id GROUP BY s.deal_id), \
              ac AS (SELECT a.deal_id, COUNT(*) AS acts, MAX(a.at) AS last_at \
                     FROM ds JOIN crm_activities a ON a.deal_id = ds.deal_id \
-                    WHERE ds.closed_at IS NULL OR a.at <= ds.closed_at GROUP BY a.deal_id), \
-             q AS (SELECT dq.deal_id, \
-                          SUM(dq.total) / CAST(NULLIF(SUM(dq.rated), 0) AS DOUBLE PRECISION) \
-                            AS quality, \
-                          SUM(CASE WHEN dq.manager_id = ds.manager_id THEN dq.total END) \
-                            / CAST(NULLIF(SUM(CASE WHEN dq.manager_id = ds.manager_id \
-                                                   THEN dq.rated END), 0) AS DOUBLE PRECISION) \
-                            AS own_quality \
-                   FROM ds JOIN deal_quality dq ON dq.deal_id = ds.deal_id \
-                   WHERE dq.criterion_id = '' GROUP BY dq.deal_id) \
+                    WHERE ds.closed_at IS NULL OR a.at <= ds.closed_at GROUP BY a.deal_id) \
              SELECT ds.deal_id AS deal_id, ds.manager_id AS manager_id, ds.status AS status, \
                     ds.created_at AS created_at, ds.closed_at AS closed_at, st.stage AS stage, \
                     COALESCE(ac.acts, 0) AS acts, ac.last_at AS last_at, \
                     l.created_at AS lead_created, l.first_response_at AS lead_response, \
-                    q.quality AS quality, q.own_quality AS own_quality \
+                    CAST(NULL AS DOUBLE PRECISION) AS quality, \
+                    CAST(NULL AS DOUBLE PRECISION) AS own_quality \
              FROM ds LEFT JOIN st ON st.deal_id = ds.deal_id \
              LEFT JOIN ac ON ac.deal_id = ds.deal_id \
-             LEFT JOIN q ON q.deal_id = ds.deal_id \
              LEFT JOIN crm_leads l ON l.lead_id = ds.lead_id \
              ORDER BY ds.deal_id"
         );
-        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+        let key = format!("deal features {status} {stages:?}");
+        self.crm_memo(key, Vec::len, || async {
+            Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+        })
+        .await
+    }
+
+    /// Each deal's mean overall call score, over all its calls and over its CRM manager's own
+    /// calls only (what that manager's view may show), from the per-deal rollup.
+    async fn deal_call_quality(
+        &self,
+        status: &str,
+    ) -> Result<std::collections::HashMap<String, (Option<f64>, Option<f64>)>, StoreError> {
+        let sql = format!(
+            "SELECT dq.deal_id AS deal_id, \
+                    SUM(dq.total) / CAST(NULLIF(SUM(dq.rated), 0) AS DOUBLE PRECISION) AS quality, \
+                    SUM(CASE WHEN dq.manager_id = d.manager_id THEN dq.total END) \
+                      / CAST(NULLIF(SUM(CASE WHEN dq.manager_id = d.manager_id \
+                                             THEN dq.rated END), 0) AS DOUBLE PRECISION) \
+                      AS own_quality \
+             FROM crm_deals d JOIN deal_quality dq ON dq.deal_id = d.deal_id \
+             WHERE {status} AND dq.criterion_id = '' GROUP BY dq.deal_id"
+        );
+        let rows: Vec<(String, Option<f64>, Option<f64>)> =
+            sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(d, q, own)| (d, (q, own))).collect())
     }
 
     /// Where the deals' data stands: a cached model or ranking built at an older stamp is stale.
