@@ -126,8 +126,12 @@ pub enum Kind {
     Real,
     /// A whole number.
     Int,
-    /// One of a closed set; the function checks it and returns the stored form.
-    Enum(fn(&str) -> Result<&'static str, ParseError>),
+    /// One of a closed set; the function checks it and returns the stored form; the second
+    /// lists the values allowed.
+    Enum(
+        fn(&str) -> Result<&'static str, ParseError>,
+        fn() -> Vec<&'static str>,
+    ),
 }
 
 /// One column of a CRM file.
@@ -155,14 +159,26 @@ const fn col(name: &'static str, kind: Kind, required: bool, key: bool) -> Colum
 fn deal_status(s: &str) -> Result<&'static str, ParseError> {
     s.parse::<DealStatus>().map(DealStatus::as_str)
 }
+fn deal_statuses() -> Vec<&'static str> {
+    DealStatus::ALL.iter().map(|v| v.as_str()).collect()
+}
 fn activity_type(s: &str) -> Result<&'static str, ParseError> {
     s.parse::<ActivityType>().map(ActivityType::as_str)
+}
+fn activity_types() -> Vec<&'static str> {
+    ActivityType::ALL.iter().map(|v| v.as_str()).collect()
 }
 fn outcome(s: &str) -> Result<&'static str, ParseError> {
     s.parse::<Outcome>().map(Outcome::as_str)
 }
+fn outcomes() -> Vec<&'static str> {
+    Outcome::ALL.iter().map(|v| v.as_str()).collect()
+}
 fn plan_metric(s: &str) -> Result<&'static str, ParseError> {
     s.parse::<PlanMetric>().map(PlanMetric::as_str)
+}
+fn plan_metrics() -> Vec<&'static str> {
+    PlanMetric::ALL.iter().map(|v| v.as_str()).collect()
 }
 
 use Kind::{Date, Int, KnownManager, Real, Text, Time};
@@ -192,7 +208,12 @@ const DEALS: &[Column] = &[
     col("deal_id", Text, true, true),
     col("manager_id", KnownManager, true, false),
     col("created_at", Time, true, false),
-    col("status", Kind::Enum(deal_status), true, false),
+    col(
+        "status",
+        Kind::Enum(deal_status, deal_statuses),
+        true,
+        false,
+    ),
     col("customer_id", Text, false, false),
     col("lead_id", Text, false, false),
     col("closed_at", Time, false, false),
@@ -208,17 +229,22 @@ const DEAL_STAGES: &[Column] = &[
 const ACTIVITIES: &[Column] = &[
     col("activity_id", Text, true, true),
     col("manager_id", KnownManager, true, false),
-    col("type", Kind::Enum(activity_type), true, false),
+    col(
+        "type",
+        Kind::Enum(activity_type, activity_types),
+        true,
+        false,
+    ),
     col("at", Time, true, false),
     col("deal_id", Text, false, false),
-    col("outcome", Kind::Enum(outcome), false, false),
+    col("outcome", Kind::Enum(outcome, outcomes), false, false),
     col("duration_s", Int, false, false),
 ];
 const PLANS: &[Column] = &[
     col("manager_id", KnownManager, true, true),
     col("period_start", Date, true, true),
     col("period_end", Date, true, true),
-    col("metric", Kind::Enum(plan_metric), true, true),
+    col("metric", Kind::Enum(plan_metric, plan_metrics), true, true),
     col("target", Real, true, false),
 ];
 
@@ -277,22 +303,77 @@ pub enum Value {
     Real(Option<f64>),
 }
 
+text_enum!(
+    /// What was wrong with a refused row, as a stable code: the API's `code`, which the web
+    /// app words in the reader's language (the API's `reason` stays in English).
+    Problem {
+        /// The header row cannot be read.
+        UnreadableHeader => "unreadable_header",
+        /// The file cannot be read from this line on (a broken quote, invalid UTF-8).
+        UnreadableCsv => "unreadable_csv",
+        /// A required column is not in the header.
+        MissingColumn => "missing_column",
+        /// A required cell is empty.
+        Empty => "empty",
+        /// A cell is longer than the longest accepted (64 KiB).
+        TooLong => "too_long",
+        /// A cell holds NUL or another non-printing control character.
+        ControlCharacter => "control_character",
+        /// A manager id that managers.csv does not have.
+        UnknownManager => "unknown_manager",
+        /// Not an RFC 3339 time.
+        BadTime => "bad_time",
+        /// Not a `YYYY-MM-DD` date.
+        BadDate => "bad_date",
+        /// Not a number.
+        NotANumber => "not_a_number",
+        /// Not a finite number.
+        NotFinite => "not_finite",
+        /// Not a whole number.
+        NotWhole => "not_whole",
+        /// Not one of the allowed values (`expected` lists them).
+        BadChoice => "bad_choice",
+        /// A period that ends before it starts.
+        EndBeforeStart => "end_before_start",
+    }
+);
+
 /// Why one cell was refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellError {
     /// The column.
     pub column: &'static str,
+    /// What was wrong.
+    pub problem: Problem,
     /// Why, in words a CRM admin can act on.
     pub reason: String,
+    /// The values allowed, for [`Problem::BadChoice`].
+    pub expected: Option<String>,
+}
+
+impl CellError {
+    fn new(column: &'static str, problem: Problem, reason: String) -> Self {
+        Self {
+            column,
+            problem,
+            reason,
+            expected: None,
+        }
+    }
 }
 
 impl Column {
     /// Checks one cell (`None` when the file has no such column).
-    pub fn check(&self, cell: Option<&str>, managers: &HashSet<String>) -> Result<Value, String> {
+    pub fn check(
+        &self,
+        cell: Option<&str>,
+        managers: &HashSet<String>,
+    ) -> Result<Value, CellError> {
+        let fail = |problem: Problem, reason: String| CellError::new(self.name, problem, reason);
         let cell = cell.map(str::trim).filter(|c| !c.is_empty());
         let Some(cell) = cell else {
             if self.required {
-                return Err("required value is empty".into());
+                return Err(fail(Problem::Empty, "required value is empty".into()));
             }
             return Ok(match self.kind {
                 Kind::Time | Kind::Int => Value::Int(None),
@@ -301,45 +382,66 @@ impl Column {
             });
         };
         if cell.len() > MAX_CELL_BYTES {
-            return Err(format!(
-                "the value is {} bytes long; a cell may hold at most {MAX_CELL_BYTES}",
-                cell.len()
+            return Err(fail(
+                Problem::TooLong,
+                format!(
+                    "the value is {} bytes long; a cell may hold at most {MAX_CELL_BYTES}",
+                    cell.len()
+                ),
             ));
         }
         if let Some(c) = cell.chars().find(|&c| is_forbidden_control(c)) {
-            return Err(format!(
-                "contains the non-printing control character U+{:04X}",
-                u32::from(c)
+            return Err(fail(
+                Problem::ControlCharacter,
+                format!(
+                    "contains the non-printing control character U+{:04X}",
+                    u32::from(c)
+                ),
             ));
         }
         Ok(match self.kind {
             Kind::Text => Value::Text(Some(cell.to_string())),
             Kind::KnownManager => {
                 if !managers.contains(cell) {
-                    return Err(format!(
-                        "unknown manager {cell:?} (not in managers.csv; import managers first)"
+                    return Err(fail(
+                        Problem::UnknownManager,
+                        format!(
+                            "unknown manager {cell:?} (not in managers.csv; import managers first)"
+                        ),
                     ));
                 }
                 Value::Text(Some(cell.to_string()))
             }
-            Kind::Time => Value::Int(Some(parse_instant(cell)?)),
-            Kind::Date => Value::Text(Some(parse_day(cell)?.format("%Y-%m-%d").to_string())),
+            Kind::Time => Value::Int(Some(
+                parse_instant(cell).map_err(|r| fail(Problem::BadTime, r))?,
+            )),
+            Kind::Date => Value::Text(Some(
+                parse_day(cell)
+                    .map_err(|r| fail(Problem::BadDate, r))?
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            )),
             Kind::Real => {
                 let v: f64 = cell
                     .parse()
-                    .map_err(|_| format!("not a number: {cell:?}"))?;
+                    .map_err(|_| fail(Problem::NotANumber, format!("not a number: {cell:?}")))?;
                 if !v.is_finite() {
-                    return Err(format!("not a finite number: {cell:?}"));
+                    return Err(fail(
+                        Problem::NotFinite,
+                        format!("not a finite number: {cell:?}"),
+                    ));
                 }
                 Value::Real(Some(v))
             }
-            Kind::Int => Value::Int(Some(
-                cell.parse()
-                    .map_err(|_| format!("not a whole number: {cell:?}"))?,
-            )),
-            Kind::Enum(check) => Value::Text(Some(
+            Kind::Int => Value::Int(Some(cell.parse().map_err(|_| {
+                fail(Problem::NotWhole, format!("not a whole number: {cell:?}"))
+            })?)),
+            Kind::Enum(check, allowed) => Value::Text(Some(
                 check(&cell.to_ascii_lowercase())
-                    .map_err(|e| e.0)?
+                    .map_err(|e| CellError {
+                        expected: Some(allowed().join(", ")),
+                        ..fail(Problem::BadChoice, e.0)
+                    })?
                     .to_string(),
             )),
         })
@@ -362,10 +464,11 @@ pub fn check_row(entity: Entity, values: &[Value]) -> Result<(), CellError> {
         if let (Value::Text(Some(start)), Value::Text(Some(end))) = (&values[1], &values[2]) {
             // Both are normalised YYYY-MM-DD, so text order is date order.
             if end < start {
-                return Err(CellError {
-                    column: "period_end",
-                    reason: format!("period_end {end} is before period_start {start}"),
-                });
+                return Err(CellError::new(
+                    "period_end",
+                    Problem::EndBeforeStart,
+                    format!("period_end {end} is before period_start {start}"),
+                ));
             }
         }
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use super::entity::{check_row, Entity, Value};
+use super::entity::{check_row, CellError, Entity, Problem, Value};
 use crate::store::{Store, StoreError};
 
 /// Rejected rows described one by one in a report; the rest are counted.
@@ -38,8 +38,46 @@ pub struct RowError {
     pub line: u64,
     /// The column at fault, if one is.
     pub column: Option<String>,
-    /// Why, in words a CRM admin can act on.
+    /// Why, in words a CRM admin can act on (English; `code` says it for other languages).
     pub reason: String,
+    /// What was wrong, as a stable code (absent in reports stored before codes were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Problem>,
+    /// The refused cell's value, at most 80 characters, when a cell is at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The values allowed, for `bad_choice`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+}
+
+impl RowError {
+    /// An error of the whole line (no cell to blame).
+    fn of_line(line: u64, code: Problem, column: Option<String>, reason: String) -> Self {
+        Self {
+            line,
+            column,
+            reason,
+            code: Some(code),
+            value: None,
+            expected: None,
+        }
+    }
+
+    /// A refused cell.
+    fn of_cell(line: u64, e: CellError, cell: Option<&str>) -> Self {
+        Self {
+            line,
+            column: Some(e.column.to_string()),
+            reason: e.reason,
+            code: Some(e.problem),
+            value: cell
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| c.chars().take(80).collect()),
+            expected: e.expected,
+        }
+    }
 }
 
 /// What importing one file did.
@@ -289,11 +327,12 @@ fn read_rows(
             .map(|c| c.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
             .collect(),
         Err(e) => {
-            send(Msg::Rejected(RowError {
-                line: 1,
-                column: None,
-                reason: format!("unreadable header: {e}"),
-            }));
+            send(Msg::Rejected(RowError::of_line(
+                1,
+                Problem::UnreadableHeader,
+                None,
+                format!("unreadable header: {e}"),
+            )));
             send(Msg::Done { rows: 0 });
             return;
         }
@@ -322,11 +361,12 @@ fn read_rows(
             Err(e) => {
                 // A broken quote or invalid UTF-8 ends what can be read of the file.
                 rows += 1;
-                send(Msg::Rejected(RowError {
-                    line: e.position().map_or(line, |p| p.line()),
-                    column: None,
-                    reason: format!("unreadable CSV: {e}"),
-                }));
+                send(Msg::Rejected(RowError::of_line(
+                    e.position().map_or(line, |p| p.line()),
+                    Problem::UnreadableCsv,
+                    None,
+                    format!("unreadable CSV: {e}"),
+                )));
                 if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
                     continue;
                 }
@@ -340,11 +380,12 @@ fn read_rows(
             continue;
         }
         if let Some(first) = missing.first() {
-            let ok = send(Msg::Rejected(RowError {
+            let ok = send(Msg::Rejected(RowError::of_line(
                 line,
-                column: Some((*first).to_string()),
-                reason: format!("required column {first} is missing from the header"),
-            }));
+                Problem::MissingColumn,
+                Some((*first).to_string()),
+                format!("required column {first} is missing from the header"),
+            )));
             if !ok {
                 return;
             }
@@ -353,25 +394,20 @@ fn read_rows(
         let mut values = Vec::with_capacity(columns.len());
         let mut error = None;
         for (c, pos) in columns.iter().zip(&positions) {
-            match c.check(pos.and_then(|p| record.get(p)), managers) {
+            let cell = pos.and_then(|p| record.get(p));
+            match c.check(cell, managers) {
                 Ok(v) => values.push(v),
-                Err(reason) => {
-                    error = Some(RowError {
-                        line,
-                        column: Some(c.name.to_string()),
-                        reason,
-                    });
+                Err(e) => {
+                    error = Some(RowError::of_cell(line, e, cell));
                     break;
                 }
             }
         }
         if error.is_none() {
             if let Err(e) = check_row(entity, &values) {
-                error = Some(RowError {
-                    line,
-                    column: Some(e.column.to_string()),
-                    reason: e.reason,
-                });
+                let at = columns.iter().position(|c| c.name == e.column);
+                let cell = at.and_then(|i| positions[i]).and_then(|p| record.get(p));
+                error = Some(RowError::of_cell(line, e, cell));
             }
         }
         if let Some(e) = error {

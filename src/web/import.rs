@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::session::WebUser;
 use super::{render, Nonce, PageCtx};
-use crate::analytics::entity::Entity;
+use crate::analytics::entity::{Entity, Problem};
 use crate::domain::{to_datetime, Role};
 use crate::http::analytics::ImportQuery;
 use crate::http::AppState;
@@ -113,6 +113,10 @@ async fn page(
                 column => lang.t("import_col_column"),
                 reason => lang.t("import_col_reason"),
                 more => lang.t("import_more_errors"),
+                problems => Problem::ALL
+                    .iter()
+                    .map(|p| (p.as_str(), lang.t(&format!("import_problem_{p}"))))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
             },
         },
     )

@@ -121,6 +121,30 @@ async fn a_malformed_file_keeps_its_good_rows_and_lists_each_bad_one(backend: Ba
     assert!(reasons[2].contains("pending"), "{reasons:?}");
     assert!(reasons[3].contains("required"), "{reasons:?}");
     assert!(reasons[4].contains("not a number"), "{reasons:?}");
+    // Each refusal also carries a stable code and the refused value, for the web app to word
+    // in the reader's language.
+    let coded: Vec<(&str, &str)> = report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["code"].as_str().expect("code"),
+                e["value"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        coded,
+        [
+            ("unknown_manager", "m9"),
+            ("bad_time", "2026-03-02 10:00"),
+            ("bad_choice", "pending"),
+            ("empty", ""),
+            ("not_a_number", "abc"),
+        ]
+    );
+    assert_eq!(report["errors"][2]["expected"], "open, won, lost");
     // The offset is normalised: 10:00+02:00 is stored as 08:00 UTC.
     assert_eq!(
         count(

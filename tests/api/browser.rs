@@ -689,6 +689,10 @@ async fn import_page(b: WebDriver) {
     .unwrap();
     assert_eq!(cells[0], "3", "line 3: {cells:?}");
     assert_eq!(cells[1], "created_at");
+    assert!(
+        cells[2].starts_with("“yesterday” is not a time; write e.g."),
+        "the reason in the page's words: {cells:?}"
+    );
     // The last-import table was refreshed from the server.
     wait_for(&b, "the refreshed table: two files imported", |_, s| {
         s.matches("never imported").count() == 5

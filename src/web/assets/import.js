@@ -57,7 +57,12 @@
       const tr = body.insertRow();
       tr.insertCell().textContent = e.line;
       tr.insertCell().textContent = e.column || "—";
-      tr.insertCell().textContent = e.reason;
+      // The reason in the page's language where the server gave a code; its English words
+      // otherwise (reports stored before codes were kept).
+      const worded = e.code && texts.problems && texts.problems[e.code];
+      tr.insertCell().textContent = worded
+        ? fill(worded, { value: e.value || "", column: e.column || "", expected: e.expected || "" })
+        : e.reason;
     }
     wrap.appendChild(table);
     box.appendChild(wrap);
