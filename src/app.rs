@@ -53,14 +53,21 @@ pub fn default_registry(config: &Config) -> Registry {
     ) {
         Ok(settings) => {
             info!(model = %settings.model_path.display(), vad = settings.vad_model.is_some(), threads = settings.threads, "transcription enabled");
-            registry = registry.register(TranscribeJob::new(settings));
+            let mut job = TranscribeJob::new(settings);
+            if !config.redaction.keep_original {
+                job = job.storing_redacted(config.redaction.kinds.clone());
+            }
+            registry = registry.register(job);
         }
         Err(e) => warn!("transcription disabled, calls will wait in the queue: {e}"),
     }
     match LlmClient::new(&config.llm) {
         Ok(llm) => {
             info!(model = llm.model(), server = llm.host(), "scoring enabled");
-            registry = registry.register(ScoreJob::new(llm, config.scoring.clone()));
+            registry = registry.register(
+                ScoreJob::new(llm, config.scoring.clone())
+                    .redacting(config.redaction.kinds.clone()),
+            );
         }
         Err(e) => warn!("scoring disabled, transcribed calls will wait in `scoring`: {e}"),
     }

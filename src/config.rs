@@ -19,6 +19,7 @@ use crate::domain::Language;
 use crate::llm::LlmConfig;
 use crate::models::ModelDir;
 use crate::pipeline::Stage;
+use crate::redact::RedactionConfig;
 use crate::scoring::ScoringConfig;
 use crate::transcribe::guards::Thresholds;
 use crate::transcript::metrics::MetricsConfig;
@@ -53,6 +54,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// The web app: sessions and cookies.
     pub web: WebConfig,
+    /// Personal data taken out of transcripts: which kinds, and for whom.
+    pub redaction: RedactionConfig,
 }
 
 /// The web app's sessions and cookies.
@@ -311,6 +314,7 @@ impl Default for Config {
             scoring: ScoringConfig::default(),
             analytics: AnalyticsConfig::default(),
             web: WebConfig::default(),
+            redaction: RedactionConfig::default(),
         }
     }
 }

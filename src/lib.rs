@@ -23,6 +23,7 @@ pub mod models;
 pub mod pipeline;
 pub mod playback;
 pub mod recordings;
+pub mod redact;
 pub mod rubric;
 pub mod scoring;
 pub mod search;

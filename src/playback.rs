@@ -25,6 +25,8 @@ use crate::audio::{
     WavCodec, SNIFF_LEN, TARGET_SAMPLE_RATE,
 };
 use crate::domain::CallId;
+use crate::redact::Redaction;
+use sha2::{Digest, Sha256};
 
 /// Most peak values per channel, whatever the length (a one-hour call: ~2 per second).
 const MAX_PEAKS: usize = 8_000;
@@ -100,9 +102,28 @@ impl Playback {
         self.dir.join(format!("{call}.ogg"))
     }
 
+    fn muted_path(&self, call: CallId, spans: &[Redaction]) -> PathBuf {
+        // Named by the stretches it mutes: a new transcript or other kinds make a new file.
+        let mut hash = Sha256::new();
+        for s in spans {
+            hash.update(format!("{}:{:.3}:{:.3};", s.kind, s.start, s.end));
+        }
+        let digest = hex::encode(&hash.finalize()[..8]);
+        self.dir.join(format!("{call}.muted-{digest}.ogg"))
+    }
+
     /// Removes a call's derived files (the call was deleted); missing files are fine.
     pub async fn remove(&self, call: CallId) {
-        for path in [self.peaks_path(call), self.opus_path(call)] {
+        let mut paths = vec![self.peaks_path(call), self.opus_path(call)];
+        if let Ok(mut dir) = tokio::fs::read_dir(&self.dir).await {
+            let prefix = format!("{call}.muted-");
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    paths.push(entry.path());
+                }
+            }
+        }
+        for path in paths {
             if let Err(e) = tokio::fs::remove_file(&path).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %path.display(), error = %e, "could not remove a playback file");
@@ -149,7 +170,32 @@ impl Playback {
                 transcoded: false,
             });
         }
-        let path = self.opus_path(call);
+        let made = self.ogg_once(self.opus_path(call), original, &[]).await?;
+        tracing::info!(%call, ?format, "recording playable as Ogg Opus");
+        Ok(made)
+    }
+
+    /// An Ogg Opus of the recording at `original` with silence over each of `spans` (and a
+    /// tenth of a second around it, for words timed a little short), made on first use and
+    /// kept under a name that follows the spans.
+    pub async fn muted(
+        &self,
+        call: CallId,
+        original: &Path,
+        spans: &[Redaction],
+    ) -> Result<PlaybackFile, PlaybackError> {
+        self.ogg_once(self.muted_path(call, spans), original, spans)
+            .await
+    }
+
+    /// The Ogg Opus at `path`, made from `original` (muted over `spans`) unless it exists:
+    /// one request at a time makes derived files, and the others find them made.
+    async fn ogg_once(
+        &self,
+        path: PathBuf,
+        original: &Path,
+        spans: &[Redaction],
+    ) -> Result<PlaybackFile, PlaybackError> {
         let done = PlaybackFile {
             path: path.clone(),
             content_type: "audio/ogg",
@@ -162,16 +208,42 @@ impl Playback {
         if tokio::fs::try_exists(&path).await? {
             return Ok(done);
         }
-        let audio = decode_isolated_spooled(&self.decoder, original, &self.limits).await?;
-        let channels = audio.channels;
-        let bytes = tokio::task::spawn_blocking(move || encode_ogg_opus(&channels))
-            .await
-            .map_err(std::io::Error::other)??;
+        let bytes = muted_ogg(&self.decoder, &self.limits, original, spans).await?;
         write_atomically(&self.dir, &path, &bytes).await?;
-        tracing::info!(%call, ?format, bytes = bytes.len(), "recording transcoded to Ogg Opus for playback");
+        tracing::info!(path = %path.display(), bytes = bytes.len(), muted = spans.len(), "playback file made");
         Ok(done)
     }
 }
+
+/// The recording at `original` as Ogg Opus with silence over each of `spans` and a margin
+/// around it; decoded in the isolated child.
+pub async fn muted_ogg(
+    decoder: &DecoderProgram,
+    limits: &DecodeLimits,
+    original: &Path,
+    spans: &[Redaction],
+) -> Result<Vec<u8>, PlaybackError> {
+    if !tokio::fs::try_exists(original).await? {
+        return Err(PlaybackError::Missing);
+    }
+    let rate = f64::from(TARGET_SAMPLE_RATE);
+    let mute: Vec<std::ops::Range<usize>> = spans
+        .iter()
+        .map(|s| {
+            let from = ((s.start - MUTE_MARGIN_S).max(0.0) * rate) as usize;
+            let to = ((s.end + MUTE_MARGIN_S).max(0.0) * rate).ceil() as usize;
+            from..to
+        })
+        .collect();
+    let audio = decode_isolated_spooled(decoder, original, limits).await?;
+    let channels = audio.channels;
+    tokio::task::spawn_blocking(move || encode_ogg_opus_muted(&channels, &mute))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// How far around a redacted stretch the audio is muted, seconds.
+const MUTE_MARGIN_S: f64 = 0.1;
 
 /// The `Content-Type` to serve a format with, if browsers play it as it is.
 pub fn browser_content_type(format: AudioFormat) -> Option<&'static str> {
@@ -273,6 +345,14 @@ pub fn compute_peaks(channels: &[Pcm]) -> std::io::Result<Peaks> {
 
 /// Encodes 16 kHz channels (one or two) as Ogg Opus (RFC 7845), 24 kbit/s per channel.
 pub fn encode_ogg_opus(channels: &[Pcm]) -> Result<Vec<u8>, PlaybackError> {
+    encode_ogg_opus_muted(channels, &[])
+}
+
+/// [`encode_ogg_opus`] with silence over `mute` (frame ranges at 16 kHz).
+pub fn encode_ogg_opus_muted(
+    channels: &[Pcm],
+    mute: &[std::ops::Range<usize>],
+) -> Result<Vec<u8>, PlaybackError> {
     if channels.is_empty() {
         return Err(PlaybackError::Encode(
             "the recording has no audio channel".into(),
@@ -334,6 +414,11 @@ pub fn encode_ogg_opus(channels: &[Pcm]) -> Result<Vec<u8>, PlaybackError> {
                     let mut more = channels[c.min(channels.len() - 1)]
                         .read(position, block_frames)
                         .map_err(io)?;
+                    for range in mute {
+                        let from = range.start.saturating_sub(position).min(more.len());
+                        let to = range.end.saturating_sub(position).min(more.len());
+                        more[from..to].iter_mut().for_each(|x| *x = 0.0);
+                    }
                     buf.append(&mut more);
                 }
                 position += block_frames;

@@ -12,7 +12,8 @@ use crate::domain::{day_start, now_millis, parse_bound, parse_day, to_datetime};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::store::{
-    ActivityCount, KpiKey, KpiScope, LeadTimes, QualityTallies, Store, StoreError, Tally, WonDeal,
+    ActivityCount, Depends, KpiKey, KpiScope, LeadTimes, QualityTallies, Store, StoreError, Tally,
+    WonDeal,
 };
 
 const MINUTE_MS: f64 = 60_000.0;
@@ -379,7 +380,7 @@ async fn gather(
     Ok(out)
 }
 
-/// The CRM part of [`gather`]: read once per CRM import ([`Store::crm_memo`]), as the
+/// The CRM part of [`gather`]: read once per CRM import ([`Store::memo`]), as the
 /// dashboards ask for the same periods on every load.
 async fn crm_rows(
     store: &Store,
@@ -397,7 +398,7 @@ async fn crm_rows(
             .sum()
     };
     store
-        .crm_memo(memo_key, rows, || async {
+        .memo(Depends::Crm, memo_key, rows, || async {
             // Independent queries run side by side: on PostgreSQL each is a round trip, and
             // the pool has connections to spare.
             let (

@@ -105,7 +105,7 @@ pub async fn run(args: ScoreBenchArgs, config: &Config) -> anyhow::Result<()> {
         llm.host(),
         config.llm.response_format
     );
-    let job = ScoreJob::new(llm, config.scoring.clone());
+    let job = ScoreJob::new(llm, config.scoring.clone()).redacting(config.redaction.kinds.clone());
     let files = if args.files.is_empty() {
         let mut f: Vec<PathBuf> = std::fs::read_dir(Path::new("samples/calls"))
             .context("samples/calls (run from the repository, or name the files)")?
@@ -133,21 +133,9 @@ pub async fn run(args: ScoreBenchArgs, config: &Config) -> anyhow::Result<()> {
         let t = transcript_from_truth(CallId::new(), &text)
             .with_context(|| path.display().to_string())?;
         let loaded = rubrics
-            .get(&config.scoring.rubric, &t.language)
-            .or_else(|| {
-                rubrics
-                    .iter()
-                    .find(|r| r.rubric.id == config.scoring.rubric)
-            })
+            .get_or_any_language(&config.scoring.rubric, &t.language)
             .with_context(|| format!("no scorecard {}", config.scoring.rubric))?;
-        let stored = StoredRubric {
-            rubric: loaded.rubric.clone(),
-            text: loaded.text.clone(),
-            version: 1,
-            content_hash: loaded.rubric.content_hash(),
-            origin: loaded.source.as_origin(),
-            created_at: now_millis(),
-        };
+        let stored = StoredRubric::unregistered(loaded);
         let day = chrono::Utc::now().date_naive();
         for _ in 0..args.repeat {
             let cpu0 = cpu_seconds().unwrap_or(0.0);

@@ -13,15 +13,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
-use crate::audio::DecoderProgram;
 use crate::config::{Config, TranscribeConfig};
-use crate::domain::{CallId, ChannelMap, Language, ManagerId};
-use crate::jobs::{JobContext, JobHandler};
-use crate::recordings::Recordings;
-use crate::store::{ClaimedJob, InsertCall, NewCall, NewJob, Store};
-use crate::transcribe::job::{TranscribeJob, TranscribeSettings};
+use crate::domain::{ChannelMap, Language};
+use crate::eval::Transcriber;
 
 /// Options of the transcription benchmark.
 #[derive(Debug, Args)]
@@ -138,96 +133,43 @@ async fn child(spec: &str, files: &[PathBuf], base: &TranscribeConfig) -> anyhow
         bail!("bad child spec {spec}");
     };
     let (threads, jobs): (usize, usize) = (threads.parse()?, jobs.parse()?);
-    let scratch = tempfile::tempdir()?;
-    let recordings = Recordings::new(scratch.path().join("recordings"));
-    let store = Store::open(&format!("sqlite://{}/bench.db", scratch.path().display())).await?;
     let config = TranscribeConfig {
         model: model.to_string(),
         vad: vad == "on",
         threads,
         ..base.clone()
     };
-    let settings = TranscribeSettings::from_config(
-        &config,
-        &Default::default(),
-        recordings.clone(),
-        DecoderProgram::current_exe([crate::app::AUDIO_DECODE_CHILD])?,
-    )?;
-    let handler = Arc::new(TranscribeJob::new(settings));
-    // Load the model before the clock starts: a worker loads it once, not per call.
+    let transcriber = Arc::new(Transcriber::new(&config).await?);
     let mut calls = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let key = format!("bench/{i}.audio");
-        let path = recordings.path(&key).context("key")?;
-        std::fs::create_dir_all(path.parent().context("parent")?)?;
-        std::fs::copy(f, &path).with_context(|| format!("cannot read {}", f.display()))?;
-        let id = CallId::new();
-        let call = NewCall {
-            id,
-            manager_id: ManagerId::parse("bench").map_err(|e| anyhow::anyhow!("{e}"))?,
-            deal_id: None,
-            customer_id: None,
-            direction: None,
-            started_at: None,
-            // The corpus names its language; an English-only model gets every file as English
-            // (its Russian text is gibberish, but the figures here are about speed).
-            language: if f.to_string_lossy().contains("_ru") && !model.ends_with(".en") {
-                Language::Ru
-            } else {
-                Language::En
-            },
-            channels: ChannelMap::default(),
-            original_filename: None,
-            content_type: None,
-            size_bytes: 0,
-            sha256: format!("{i}"),
-            storage_key: key,
+    for f in files {
+        // The corpus names its language; an English-only model gets every file as English
+        // (its Russian text is gibberish, but the figures here are about speed).
+        let language = if f.to_string_lossy().contains("_ru") && !model.ends_with(".en") {
+            Language::Ru
+        } else {
+            Language::En
         };
-        match store
-            .insert_call(&call, &NewJob::for_call("bench", id, 1))
-            .await?
-        {
-            InsertCall::Created(_) => calls.push(id),
-            InsertCall::Duplicate(_) => bail!("duplicate bench call"),
-        }
+        calls.push(
+            transcriber
+                .stage(f, language, ChannelMap::default())
+                .await?,
+        );
     }
-    let ctx = {
-        let store = store.clone();
-        move |id: CallId| JobContext {
-            job: ClaimedJob {
-                id: crate::domain::JobId::new(),
-                kind: crate::pipeline::Stage::Transcribe.kind().into(),
-                call_id: Some(id),
-                payload: serde_json::json!({}),
-                attempt: 1,
-                max_attempts: 1,
-            },
-            fence: None,
-            store: store.clone(),
-            cancel: CancellationToken::new(),
-        }
-    };
-    // Warm-up: loads the model (once per worker process in production) on the first file.
+    // Load the model before the clock starts: a worker loads it once, not per call.
     if let Some(first) = calls.first() {
-        handler
-            .run(&ctx(*first))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        transcriber.run(*first).await?;
     }
     let started = Instant::now();
     let queue = Arc::new(tokio::sync::Mutex::new(calls.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..jobs.max(1) {
-        let (queue, handler, ctx_for) = (queue.clone(), handler.clone(), ctx.clone());
+        let (queue, transcriber) = (queue.clone(), transcriber.clone());
         tasks.spawn(async move {
             loop {
                 let Some(id) = queue.lock().await.pop() else {
                     break;
                 };
-                handler
-                    .run(&ctx_for(id))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                transcriber.run(id).await?;
             }
             anyhow::Ok(())
         });
@@ -250,10 +192,7 @@ async fn child(spec: &str, files: &[PathBuf], base: &TranscribeConfig) -> anyhow
         peak_rss_mib: peak_rss_mib(),
     };
     for id in calls {
-        let t = store
-            .get_transcript(id)
-            .await?
-            .context("transcript stored")?;
+        let t = transcriber.transcript(id).await?;
         f.audio_s += t.duration_s;
         f.whisper_s += t.processing.transcription_s;
         f.decode_s += t.processing.decode_s;

@@ -10,6 +10,7 @@
 //! against our labels" and "the model against our QA" read alike.
 
 pub mod labelled;
+pub mod redaction;
 pub mod scoring;
 pub mod text;
 pub mod transcription;
@@ -22,8 +23,8 @@ use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
 
 use crate::audio::DecoderProgram;
-use crate::config::Config;
-use crate::domain::{CallId, ManagerId};
+use crate::config::{Config, TranscribeConfig};
+use crate::domain::{CallId, ChannelMap, Language, ManagerId};
 use crate::jobs::{JobContext, JobHandler};
 use crate::recordings::Recordings;
 use crate::store::{ClaimedJob, InsertCall, NewCall, NewJob, Store};
@@ -39,6 +40,9 @@ pub enum EvalCommand {
     /// Transcription against labelled turns: word error rate per speaker, speaker attribution,
     /// turn-onset error.
     Transcription(transcription::EvalTranscriptionArgs),
+    /// Redaction against a labelled set of utterances: recall and precision per kind of
+    /// personal data (default: the set compiled in).
+    Redaction(redaction::EvalRedactionArgs),
 }
 
 /// Runs an `eval` command.
@@ -46,11 +50,13 @@ pub async fn run(command: EvalCommand, config: &Config) -> anyhow::Result<()> {
     match command {
         EvalCommand::Scoring(args) => scoring::run(args, config).await,
         EvalCommand::Transcription(args) => transcription::run(args, config).await,
+        EvalCommand::Redaction(args) => redaction::run(args),
     }
 }
 
 /// The transcription stage as the server runs it (isolated decode, VAD, whisper per channel,
-/// merge, metrics), on a scratch database that is thrown away.
+/// merge, metrics), on a scratch database that is thrown away. `eval` and `bench transcribe`
+/// both run recordings through it.
 pub struct Transcriber {
     _scratch: tempfile::TempDir,
     store: Store,
@@ -59,13 +65,13 @@ pub struct Transcriber {
 }
 
 impl Transcriber {
-    /// A transcriber with `config`'s transcription settings.
-    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+    /// A transcriber with these transcription settings.
+    pub async fn new(config: &TranscribeConfig) -> anyhow::Result<Self> {
         let scratch = tempfile::tempdir()?;
         let recordings = Recordings::new(scratch.path().join("recordings"));
         let store = Store::open(&format!("sqlite://{}/eval.db", scratch.path().display())).await?;
         let settings = TranscribeSettings::from_config(
-            &config.transcribe,
+            config,
             &Default::default(),
             recordings.clone(),
             DecoderProgram::current_exe([crate::app::AUDIO_DECODE_CHILD])?,
@@ -78,14 +84,19 @@ impl Transcriber {
         })
     }
 
-    /// The transcript of `call`'s recording, as the server would store it.
-    pub async fn transcribe(&self, call: &labelled::LabelledCall) -> anyhow::Result<Transcript> {
+    /// Copies `recording` in as a call of `language` with these channels, not yet transcribed.
+    pub async fn stage(
+        &self,
+        recording: &Path,
+        language: Language,
+        channels: ChannelMap,
+    ) -> anyhow::Result<CallId> {
         let id = CallId::new();
         let key = format!("eval/{id}.audio");
         let path = self.recordings.path(&key).context("storage key")?;
         std::fs::create_dir_all(path.parent().context("parent")?)?;
-        std::fs::copy(&call.recording, &path)
-            .with_context(|| format!("cannot read {}", call.recording.display()))?;
+        std::fs::copy(recording, &path)
+            .with_context(|| format!("cannot read {}", recording.display()))?;
         let new = NewCall {
             id,
             manager_id: ManagerId::parse("eval").map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -93,8 +104,8 @@ impl Transcriber {
             customer_id: None,
             direction: None,
             started_at: None,
-            language: call.language(),
-            channels: call.channels()?,
+            language,
+            channels,
             original_filename: None,
             content_type: None,
             size_bytes: 0,
@@ -108,6 +119,11 @@ impl Transcriber {
         {
             anyhow::bail!("duplicate call");
         }
+        Ok(id)
+    }
+
+    /// Runs the transcribe job on a staged call (several may run at once).
+    pub async fn run(&self, id: CallId) -> anyhow::Result<()> {
         let ctx = JobContext {
             job: ClaimedJob {
                 id: crate::domain::JobId::new(),
@@ -124,11 +140,26 @@ impl Transcriber {
         self.handler
             .run(&ctx)
             .await
-            .map_err(|e| anyhow::anyhow!("{}: {e}", call.name))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The stored transcript of a call that [`Self::run`] transcribed.
+    pub async fn transcript(&self, id: CallId) -> anyhow::Result<Transcript> {
         self.store
             .get_transcript(id)
             .await?
-            .with_context(|| format!("{}: no transcript stored", call.name))
+            .context("no transcript stored")
+    }
+
+    /// The transcript of `call`'s recording, as the server would store it.
+    pub async fn transcribe(&self, call: &labelled::LabelledCall) -> anyhow::Result<Transcript> {
+        let id = self
+            .stage(&call.recording, call.language(), call.channels()?)
+            .await?;
+        self.run(id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", call.name))?;
+        self.transcript(id).await.with_context(|| call.name.clone())
     }
 }
 

@@ -19,7 +19,7 @@ use super::labelled::{self, LabelledCall, Likelihood};
 use super::{write_json, Transcriber};
 use crate::analytics::stats::pearson;
 use crate::config::Config;
-use crate::domain::{now_millis, CallId};
+use crate::domain::CallId;
 use crate::llm::LlmClient;
 use crate::rubric::{Level, Rubric, RubricSet};
 use crate::scoring::calibration::{agreement, Agreement, Pair};
@@ -142,12 +142,12 @@ pub async fn run(args: EvalScoringArgs, config: &Config) -> anyhow::Result<()> {
         .rubric
         .clone()
         .unwrap_or_else(|| config.scoring.rubric.clone());
-    let job = ScoreJob::new(llm, config.scoring.clone());
+    let job = ScoreJob::new(llm, config.scoring.clone()).redacting(config.redaction.kinds.clone());
     let rubrics = RubricSet::load(config.scoring.rubrics_dir())?;
     let transcriber = if args.labelled_turns {
         None
     } else {
-        Some(Transcriber::new(config).await?)
+        Some(Transcriber::new(&config.transcribe).await?)
     };
     eprintln!(
         "{} labelled calls; scoring with {model} against {rubric_id}, transcripts from {}",
@@ -173,17 +173,9 @@ pub async fn run(args: EvalScoringArgs, config: &Config) -> anyhow::Result<()> {
         cost.calls += 1;
         cost.audio_minutes += call.truth.duration_s / 60.0;
         let loaded = rubrics
-            .get(&rubric_id, &transcript.language)
-            .or_else(|| rubrics.iter().find(|r| r.rubric.id == rubric_id))
+            .get_or_any_language(&rubric_id, &transcript.language)
             .with_context(|| format!("no scorecard {rubric_id}"))?;
-        let stored = StoredRubric {
-            rubric: loaded.rubric.clone(),
-            text: loaded.text.clone(),
-            version: 1,
-            content_hash: loaded.rubric.content_hash(),
-            origin: loaded.source.as_origin(),
-            created_at: now_millis(),
-        };
+        let stored = StoredRubric::unregistered(loaded);
         let day = chrono::Utc::now().date_naive();
         let scored = job.score(&transcript, day, &stored).await;
         let mut result = compare(call, &stored.rubric, scored.as_ref().ok());

@@ -107,7 +107,7 @@ pub struct TranscriptionEval {
 /// Runs the evaluation and prints its table.
 pub async fn run(args: EvalTranscriptionArgs, config: &Config) -> anyhow::Result<()> {
     let calls = labelled::load_dir(&args.dir)?;
-    let transcriber = Transcriber::new(config).await?;
+    let transcriber = Transcriber::new(&config.transcribe).await?;
     eprintln!(
         "{} labelled calls; transcribing with {}",
         calls.len(),

@@ -612,7 +612,7 @@ pub async fn audio(
     request: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
-    crate::web::call::send_audio(&state, &call, request).await
+    crate::web::call::send_audio(&state, &call, auth.0.role, request).await
 }
 
 /// The recording's waveform: per channel, the largest absolute sample of each short bucket.

@@ -159,7 +159,8 @@ pub async fn search(
             .map_err(|e| ApiError::BadRequest(format!("cursor: {e}")))?,
         limit,
     };
-    let page = search::find(&state.store, &query, &filter).await?;
+    let hidden = state.config.redaction.hidden_from(auth.0.role);
+    let page = search::find(&state.store, &query, &filter, hidden).await?;
     Ok(Json(SearchPage {
         items: page.found.into_iter().map(SearchHitView::from).collect(),
         next_cursor: page.next.map(|c| c.to_string()),

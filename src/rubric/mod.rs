@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-pub use set::{RubricSet, RubricSource};
+pub use set::{LoadedRubric, RubricSet, RubricSource};
 
 /// A scorecard that parsed and validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -115,6 +115,12 @@ impl RubricSet {
         self.rubrics.get(&(id.to_string(), language.to_string()))
     }
 
+    /// The scorecard `id` in `language`, else in any language it exists in.
+    pub fn get_or_any_language(&self, id: &str, language: &str) -> Option<&LoadedRubric> {
+        self.get(id, language)
+            .or_else(|| self.iter().find(|r| r.rubric.id == id))
+    }
+
     /// Every scorecard.
     pub fn iter(&self) -> impl Iterator<Item = &LoadedRubric> {
         self.rubrics.values()

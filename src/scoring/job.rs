@@ -20,6 +20,7 @@ use crate::domain::{now_millis, to_datetime, Language};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::llm::{estimate_tokens, json::extract_object, LlmClient, LlmError, ResponseMode};
 use crate::pipeline::Stage;
+use crate::redact::{redact, Kind};
 use crate::rubric::{Level, Rubric};
 use crate::store::StoredRubric;
 use crate::transcript::Transcript;
@@ -29,6 +30,8 @@ pub struct ScoreJob {
     llm: Arc<LlmClient>,
     prompts: Prompts,
     config: ScoringConfig,
+    /// Kinds of personal data taken out before the transcript is sent.
+    redact: Vec<Kind>,
 }
 
 impl From<LlmError> for JobError {
@@ -46,7 +49,15 @@ impl ScoreJob {
             llm: Arc::new(llm),
             prompts: Prompts::new(),
             config,
+            redact: Kind::ALL.to_vec(),
         }
+    }
+
+    /// Redacts these kinds (default: all) from what the LLM receives; evidence is verified
+    /// against the same redacted text.
+    pub fn redacting(mut self, kinds: Vec<Kind>) -> Self {
+        self.redact = kinds;
+        self
     }
 
     /// Why a call cannot be judged, if it cannot.
@@ -81,6 +92,8 @@ impl ScoreJob {
         stored: &StoredRubric,
     ) -> Result<ScoreCard, JobError> {
         let started = Instant::now();
+        let (redacted, _) = redact(t, &self.redact);
+        let t = &redacted;
         let rubric = &stored.rubric;
         let language = match self.config.language {
             Language::Auto => Language::of_code(&t.language),

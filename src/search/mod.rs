@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::redact::{redact_text, Kind};
 use crate::store::{SearchCursor, SearchFilter, SearchHit, Store, StoreError};
 
 pub use snippet::{snippet, Piece};
@@ -94,8 +95,13 @@ pub struct Page {
 
 /// The page of segments that `filter` selects and that hold every word of `query`, with
 /// their snippets (computed for this page only). The caller has applied the role rule to
-/// `filter`.
-pub async fn find(store: &Store, query: &Query, filter: &SearchFilter) -> Result<Page, StoreError> {
+/// `filter`; `redact` names the kinds of personal data the reader may not see in a hit.
+pub async fn find(
+    store: &Store,
+    query: &Query,
+    filter: &SearchFilter,
+    redact: &[Kind],
+) -> Result<Page, StoreError> {
     // One more than the page: whether another page follows is then known, not guessed.
     let wanted = SearchFilter {
         limit: filter.limit + 1,
@@ -107,9 +113,14 @@ pub async fn find(store: &Store, query: &Query, filter: &SearchFilter) -> Result
     let next = more.then(|| hits.last().map(SearchHit::cursor)).flatten();
     let found = hits
         .into_iter()
-        .map(|hit| Found {
-            snippet: query.snippet(&hit.text),
-            hit,
+        .map(|mut hit| {
+            if !redact.is_empty() {
+                hit.text = redact_text(&hit.text, redact);
+            }
+            Found {
+                snippet: query.snippet(&hit.text),
+                hit,
+            }
         })
         .collect();
     Ok(Page { found, next })

@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::kpis::literal;
+use super::memo::Depends;
 use super::{Store, StoreError};
 use crate::analytics::entity::DealStatus;
 use crate::domain::CallId;
@@ -89,7 +90,7 @@ impl Store {
     ///
     /// One pass per table, grouped by deal and joined to the deals (not a subquery per deal
     /// and table: 10k deals took 1.8-4 s that way, see docs/PERFORMANCE.md). The CRM part is
-    /// kept until the next import ([`Store::crm_memo`]); the call quality is read from the
+    /// kept until the next import ([`Store::memo`]); the call quality is read from the
     /// per-deal rollup each time (a score written moves it, not the CRM).
     pub async fn deal_features(
         &self,
@@ -148,7 +149,7 @@ impl Store {
              ORDER BY ds.deal_id"
         );
         let key = format!("deal features {status} {stages:?}");
-        self.crm_memo(key, Vec::len, || async {
+        self.memo(Depends::Crm, key, Vec::len, || async {
             Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
         })
         .await

@@ -4,6 +4,7 @@
 use sqlx::FromRow;
 
 use super::kpis::KpiScope;
+use super::memo::Depends;
 use super::{Store, StoreError};
 use crate::analytics::entity::DealStatus;
 use crate::domain::CallId;
@@ -110,7 +111,7 @@ impl Store {
         );
         let key = format!("insight deals {scope:?} {from} {to}");
         let kept = self
-            .quality_memo(key, Vec::len, || {
+            .memo(Depends::Quality, key, Vec::len, || {
                 scope.fetch_all(&self.pool, &sql, from, to)
             })
             .await?;
@@ -134,7 +135,7 @@ impl Store {
         );
         let key = format!("insight criteria {scope:?} {from} {to}");
         let kept = self
-            .quality_memo(key, Vec::len, || {
+            .memo(Depends::Quality, key, Vec::len, || {
                 scope.fetch_all(&self.pool, &sql, from, to)
             })
             .await?;
@@ -216,7 +217,7 @@ impl Store {
         );
         let key = format!("lowest calls {manager} {from} {to} {limit}");
         let kept = self
-            .quality_memo(key, Vec::len, || async {
+            .memo(Depends::Quality, key, Vec::len, || async {
                 let rows: Vec<(CallId, f64, String)> =
                     scope.fetch_all(&self.pool, &sql, from, to).await?;
                 Ok(rows

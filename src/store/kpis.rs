@@ -10,6 +10,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::QueryAs;
 use sqlx::{Any, AnyPool, Encode, FromRow, Type};
 
+use super::memo::Depends;
 use super::{Store, StoreError, Tally};
 use crate::analytics::entity::{ActivityType, DealStatus, PlanMetric};
 
@@ -509,7 +510,7 @@ impl Store {
         );
         let key = format!("weekly quality {scope:?} {first} {end}");
         let kept = self
-            .quality_memo(key, Vec::len, || async {
+            .memo(Depends::Quality, key, Vec::len, || async {
                 let rows: Vec<(String, i64, i64, i64, f64)> =
                     scope.fetch_all(&self.pool, &sql, first, end).await?;
                 Ok(rows
@@ -547,7 +548,7 @@ impl Store {
             scope.filter("manager_id")
         );
         let key = format!("weekly closed {from} {to} {scope:?}");
-        self.crm_memo(key, Vec::len, || async {
+        self.memo(Depends::Crm, key, Vec::len, || async {
             scope.fetch_all(&self.pool, &sql, from, to).await
         })
         .await

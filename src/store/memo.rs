@@ -28,6 +28,16 @@ use super::{Store, StoreError};
 /// all-time periods cannot grow the process without bound; past it, everything kept is dropped.
 const MAX_ROWS: usize = 2_000_000;
 
+/// What a kept figure is read from, so what drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depends {
+    /// The CRM tables only: kept until the next import.
+    Crm,
+    /// The call-quality rollups, the scores and calls behind them, and the CRM tables: kept
+    /// until a score, transcript or call changes, or an import.
+    Quality,
+}
+
 /// A source's stamp: it differs whenever the source changed.
 pub(super) type Stamp = (i64, Option<i64>);
 
@@ -59,8 +69,9 @@ impl Memo {
         };
     }
 
-    /// `make()`'s value for `key` under `stamp`: kept, or computed once however many ask at
-    /// the same time. `rows` says how large a value is (see [`MAX_ROWS`]).
+    /// `make`'s value for `key` under `stamp`: kept, or computed once however many ask at
+    /// the same time (`make` runs only when nothing is kept). `rows` says how large a
+    /// value is (see [`MAX_ROWS`]).
     async fn get<T, F, Fut>(
         &self,
         stamp: Stamp,
@@ -131,98 +142,39 @@ impl Store {
         Ok((generation, None))
     }
 
-    /// `make()`'s value for `key`, kept until the next CRM import. `make` must read only the
-    /// CRM tables; `rows` says how large a value is (see [`MAX_ROWS`]).
-    pub async fn crm_memo<T, F, Fut>(
-        &self,
-        key: String,
-        rows: impl FnOnce(&T) -> usize,
-        make: F,
-    ) -> Result<Arc<T>, StoreError>
-    where
-        T: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        // The stamp is read before the rows: an import landing in between leaves a value kept
-        // under the older stamp, which the next use drops.
-        let stamp = self.crm_stamp().await?;
-        self.crm_memo.get(stamp, key, rows, make).await
-    }
-
-    /// `make()`'s value for `key`, kept until the call-quality rollups or the CRM change.
-    /// `make` may read the rollups, the scores and calls behind them, and the CRM tables.
-    pub async fn quality_memo<T, F, Fut>(
-        &self,
-        key: String,
-        rows: impl FnOnce(&T) -> usize,
-        make: F,
-    ) -> Result<Arc<T>, StoreError>
-    where
-        T: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
+    /// One stamp of the rollups and the CRM: the generation, and the import count and time
+    /// folded in.
+    async fn quality_stamp(&self) -> Result<Stamp, StoreError> {
         let (rollups, crm) = tokio::try_join!(self.rollup_stamp(), self.crm_stamp())?;
-        // One stamp of both: the generation, and the import count and time folded in.
-        let stamp = (
+        Ok((
             rollups.0,
             Some(crm.0.wrapping_mul(1_000_003) ^ crm.1.unwrap_or(0)),
-        );
-        self.quality_memo.get(stamp, key, rows, make).await
+        ))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn concurrent_uses_of_a_key_compute_it_once_and_a_new_stamp_drops_it() {
-        let memo = Memo::default();
-        let runs = AtomicUsize::new(0);
-        let make = || async {
-            runs.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Ok::<_, StoreError>(42u32)
+    /// `make`'s value for `key`, kept until what it `depends` on changes; `rows` says how
+    /// large a value is (see [`MAX_ROWS`]). `make` must read only what `depends` names.
+    ///
+    /// `make` is a closure, not a future: the future it makes is created only when nothing is
+    /// kept, so the (large) query futures are not carried inside every caller's state.
+    pub async fn memo<T, F, Fut>(
+        &self,
+        depends: Depends,
+        key: String,
+        rows: impl FnOnce(&T) -> usize,
+        make: F,
+    ) -> Result<Arc<T>, StoreError>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        // The stamp is read before the rows: a change landing in between leaves a value kept
+        // under the older stamp, which the next use drops.
+        let (memo, stamp) = match depends {
+            Depends::Crm => (&self.crm_memo, self.crm_stamp().await?),
+            Depends::Quality => (&self.quality_memo, self.quality_stamp().await?),
         };
-        let (a, b) = tokio::join!(
-            memo.get((1, None), "k".into(), |_| 1, make),
-            memo.get((1, None), "k".into(), |_| 1, make),
-        );
-        assert_eq!((*a.unwrap(), *b.unwrap()), (42, 42));
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation for both");
-        memo.get((1, None), "k".into(), |_| 1, make).await.unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "kept");
-        memo.get((2, None), "k".into(), |_| 1, make).await.unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 2, "the source moved");
-        memo.forget();
-        memo.get((2, None), "k".into(), |_| 1, make).await.unwrap();
-        assert_eq!(runs.load(Ordering::SeqCst), 3, "this process changed it");
-    }
-
-    #[tokio::test]
-    async fn a_failed_computation_is_not_kept() {
-        let memo = Memo::default();
-        let failed = memo
-            .get(
-                (1, None),
-                "k".into(),
-                |_: &u8| 1,
-                || async { Err::<u8, _>(StoreError::Corrupt("boom".into())) },
-            )
-            .await;
-        assert!(failed.is_err());
-        let ok = memo
-            .get(
-                (1, None),
-                "k".into(),
-                |_| 1,
-                || async { Ok::<u8, StoreError>(7) },
-            )
-            .await;
-        assert_eq!(*ok.unwrap(), 7);
+        memo.get(stamp, key, rows, make).await
     }
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::kpis::{KpiKey, KpiScope};
+use super::memo::Depends;
 use super::{Store, StoreError, WriteTx};
 use crate::domain::CallId;
 
@@ -293,7 +294,7 @@ impl Store {
     }
 
     /// [`Store::quality_tallies`] per key: one set of reads for every manager of the scope,
-    /// kept until the rollups change ([`Store::quality_memo`]).
+    /// kept until the rollups change ([`Store::memo`]).
     pub async fn quality_tallies_by(
         &self,
         scope: &KpiScope,
@@ -308,7 +309,7 @@ impl Store {
                 .sum()
         };
         let kept = self
-            .quality_memo(memo_key, rows, || {
+            .memo(Depends::Quality, memo_key, rows, || {
                 self.read_quality_tallies_by(scope, key, from, to)
             })
             .await?;

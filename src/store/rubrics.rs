@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use super::{Store, StoreError};
 use crate::domain::{now_millis, Millis};
-use crate::rubric::Rubric;
+use crate::rubric::{LoadedRubric, Rubric};
 
 /// A registered scorecard version.
 #[derive(Debug, Clone, FromRow)]
@@ -27,6 +27,21 @@ pub struct StoredRubric {
 }
 
 const COLUMNS: &str = "id, language, version, content_hash, source, origin, created_at";
+
+impl StoredRubric {
+    /// `loaded` as a first version that no database holds: what offline scoring (`eval`,
+    /// `bench score`) passes to the score job.
+    pub fn unregistered(loaded: &LoadedRubric) -> Self {
+        Self {
+            rubric: loaded.rubric.clone(),
+            text: loaded.text.clone(),
+            version: 1,
+            content_hash: loaded.rubric.content_hash(),
+            origin: loaded.source.as_origin(),
+            created_at: now_millis(),
+        }
+    }
+}
 
 impl Store {
     /// Registers `rubric` (parsed from `text`) as a new version unless this content is already

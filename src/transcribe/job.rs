@@ -1,7 +1,7 @@
 //! The `transcribe` job: recording -> decoded audio (child process) -> one whisper pass per
 //! speaker channel (blocking pool) -> merged segments and metrics -> stored transcript.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +18,9 @@ use crate::config::TranscribeConfig;
 use crate::domain::{now_millis, Language, Speaker};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::pipeline::Stage;
+use crate::playback::{muted_ogg, Playback};
 use crate::recordings::Recordings;
+use crate::redact::{redact, Kind};
 use crate::transcript::metrics::{self, MetricsConfig};
 use crate::transcript::{merge_channels, Processing, Segment, Transcript};
 
@@ -86,6 +88,9 @@ impl TranscribeSettings {
 pub struct TranscribeJob {
     settings: TranscribeSettings,
     model: OnceCell<Arc<WhisperModel>>,
+    /// Kinds of personal data removed for good: from the stored transcript, and (muted) from
+    /// the recording. Empty: the original is kept.
+    store_redacted: Vec<Kind>,
 }
 
 impl TranscribeJob {
@@ -94,7 +99,62 @@ impl TranscribeJob {
         Self {
             settings,
             model: OnceCell::new(),
+            store_redacted: Vec::new(),
         }
+    }
+
+    /// Keeps no original: these kinds are redacted from the transcript before it is stored,
+    /// and the recording is replaced by an Ogg Opus copy muted over them
+    /// (`redaction.keep_original = false`).
+    pub fn storing_redacted(mut self, kinds: Vec<Kind>) -> Self {
+        self.store_redacted = kinds;
+        self
+    }
+
+    /// `t` redacted for storage; when anything was found, the recording at `path` is first
+    /// replaced, durably, by a copy muted over it, and playback files made from the original
+    /// are dropped. Muting comes first: a crash in between leaves the transcript to be made
+    /// again from the muted recording, never the original kept beside a redacted transcript.
+    pub async fn redact_for_storage(
+        &self,
+        t: Transcript,
+        path: &Path,
+    ) -> Result<Transcript, JobError> {
+        if self.store_redacted.is_empty() {
+            return Ok(t);
+        }
+        let (redacted, spans) = redact(&t, &self.store_redacted);
+        if spans.is_empty() {
+            return Ok(redacted);
+        }
+        let bytes = muted_ogg(&self.settings.decoder, &self.settings.limits, path, &spans)
+            .await
+            .map_err(|e| JobError::Retryable(format!("muting the recording: {e}")))?;
+        let io = |e: std::io::Error| JobError::Retryable(format!("replacing the recording: {e}"));
+        let partial = path.with_extension("muting");
+        let file = path.to_path_buf();
+        blocking(move || {
+            use std::io::Write;
+            let mut out = std::fs::File::create(&partial)?;
+            out.write_all(&bytes)?;
+            out.sync_all()?;
+            std::fs::rename(&partial, &file)?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await?
+        .map_err(io)?;
+        Playback::new(
+            self.settings.recordings.root(),
+            self.settings.decoder.clone(),
+            self.settings.limits.clone(),
+        )
+        .remove(t.call_id)
+        .await;
+        info!(call_id = %t.call_id, stretches = spans.len(), "personal data removed from the recording and transcript");
+        Ok(redacted)
     }
 
     async fn model(&self) -> Result<Arc<WhisperModel>, JobError> {
@@ -261,6 +321,7 @@ impl JobHandler for TranscribeJob {
             warnings: audio.warnings,
             created_at: now_millis(),
         };
+        let transcript = self.redact_for_storage(transcript, &path).await?;
         ctx.store
             .save_transcript(&transcript, ctx.fence.as_ref())
             .await?;

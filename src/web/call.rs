@@ -48,17 +48,27 @@ impl WebUser {
 pub async fn send_audio(
     state: &AppState,
     call: &CallRecord,
+    role: Role,
     request: Request,
 ) -> Result<Response, ApiError> {
     let original = state
         .recordings
         .path(&call.call.storage_key)
         .ok_or_else(|| ApiError::not_found("recording"))?;
-    let file = state
-        .playback
-        .file(call.call.id, &original)
-        .await
-        .map_err(playback_error)?;
+    // A reader kept from personal data hears silence where the redacted values were said.
+    let muted = match state.config.redaction.hides_from(role) {
+        true => match state.store.get_transcript(call.call.id).await? {
+            Some(t) => state.config.redaction.for_reader(role, t).1,
+            None => Vec::new(),
+        },
+        false => Vec::new(),
+    };
+    let file = if muted.is_empty() {
+        state.playback.file(call.call.id, &original).await
+    } else {
+        state.playback.muted(call.call.id, &original, &muted).await
+    }
+    .map_err(playback_error)?;
     let mut response = tower_http::services::ServeFile::new(&file.path)
         .oneshot(request)
         .await
@@ -119,7 +129,7 @@ async fn audio(
 ) -> Response {
     let result = async {
         let call = crate::http::calls::visible_call(&state, &web.auth(), &id).await?;
-        send_audio(&state, &call, request).await
+        send_audio(&state, &call, web.user.role, request).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -401,6 +411,7 @@ async fn show(
         Ok(v) => v,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let transcript = transcript.map(|t| state.config.redaction.for_reader(web.user.role, t).0);
     let max_pause = state.config.metrics.max_pause_s;
     let turns: Vec<TurnView> = transcript
         .as_ref()

@@ -109,7 +109,14 @@ async fn search_page(
     let mut next_link = None;
     let error = if searched {
         match parse(&form, &web) {
-            Ok((query, filter)) => match search::find(&state.store, &query, &filter).await {
+            Ok((query, filter)) => match search::find(
+                &state.store,
+                &query,
+                &filter,
+                state.config.redaction.hidden_from(web.user.role),
+            )
+            .await
+            {
                 Ok(page) => {
                     next_link = page.next.map(|c| {
                         SearchForm {

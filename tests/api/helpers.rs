@@ -234,6 +234,16 @@ impl TestApp {
         body["id"].as_str().expect("id").parse().expect("call id")
     }
 
+    /// `GET path` with `token`, the response as it came.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
         let r = self
             .client

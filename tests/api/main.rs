@@ -20,6 +20,7 @@ mod migrations;
 mod openapi;
 mod process;
 mod queue;
+mod redaction;
 mod roles;
 mod scoring;
 mod search;
