@@ -95,7 +95,9 @@ pub const AUDIO_DECODE_CHILD: &str = "audio-decode-child";
 /// Opens the database and applies migrations, logging where it is.
 pub async fn open_store(config: &Config) -> Result<Store, AppError> {
     info!(database = %redact_url(&config.database_url), "opening database");
-    let store = Store::open(&config.database_url).await?;
+    let store = Store::open(&config.database_url)
+        .await?
+        .redacting_search(config.redaction.in_index());
     sync_rubrics(&store, config).await?;
     Ok(store)
 }

@@ -144,6 +144,12 @@ impl RedactionConfig {
         self.scope == Scope::EveryoneButAdmins && role != Role::Admin && !self.kinds.is_empty()
     }
 
+    /// The kinds replaced in the search index: those hidden from readers, since the index
+    /// serves every reader.
+    pub fn in_index(&self) -> &[Kind] {
+        self.hidden_from(Role::Manager)
+    }
+
     /// The kinds hidden from a reader with `role` (none when nothing is).
     pub fn hidden_from(&self, role: Role) -> &[Kind] {
         if self.hides_from(role) {

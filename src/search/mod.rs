@@ -26,6 +26,23 @@ pub use snippet::{snippet, Piece};
 /// Version 2: each row also holds its manager's term (store/search.rs, `manager_term`).
 pub const INDEX_VERSION: i64 = 2;
 
+/// The version a transcript's rows are marked with when the index holds its text with the
+/// personal data of `redacted` replaced: [`INDEX_VERSION`] itself when nothing is redacted (so
+/// an index built before redaction existed stays current), else `INDEX_VERSION * 1000` plus
+/// one bit per kind. A change of the redacted kinds makes every transcript pending again.
+pub fn index_version(redacted: &[Kind]) -> i64 {
+    let mask = Kind::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| redacted.contains(k))
+        .fold(0i64, |m, (i, _)| m | (1 << i));
+    if mask == 0 {
+        INDEX_VERSION
+    } else {
+        INDEX_VERSION * 1000 + mask
+    }
+}
+
 /// The most terms one query may have.
 pub const MAX_QUERY_TERMS: usize = 16;
 

@@ -134,10 +134,11 @@ pub struct Store {
     /// (set by the start-up backlog when it finds none left): until then rows written by an
     /// older version may lack the manager's term, and a manager filter is checked on the rows.
     search_index_current: Arc<AtomicBool>,
-    /// Figures of the CRM tables, kept until the next import ([`Store::crm_memo`]).
+    /// Kinds of personal data replaced in the search index ([`Store::redacting_search`]).
+    search_redact: Arc<[crate::redact::Kind]>,
+    /// Figures of the CRM tables, kept until the next import ([`Store::memo`]).
     crm_memo: Arc<memo::Memo>,
-    /// Call-quality figures, kept until the rollups or the CRM change
-    /// ([`Store::quality_memo`]).
+    /// Call-quality figures, kept until the rollups or the CRM change ([`Store::memo`]).
     quality_memo: Arc<memo::Memo>,
 }
 
@@ -191,9 +192,18 @@ impl Store {
             write_gate,
             search_window: search::SEARCH_WINDOW,
             search_index_current: Arc::default(),
+            search_redact: Arc::from([]),
             crm_memo: Arc::default(),
             quality_memo: Arc::default(),
         })
+    }
+
+    /// This store with the search index holding transcripts with `kinds` of personal data
+    /// replaced by their placeholders (`redaction.scope = "everyone_but_admins"`). Transcripts
+    /// indexed under other settings are indexed again by [`crate::search::index_backlog`].
+    pub fn redacting_search(mut self, kinds: &[crate::redact::Kind]) -> Self {
+        self.search_redact = Arc::from(kinds);
+        self
     }
 
     /// Connects and applies pending migrations.

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use super::{dialect, insert_batch, Backend, Store, StoreError, WriteTx};
 use crate::analytics::entity::Value;
 use crate::domain::{CallId, ManagerId, Millis, Speaker};
+use crate::redact::redact;
 use crate::search::terms::stem_line;
 use crate::search::INDEX_VERSION;
 use crate::transcript::Transcript;
@@ -174,12 +175,28 @@ fn unreadable(call_id: &str, e: &serde_json::Error) {
 }
 
 impl Store {
+    /// The rows `t` is indexed with: its segments, with the personal data the settings keep
+    /// from readers replaced ([`Store::redacting_search`]).
+    pub(super) fn searchable_rows(&self, t: &Transcript) -> Vec<SegmentRow> {
+        if self.search_redact.is_empty() {
+            segment_rows(t)
+        } else {
+            segment_rows(&redact(t, &self.search_redact).0)
+        }
+    }
+
+    /// The version rows are marked with under this store's redaction settings.
+    pub(super) fn index_version(&self) -> i64 {
+        crate::search::index_version(&self.search_redact)
+    }
+
     /// Replaces the search rows of `call` with `rows` and marks its transcript indexed at
-    /// [`INDEX_VERSION`], inside the transaction that writes the transcript.
+    /// `version`, inside the transaction that writes the transcript.
     pub(super) async fn write_search_rows(
         tx: &mut WriteTx,
         call: CallId,
         rows: Vec<SegmentRow>,
+        version: i64,
     ) -> Result<(), StoreError> {
         // The call's manager and time go on every row: a search filters and orders by them
         // without visiting the call of every match (they never change after the upload).
@@ -197,7 +214,7 @@ impl Store {
             return Ok(());
         };
         if rows.is_empty() {
-            return Self::mark_indexed(tx, call).await;
+            return Self::mark_indexed(tx, call, version).await;
         }
         let second = call_at.div_euclid(1000).clamp(0, MAX_SECOND);
         let slot = Self::free_slot(tx, call, second).await?;
@@ -225,7 +242,7 @@ impl Store {
                 .collect();
             insert_batch(tx, "search_segments", &COLUMNS, chunk, "").await?;
         }
-        Self::mark_indexed(tx, call).await
+        Self::mark_indexed(tx, call, version).await
     }
 
     /// The slot of `call` among the calls of its second: the one its id's random bits name, or
@@ -254,14 +271,14 @@ impl Store {
         )))
     }
 
-    /// Records that `call`'s transcript is indexed at [`INDEX_VERSION`].
-    async fn mark_indexed(tx: &mut WriteTx, call: CallId) -> Result<(), StoreError> {
+    /// Records that `call`'s transcript is indexed at `version`.
+    async fn mark_indexed(tx: &mut WriteTx, call: CallId, version: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO search_indexed (call_id, version) VALUES ($1, $2) \
              ON CONFLICT (call_id) DO UPDATE SET version = excluded.version",
         )
         .bind(call.to_string())
-        .bind(INDEX_VERSION)
+        .bind(version)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -277,12 +294,17 @@ impl Store {
     ) -> Result<Option<(String, usize)>, StoreError> {
         // Which ones: a plain read, so a start with nothing to index (every start but the first
         // after an upgrade) scans without taking the write turn.
-        let pending = "NOT EXISTS (SELECT 1 FROM search_indexed i \
-                       WHERE i.call_id = t.call_id AND i.version >= $1)";
+        // Current: this version, or one a newer build wrote (a higher INDEX_VERSION, with or
+        // without redaction); a mark for other redacted kinds is not.
+        let pending = "NOT EXISTS (SELECT 1 FROM search_indexed i WHERE i.call_id = t.call_id \
+                       AND (i.version = $1 OR (i.version > $2 AND i.version < 1000) \
+                       OR i.version >= ($2 + 1) * 1000))";
+        let version = self.index_version();
         let ids: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT t.call_id FROM transcripts t WHERE {pending} AND t.call_id > $2 \
-             ORDER BY t.call_id LIMIT $3"
+            "SELECT t.call_id FROM transcripts t WHERE {pending} AND t.call_id > $3 \
+             ORDER BY t.call_id LIMIT $4"
         ))
+        .bind(version)
         .bind(INDEX_VERSION)
         .bind(after.to_string())
         .bind(limit)
@@ -294,25 +316,28 @@ impl Store {
         let mut tx = self.write().await?;
         // Read again under the write lock (the rows locked on PostgreSQL): one saved meanwhile
         // is skipped, never overwritten with the rows of its older version.
-        let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+        let placeholders: Vec<String> = (3..ids.len() + 3).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT t.call_id, t.document FROM transcripts t WHERE {pending} \
              AND t.call_id IN ({}){}",
             placeholders.join(", "),
             tx.for_update()
         );
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(INDEX_VERSION);
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql)
+            .bind(version)
+            .bind(INDEX_VERSION);
         for id in ids {
             query = query.bind(id);
         }
         let documents = query.fetch_all(&mut *tx).await?;
         // Parsing and stemming are CPU work: off the async threads.
+        let store = self.clone();
         let parsed = tokio::task::spawn_blocking(move || {
             documents
                 .into_iter()
                 .filter_map(
                     |(id, document)| match serde_json::from_str::<Transcript>(&document) {
-                        Ok(t) => Some((t.call_id, segment_rows(&t))),
+                        Ok(t) => Some((t.call_id, store.searchable_rows(&t))),
                         Err(e) => {
                             unreadable(&id, &e);
                             None
@@ -325,7 +350,7 @@ impl Store {
         .map_err(|e| StoreError::Corrupt(format!("indexing transcripts: {e}")))?;
         let indexed = parsed.len();
         for (call, rows) in parsed {
-            Self::write_search_rows(&mut tx, call, rows).await?;
+            Self::write_search_rows(&mut tx, call, rows, version).await?;
         }
         tx.commit().await?;
         Ok(Some((last, indexed)))

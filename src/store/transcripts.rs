@@ -22,7 +22,7 @@ impl Store {
             .map(|s| s.text.split_whitespace().count())
             .sum();
         // Stemmed before the write turn is taken: the transaction only writes.
-        let search_rows = super::search::segment_rows(t);
+        let search_rows = self.searchable_rows(t);
         let mut tx = self.write().await?;
         if let Some(fence) = fence {
             fence.hold(&mut tx).await?;
@@ -46,7 +46,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Self::save_call_conversation(&mut tx, t.call_id, &t.metrics).await?;
-        Self::write_search_rows(&mut tx, t.call_id, search_rows).await?;
+        Self::write_search_rows(&mut tx, t.call_id, search_rows, self.index_version()).await?;
         self.refresh_rollups_of(&mut tx, t.call_id).await?;
         tx.commit().await?;
         Ok(())

@@ -149,7 +149,10 @@ pub async fn spawn_app_for(
     };
     tweak(&mut config);
     let registry = registry(&config);
-    let store = Store::open(&config.database_url).await.expect("open store");
+    let store = Store::open(&config.database_url)
+        .await
+        .expect("open store")
+        .redacting_search(config.redaction.in_index());
     callgrade::app::sync_rubrics(&store, &config)
         .await
         .expect("register scorecards");

@@ -172,10 +172,16 @@ async fn readers_but_admins_read_search_and_hear_it_redacted(backend: Backend) {
         text.contains("[phone]") && !text.contains("2671"),
         "{found}"
     );
+    // The index itself holds the placeholder: nobody finds the call by the number.
     let (_, found) = app
         .get_json(&app.admin, "/api/v1/search?q=phone%20number")
         .await;
-    assert!(found["items"][0]["text"].as_str().unwrap().contains("2671"));
+    assert!(found["items"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("[phone]"));
+    let (_, found) = app.get_json(&app.admin, "/api/v1/search?q=2671").await;
+    assert_eq!(found["items"], serde_json::json!([]), "{found}");
 
     // The audio: silence where the number was said, the recording elsewhere.
     let r = app
@@ -296,3 +302,44 @@ async fn without_the_original_the_recording_is_muted_and_the_transcript_redacted
         "no partial file is left"
     );
 }
+
+async fn a_change_of_settings_indexes_every_transcript_again(backend: Backend) {
+    // Indexed under the default scope (only the LLM is kept from values): the number is found.
+    let app = spawn_app_for(backend, |_| {}, |_| Registry::new()).await;
+    let id = app.upload_call("m-owner").await;
+    let mut t = corpus_transcript(id, "pub06_en");
+    t.segments.push(client_says(
+        70.0,
+        "my phone number is +1 415 555 2671 thanks",
+    ));
+    app.store.save_transcript(&t, None).await.expect("save");
+    let (_, found) = app.get_json(&app.admin, "/api/v1/search?q=2671").await;
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
+
+    // A start with scope everyone_but_admins indexes it again, without the number.
+    let hidden = app
+        .store
+        .clone()
+        .redacting_search(callgrade::redact::Kind::ALL);
+    callgrade::search::index_backlog(hidden.clone(), Default::default()).await;
+    let (_, found) = app.get_json(&app.admin, "/api/v1/search?q=2671").await;
+    assert_eq!(found["items"], serde_json::json!([]), "{found}");
+    let (_, found) = app
+        .get_json(&app.admin, "/api/v1/search?q=phone%20number")
+        .await;
+    assert!(found["items"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("[phone]"));
+    // Nothing is left pending under the new settings, and the old ones see it as pending.
+    assert_eq!(hidden.index_pending_transcripts("", 8).await.unwrap(), None);
+    assert!(app
+        .store
+        .index_pending_transcripts("", 8)
+        .await
+        .unwrap()
+        .is_some());
+    app.stop().await;
+}
+
+on_both_backends!(a_change_of_settings_indexes_every_transcript_again);
