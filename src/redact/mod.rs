@@ -327,6 +327,40 @@ pub fn redact_text(text: &str, kinds: &[Kind]) -> String {
     out.join(" ")
 }
 
+/// `text` cut into pieces, each marked whether it is a redaction placeholder (of either
+/// language), so a page can show them apart from what was said.
+pub fn pieces(text: &str) -> Vec<(String, bool)> {
+    let all: Vec<&str> = placeholders("ru")
+        .into_iter()
+        .chain(placeholders("en"))
+        .collect();
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('[') {
+        let Some(found) = all.iter().find(|p| rest[at..].starts_with(*p)) else {
+            let cut = at + '['.len_utf8();
+            push_plain(&mut out, &rest[..cut]);
+            rest = &rest[cut..];
+            continue;
+        };
+        push_plain(&mut out, &rest[..at]);
+        out.push(((*found).to_string(), true));
+        rest = &rest[at + found.len()..];
+    }
+    push_plain(&mut out, rest);
+    out
+}
+
+fn push_plain(out: &mut Vec<(String, bool)>, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    match out.last_mut() {
+        Some((last, false)) => last.push_str(text),
+        _ => out.push((text.to_string(), false)),
+    }
+}
+
 /// Every kind, with the placeholder text of each as the transcript shows it.
 pub fn placeholders(language: &str) -> Vec<&'static str> {
     Kind::ALL.iter().map(|k| k.placeholder(language)).collect()

@@ -151,3 +151,18 @@ fn the_labelled_set_meets_the_recall_and_precision_targets() {
         );
     }
 }
+
+#[test]
+fn placeholders_are_told_apart_from_what_was_said() {
+    assert_eq!(
+        pieces("звоните [телефон], [x] или [email]."),
+        [
+            ("звоните ".to_string(), false),
+            ("[телефон]".to_string(), true),
+            (", [x] или ".to_string(), false),
+            ("[email]".to_string(), true),
+            (".".to_string(), false),
+        ]
+    );
+    assert_eq!(pieces("no brackets"), [("no brackets".to_string(), false)]);
+}

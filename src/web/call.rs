@@ -152,7 +152,15 @@ struct TurnView {
     start: f64,
     end: f64,
     at: String,
+    /// What was said, placeholders of redacted values marked.
+    pieces: Vec<PieceView>,
+}
+
+/// A piece of a turn's text.
+#[derive(Serialize)]
+struct PieceView {
     text: String,
+    redacted: bool,
 }
 
 /// One quote of evidence.
@@ -424,7 +432,10 @@ async fn show(
             start: (t.start * 100.0).round() / 100.0,
             end: (t.end * 100.0).round() / 100.0,
             at: clock(t.start),
-            text: t.text,
+            pieces: crate::redact::pieces(&t.text)
+                .into_iter()
+                .map(|(text, redacted)| PieceView { text, redacted })
+                .collect(),
         })
         .collect();
     let qa = matches!(web.principal.role, Role::Admin | Role::Qa);
