@@ -398,7 +398,9 @@ async fn crm_rows(
             .sum()
     };
     store
-        .memo(Depends::Crm, memo_key, rows, || async {
+        .memo(Depends::Crm)
+        .await?
+        .get(memo_key, rows, || async {
             // Independent queries run side by side: on PostgreSQL each is a round trip, and
             // the pool has connections to spare.
             let (

@@ -149,10 +149,12 @@ impl Store {
              ORDER BY ds.deal_id"
         );
         let key = format!("deal features {status} {stages:?}");
-        self.memo(Depends::Crm, key, Vec::len, || async {
-            Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
-        })
-        .await
+        self.memo(Depends::Crm)
+            .await?
+            .get(key, Vec::len, || async {
+                Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+            })
+            .await
     }
 
     /// Each deal's mean overall call score, over all its calls and over its CRM manager's own

@@ -111,7 +111,9 @@ impl Store {
         );
         let key = format!("insight deals {scope:?} {from} {to}");
         let kept = self
-            .memo(Depends::Quality, key, Vec::len, || {
+            .memo(Depends::Quality)
+            .await?
+            .get(key, Vec::len, || {
                 scope.fetch_all(&self.pool, &sql, from, to)
             })
             .await?;
@@ -135,7 +137,9 @@ impl Store {
         );
         let key = format!("insight criteria {scope:?} {from} {to}");
         let kept = self
-            .memo(Depends::Quality, key, Vec::len, || {
+            .memo(Depends::Quality)
+            .await?
+            .get(key, Vec::len, || {
                 scope.fetch_all(&self.pool, &sql, from, to)
             })
             .await?;
@@ -217,7 +221,9 @@ impl Store {
         );
         let key = format!("lowest calls {manager} {from} {to} {limit}");
         let kept = self
-            .memo(Depends::Quality, key, Vec::len, || async {
+            .memo(Depends::Quality)
+            .await?
+            .get(key, Vec::len, || async {
                 let rows: Vec<(CallId, f64, String)> =
                     scope.fetch_all(&self.pool, &sql, from, to).await?;
                 Ok(rows

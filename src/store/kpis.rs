@@ -510,7 +510,9 @@ impl Store {
         );
         let key = format!("weekly quality {scope:?} {first} {end}");
         let kept = self
-            .memo(Depends::Quality, key, Vec::len, || async {
+            .memo(Depends::Quality)
+            .await?
+            .get(key, Vec::len, || async {
                 let rows: Vec<(String, i64, i64, i64, f64)> =
                     scope.fetch_all(&self.pool, &sql, first, end).await?;
                 Ok(rows
@@ -548,10 +550,12 @@ impl Store {
             scope.filter("manager_id")
         );
         let key = format!("weekly closed {from} {to} {scope:?}");
-        self.memo(Depends::Crm, key, Vec::len, || async {
-            scope.fetch_all(&self.pool, &sql, from, to).await
-        })
-        .await
+        self.memo(Depends::Crm)
+            .await?
+            .get(key, Vec::len, || async {
+                scope.fetch_all(&self.pool, &sql, from, to).await
+            })
+            .await
     }
 
     /// Every manager of managers.csv with name and team (sorted by id).

@@ -68,13 +68,21 @@ impl Memo {
             ..Kept::default()
         };
     }
+}
 
-    /// `make`'s value for `key` under `stamp`: kept, or computed once however many ask at
-    /// the same time (`make` runs only when nothing is kept). `rows` says how large a
-    /// value is (see [`MAX_ROWS`]).
-    async fn get<T, F, Fut>(
-        &self,
-        stamp: Stamp,
+/// A memo with the stamp its source has now: what [`Store::memo`] hands out.
+pub struct Stamped<'a> {
+    memo: &'a Memo,
+    stamp: Stamp,
+}
+
+impl Stamped<'_> {
+    /// `make`'s value for `key`: kept, or computed once however many ask at the same time
+    /// (`make` runs only when nothing is kept; it is a closure, not a future, so the large
+    /// query futures are not carried in every caller's state). `rows` says how large a value
+    /// is (see [`MAX_ROWS`]). `make` must read only what the memo's [`Depends`] names.
+    pub async fn get<T, F, Fut>(
+        self,
         key: String,
         rows: impl FnOnce(&T) -> usize,
         make: F,
@@ -84,8 +92,9 @@ impl Memo {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        let Self { memo, stamp } = self;
         let (cell, generation) = {
-            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = memo.kept.lock().unwrap_or_else(|e| e.into_inner());
             if kept.stamp != Some(stamp) {
                 *kept = Kept {
                     generation: kept.generation,
@@ -108,7 +117,7 @@ impl Memo {
         if let Some(size) = size {
             // This use computed it: count it, unless the source moved meanwhile (then the
             // cell belongs to a map already dropped and nothing is kept).
-            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = memo.kept.lock().unwrap_or_else(|e| e.into_inner());
             if kept.stamp == Some(stamp) && kept.generation == generation {
                 if kept.rows + size > MAX_ROWS {
                     kept.values.clear();
@@ -152,29 +161,19 @@ impl Store {
         ))
     }
 
-    /// `make`'s value for `key`, kept until what it `depends` on changes; `rows` says how
-    /// large a value is (see [`MAX_ROWS`]). `make` must read only what `depends` names.
-    ///
-    /// `make` is a closure, not a future: the future it makes is created only when nothing is
-    /// kept, so the (large) query futures are not carried inside every caller's state.
-    pub async fn memo<T, F, Fut>(
-        &self,
-        depends: Depends,
-        key: String,
-        rows: impl FnOnce(&T) -> usize,
-        make: F,
-    ) -> Result<Arc<T>, StoreError>
-    where
-        T: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        // The stamp is read before the rows: a change landing in between leaves a value kept
-        // under the older stamp, which the next use drops.
-        let (memo, stamp) = match depends {
-            Depends::Crm => (&self.crm_memo, self.crm_stamp().await?),
-            Depends::Quality => (&self.quality_memo, self.quality_stamp().await?),
-        };
-        memo.get(stamp, key, rows, make).await
+    /// The memo of figures read from what `depends` names, with that source's stamp now
+    /// (read before the figures: a change landing in between leaves a value kept under the
+    /// older stamp, which the next use drops). `.get(key, rows, make)` on it.
+    pub async fn memo(&self, depends: Depends) -> Result<Stamped<'_>, StoreError> {
+        Ok(match depends {
+            Depends::Crm => Stamped {
+                memo: &self.crm_memo,
+                stamp: self.crm_stamp().await?,
+            },
+            Depends::Quality => Stamped {
+                memo: &self.quality_memo,
+                stamp: self.quality_stamp().await?,
+            },
+        })
     }
 }

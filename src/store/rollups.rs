@@ -309,7 +309,9 @@ impl Store {
                 .sum()
         };
         let kept = self
-            .memo(Depends::Quality, memo_key, rows, || {
+            .memo(Depends::Quality)
+            .await?
+            .get(memo_key, rows, || {
                 self.read_quality_tallies_by(scope, key, from, to)
             })
             .await?;
