@@ -289,7 +289,9 @@ async fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, std::io::Error> 
 
 /// Writes `bytes` to a temporary file in `dir` and renames it to `path`, so a reader never
 /// sees half a file (and a crash leaves none).
-async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` (in `dir`) so that a crash leaves either the old file or the new
+/// one, never a part: a synced temporary file renamed over it, and the folder synced.
+pub(crate) async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = dir.to_path_buf();
     let path = path.to_path_buf();
@@ -303,7 +305,7 @@ async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Res
         std::io::Write::write_all(&mut tmp, &bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
+        std::fs::File::open(&dir)?.sync_all()
     })
     .await
     .map_err(std::io::Error::other)?

@@ -18,7 +18,7 @@ use crate::config::TranscribeConfig;
 use crate::domain::{now_millis, Language, Speaker};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::pipeline::Stage;
-use crate::playback::{muted_ogg, Playback};
+use crate::playback::{muted_ogg, write_atomically, Playback};
 use crate::recordings::Recordings;
 use crate::redact::{redact, Kind};
 use crate::transcript::metrics::{self, MetricsConfig};
@@ -130,22 +130,12 @@ impl TranscribeJob {
         let bytes = muted_ogg(&self.settings.decoder, &self.settings.limits, path, &spans)
             .await
             .map_err(|e| JobError::Retryable(format!("muting the recording: {e}")))?;
-        let io = |e: std::io::Error| JobError::Retryable(format!("replacing the recording: {e}"));
-        let partial = path.with_extension("muting");
-        let file = path.to_path_buf();
-        blocking(move || {
-            use std::io::Write;
-            let mut out = std::fs::File::create(&partial)?;
-            out.write_all(&bytes)?;
-            out.sync_all()?;
-            std::fs::rename(&partial, &file)?;
-            if let Some(dir) = file.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok::<(), std::io::Error>(())
-        })
-        .await?
-        .map_err(io)?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| JobError::Fatal("the recording has no folder".into()))?;
+        write_atomically(dir, path, &bytes)
+            .await
+            .map_err(|e| JobError::Retryable(format!("replacing the recording: {e}")))?;
         Playback::new(
             self.settings.recordings.root(),
             self.settings.decoder.clone(),
