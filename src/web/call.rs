@@ -56,12 +56,14 @@ pub async fn send_audio(
         .path(&call.call.storage_key)
         .ok_or_else(|| ApiError::not_found("recording"))?;
     // A reader kept from personal data hears silence where the redacted values were said.
-    let muted = match state.config.redaction.hides_from(role) {
-        true => match state.store.get_transcript(call.call.id).await? {
-            Some(t) => state.config.redaction.for_reader(role, t).1,
+    let hidden = state.config.redaction.hidden_from(role);
+    let muted = if hidden.is_empty() {
+        Vec::new()
+    } else {
+        match state.store.get_transcript(call.call.id).await? {
+            Some(t) => crate::redact::redact(&t, hidden).1,
             None => Vec::new(),
-        },
-        false => Vec::new(),
+        }
     };
     let file = if muted.is_empty() {
         state.playback.file(call.call.id, &original).await
