@@ -142,12 +142,13 @@ impl WhisperModel {
         let joined = match &options.vad_model {
             Some(vad) => {
                 let regions = detect_speech(vad, audio, options.threads)?;
-                // 200 ms of context around speech, regions closer than 300 ms joined, half a
-                // second of silence between regions: whisper ends a segment at such a pause, so
-                // segments rarely straddle two regions and words at the joins stay apart.
+                // Context around speech (see `vad_pad_s`), regions closer than 300 ms joined,
+                // half a second of silence between regions: whisper ends a segment at such a
+                // pause, so segments rarely straddle two regions and words at the joins stay
+                // apart.
                 let regions = speech::normalise(
                     &regions,
-                    (VAD_PAD_S * SAMPLE_RATE as f64) as usize,
+                    (vad_pad_s(speaker) * SAMPLE_RATE as f64) as usize,
                     SAMPLE_RATE * 3 / 10,
                     audio.len(),
                 );
@@ -313,7 +314,11 @@ impl WhisperModel {
             // speech begin starts there.
             for (segment, region) in &mut pieces {
                 if let Some((lo, _)) = joined.piece_span(*region) {
-                    let onset = if lo > 0.0 { lo + VAD_PAD_S } else { lo };
+                    let onset = if lo > 0.0 {
+                        lo + vad_pad_s(speaker)
+                    } else {
+                        lo
+                    };
                     if segment.start > onset && segment.start - onset <= 1.0 {
                         segment.start = onset;
                     }
@@ -346,8 +351,19 @@ impl WhisperModel {
     }
 }
 
-/// Context VAD regions get before the speech (see `speech::normalise`), seconds.
-const VAD_PAD_S: f64 = 0.2;
+/// Context a VAD region gets on each side, seconds, on top of the 30 ms Silero's own settings
+/// add (see `speech::normalise`). Measured with `base` (docs/PERFORMANCE.md, "Parity with
+/// whisper.cpp"): one speaker's own channel of a stereo call does best with 200 ms (a shorter
+/// pad costs the short replies of the client's channel their first word), a channel where
+/// both speakers talk (a mono recording) with 100 ms, which with Silero's 30 ms is the 130 ms
+/// of trailing context whisper.cpp's own VAD gives a region; 200 ms there adds 1.4 points of
+/// word errors in Russian.
+fn vad_pad_s(speaker: Speaker) -> f64 {
+    match speaker {
+        Speaker::Unknown => 0.1,
+        _ => 0.2,
+    }
+}
 
 /// One whisper segment as stored: one segment per speech region its words fall in, timed by
 /// its words and kept inside the region. whisper's own segment times are coarse (a window's
