@@ -13,6 +13,7 @@
 //! Derivations run one at a time (a semaphore): they compete with whisper for the CPU, and a
 //! burst of first page views must not start a decoder per view.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use crate::audio::{
     WavCodec, SNIFF_LEN, TARGET_SAMPLE_RATE,
 };
 use crate::domain::CallId;
-use crate::redact::Redaction;
+use crate::redact::{Kind, Redaction};
 use sha2::{Digest, Sha256};
 
 /// Most peak values per channel, whatever the length (a one-hour call: ~2 per second).
@@ -81,7 +82,19 @@ pub struct Playback {
     decoder: DecoderProgram,
     limits: DecodeLimits,
     turns: Arc<Semaphore>,
+    mutes: Arc<std::sync::Mutex<HashMap<CallId, Mutes>>>,
 }
+
+/// The stretches to mute for one transcript (by its write time) and set of hidden kinds.
+struct Mutes {
+    written: i64,
+    kinds: Vec<Kind>,
+    spans: Arc<Vec<Redaction>>,
+}
+
+/// How many calls' mute lists are remembered; past it the memory starts afresh (each list is
+/// found again on its next request).
+const REMEMBERED_MUTES: usize = 4096;
 
 impl Playback {
     /// Derived files under `recordings_root/derived`, decoded with `decoder` under `limits`.
@@ -91,7 +104,45 @@ impl Playback {
             decoder,
             limits,
             turns: Arc::new(Semaphore::new(1)),
+            mutes: Arc::default(),
         }
+    }
+
+    /// The stretches remembered by [`Playback::remember_mutes`] for this transcript of `call`
+    /// (written at `written`) and these hidden kinds.
+    pub fn remembered_mutes(
+        &self,
+        call: CallId,
+        written: i64,
+        kinds: &[Kind],
+    ) -> Option<Arc<Vec<Redaction>>> {
+        let mutes = self.mutes.lock().unwrap_or_else(|e| e.into_inner());
+        mutes
+            .get(&call)
+            .filter(|m| m.written == written && m.kinds == kinds)
+            .map(|m| Arc::clone(&m.spans))
+    }
+
+    /// Remembers where `call`'s transcript written at `written` is muted for `kinds`.
+    pub fn remember_mutes(
+        &self,
+        call: CallId,
+        written: i64,
+        kinds: &[Kind],
+        spans: Arc<Vec<Redaction>>,
+    ) {
+        let mut mutes = self.mutes.lock().unwrap_or_else(|e| e.into_inner());
+        if mutes.len() >= REMEMBERED_MUTES && !mutes.contains_key(&call) {
+            mutes.clear();
+        }
+        mutes.insert(
+            call,
+            Mutes {
+                written,
+                kinds: kinds.to_vec(),
+                spans,
+            },
+        );
     }
 
     fn peaks_path(&self, call: CallId) -> PathBuf {
@@ -464,6 +515,37 @@ pub fn encode_ogg_opus_muted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mutes_are_remembered_per_transcript_write_and_hidden_kinds() {
+        let playback = Playback::new(
+            Path::new("/nonexistent"),
+            DecoderProgram::new("/bin/false", Vec::<String>::new()),
+            DecodeLimits::default(),
+        );
+        let call = CallId::new();
+        let spans = Arc::new(vec![Redaction {
+            kind: Kind::Phone,
+            start: 1.0,
+            end: 2.5,
+        }]);
+        assert!(playback
+            .remembered_mutes(call, 10, &[Kind::Phone])
+            .is_none());
+        playback.remember_mutes(call, 10, &[Kind::Phone], Arc::clone(&spans));
+        assert_eq!(
+            playback.remembered_mutes(call, 10, &[Kind::Phone]),
+            Some(spans)
+        );
+        // A transcript written again, or other kinds hidden, must be looked at afresh.
+        assert!(playback
+            .remembered_mutes(call, 11, &[Kind::Phone])
+            .is_none());
+        assert!(playback.remembered_mutes(call, 10, &[Kind::Card]).is_none());
+        assert!(playback
+            .remembered_mutes(CallId::new(), 10, &[Kind::Phone])
+            .is_none());
+    }
 
     fn tone(seconds: f64, amplitude: f32) -> Pcm {
         tone_at(seconds, amplitude, 0.05)

@@ -159,13 +159,24 @@ impl RedactionConfig {
         }
     }
 
-    /// What `role` may read of `t`: `t` itself, or `t` redacted with the stretches muted.
-    pub fn for_reader(&self, role: Role, t: Transcript) -> (Transcript, Vec<Redaction>) {
-        if self.hides_from(role) {
-            redact(&t, &self.kinds)
-        } else {
-            (t, Vec::new())
-        }
+    /// What `role` may read of `t`: `t` itself, or `t` redacted (off the async threads).
+    pub async fn for_reader(&self, role: Role, t: Transcript) -> Transcript {
+        redact_off_thread(t, self.hidden_from(role)).await.0
+    }
+}
+
+/// [`redact`] on the blocking pool, for callers on the async threads: detection takes about
+/// 40 µs an utterance (docs/PERFORMANCE.md), tens of milliseconds for a three-hour call, too
+/// long to hold a thread that serves other requests. Nothing to hide costs nothing.
+pub async fn redact_off_thread(t: Transcript, kinds: &[Kind]) -> (Transcript, Vec<Redaction>) {
+    if kinds.is_empty() {
+        return (t, Vec::new());
+    }
+    let kinds = kinds.to_vec();
+    match tokio::task::spawn_blocking(move || redact(&t, &kinds)).await {
+        Ok(done) => done,
+        // Only a panic inside `redact` gets here; the task's panic is passed on as it was.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::domain::{now_millis, to_datetime, Language};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::llm::{estimate_tokens, json::extract_object, LlmClient, LlmError, ResponseMode};
 use crate::pipeline::Stage;
-use crate::redact::{redact, Kind};
+use crate::redact::{redact_off_thread, Kind};
 use crate::rubric::{Level, Rubric};
 use crate::store::StoredRubric;
 use crate::transcript::Transcript;
@@ -92,7 +92,7 @@ impl ScoreJob {
         stored: &StoredRubric,
     ) -> Result<ScoreCard, JobError> {
         let started = Instant::now();
-        let (redacted, _) = redact(t, &self.redact);
+        let (redacted, _) = redact_off_thread(t.clone(), &self.redact).await;
         let t = &redacted;
         let rubric = &stored.rubric;
         let language = match self.config.language {

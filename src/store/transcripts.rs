@@ -61,4 +61,14 @@ impl Store {
                 .await?;
         Ok(document.map(|d| d.0))
     }
+
+    /// When `call`'s transcript was last written (its `created_at`), without reading it.
+    pub async fn transcript_written_at(&self, call: CallId) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT created_at FROM transcripts WHERE call_id = $1")
+                .bind(call.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
 }

@@ -20,7 +20,7 @@ use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::pipeline::Stage;
 use crate::playback::{muted_ogg, write_atomically, Playback};
 use crate::recordings::Recordings;
-use crate::redact::{redact, Kind};
+use crate::redact::{redact_off_thread, Kind};
 use crate::transcript::metrics::{self, MetricsConfig};
 use crate::transcript::{merge_channels, Processing, Segment, Transcript};
 
@@ -123,7 +123,7 @@ impl TranscribeJob {
         if self.store_redacted.is_empty() {
             return Ok(t);
         }
-        let (redacted, spans) = redact(&t, &self.store_redacted);
+        let (redacted, spans) = redact_off_thread(t, &self.store_redacted).await;
         if spans.is_empty() {
             return Ok(redacted);
         }
@@ -141,9 +141,9 @@ impl TranscribeJob {
             self.settings.decoder.clone(),
             self.settings.limits.clone(),
         )
-        .remove(t.call_id)
+        .remove(redacted.call_id)
         .await;
-        info!(call_id = %t.call_id, stretches = spans.len(), "personal data removed from the recording and transcript");
+        info!(call_id = %redacted.call_id, stretches = spans.len(), "personal data removed from the recording and transcript");
         Ok(redacted)
     }
 

@@ -4,6 +4,8 @@
 //! Every action goes through the API's own handlers with the session's principal, so the role
 //! rules (another manager's call is a 404, only QA corrects) are the API's, not a copy.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
@@ -17,9 +19,10 @@ use tower::ServiceExt;
 use super::i18n::{self, Lang};
 use super::session::WebUser;
 use super::{render, Nonce, PageCtx};
-use crate::domain::{to_datetime, CallStatus, Role, Speaker};
+use crate::domain::{to_datetime, CallId, CallStatus, Role, Speaker};
 use crate::http::{ApiError, AppState, Auth};
 use crate::playback::PlaybackError;
+use crate::redact::{Kind, Redaction};
 use crate::rubric::Level;
 use crate::scoring::card::{CriterionScore, Doubt, Evidence, ScoreCard};
 use crate::store::CallRecord;
@@ -58,12 +61,9 @@ pub async fn send_audio(
     // A reader kept from personal data hears silence where the redacted values were said.
     let hidden = state.config.redaction.hidden_from(role);
     let muted = if hidden.is_empty() {
-        Vec::new()
+        Arc::default()
     } else {
-        match state.store.get_transcript(call.call.id).await? {
-            Some(t) => crate::redact::redact(&t, hidden).1,
-            None => Vec::new(),
-        }
+        muted_spans(state, call.call.id, hidden).await?
     };
     let file = if muted.is_empty() {
         state.playback.file(call.call.id, &original).await
@@ -87,6 +87,30 @@ pub async fn send_audio(
         );
     }
     Ok(response)
+}
+
+/// Where a reader kept from `hidden` must hear silence in `call`'s recording. A browser asks
+/// for a recording in many Range requests, so the stretches are remembered per transcript (its
+/// write time, read by key): only the first request reads the document and looks for values.
+async fn muted_spans(
+    state: &AppState,
+    call: CallId,
+    hidden: &[Kind],
+) -> Result<Arc<Vec<Redaction>>, ApiError> {
+    let Some(written) = state.store.transcript_written_at(call).await? else {
+        return Ok(Arc::default());
+    };
+    if let Some(spans) = state.playback.remembered_mutes(call, written, hidden) {
+        return Ok(spans);
+    }
+    let Some(t) = state.store.get_transcript(call).await? else {
+        return Ok(Arc::default());
+    };
+    let spans = Arc::new(crate::redact::redact_off_thread(t, hidden).await.1);
+    state
+        .playback
+        .remember_mutes(call, written, hidden, Arc::clone(&spans));
+    Ok(spans)
 }
 
 /// A visible call's waveform peaks as JSON ([`crate::playback::Peaks`]).
@@ -421,7 +445,10 @@ async fn show(
         Ok(v) => v,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let transcript = transcript.map(|t| state.config.redaction.for_reader(web.user.role, t).0);
+    let transcript = match transcript {
+        Some(t) => Some(state.config.redaction.for_reader(web.user.role, t).await),
+        None => None,
+    };
     let max_pause = state.config.metrics.max_pause_s;
     let turns: Vec<TurnView> = transcript
         .as_ref()
