@@ -310,6 +310,26 @@ impl ChannelMap {
     pub fn speakers(&self) -> &[Speaker] {
         &self.0
     }
+
+    /// The map with the manager and the client exchanged: for a stereo call with both (QA
+    /// found the channels the other way round); `None` for anything else.
+    pub fn swapped(&self) -> Option<Self> {
+        match self.0.as_slice() {
+            [a, b] if a.other().is_some() && b.other() == Some(*a) => Some(Self(vec![*b, *a])),
+            _ => None,
+        }
+    }
+}
+
+impl Speaker {
+    /// The other side of the call: the client for the manager and back; `None` for unknown.
+    pub fn other(self) -> Option<Speaker> {
+        match self {
+            Speaker::Manager => Some(Speaker::Client),
+            Speaker::Client => Some(Speaker::Manager),
+            Speaker::Unknown => None,
+        }
+    }
 }
 
 impl Default for ChannelMap {

@@ -543,6 +543,96 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What exchanging a call's speakers changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpeakersSwapped {
+    /// The call's speakers by channel now, left first.
+    #[schema(example = "client,manager")]
+    pub channels: String,
+    /// Whether the call was queued to be scored again (false when it already was).
+    pub rescore_queued: bool,
+}
+
+/// Exchange the manager and the client of a stereo call whose channels were the other way
+/// round (admin, QA): the transcript's speakers and conversation metrics change at once, the
+/// call keeps the new channel map for any later transcription, and it is scored again, since
+/// the scorecard judged the wrong person.
+#[utoipa::path(
+    post, path = "/api/v1/calls/{id}/swap-speakers", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses(
+        (status = 200, body = SpeakersSwapped),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Not a stereo call with a manager and a client, or not transcribed yet"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn swap_speakers(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<SpeakersSwapped>, ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    auth.require(&[Role::Admin, Role::Qa])?;
+    let Some(channels) = call.call.channels.swapped() else {
+        return Err(ApiError::Conflict(format!(
+            "only a stereo call with a manager and a client channel can have them swapped \
+             (this call's speakers: {})",
+            call.call.channels
+        )));
+    };
+    if matches!(call.status, CallStatus::Queued | CallStatus::Transcribing) {
+        return Err(ApiError::Conflict(format!(
+            "the call is {}: swap its speakers once it is transcribed",
+            call.status
+        )));
+    }
+    let Some(mut t) = state.store.get_transcript(call.call.id).await? else {
+        return Err(ApiError::Conflict(format!(
+            "the call has no transcript (it is {})",
+            call.status
+        )));
+    };
+    if !two_sides(&t) {
+        return Err(ApiError::Conflict(
+            "the call was transcribed as one unknown speaker (a mono recording): there is no \
+             manager and client to swap"
+                .into(),
+        ));
+    }
+    for segment in &mut t.segments {
+        segment.speaker = segment.speaker.other().unwrap_or(segment.speaker);
+    }
+    for speaker in &mut t.speakers {
+        *speaker = speaker.other().unwrap_or(*speaker);
+    }
+    t.metrics = crate::transcript::metrics::compute(
+        &t.segments,
+        t.duration_s,
+        Language::of_code(&t.language),
+        &state.config.metrics,
+    );
+    t.created_at = crate::domain::now_millis();
+    state.store.reassign_speakers(&t, &channels).await?;
+    let rescore_queued = state
+        .store
+        .queue_stage(call.call.id, Stage::Score, state.config.queue.max_attempts)
+        .await?;
+    if rescore_queued {
+        state.worker.wake();
+    }
+    tracing::info!(call = %call.call.id, by = %auth.0.name, %channels, "speakers swapped");
+    Ok(Json(SpeakersSwapped {
+        channels: channels.to_string(),
+        rescore_queued,
+    }))
+}
+
+/// Whether `t` has a manager's and a client's channel, the only speakers that can be swapped.
+pub fn two_sides(t: &crate::transcript::Transcript) -> bool {
+    t.speakers.len() == 2 && t.speakers.iter().all(|s| s.other().is_some())
+}
+
 /// Run a failed call's pipeline again from the stage that failed.
 #[utoipa::path(
     post, path = "/api/v1/calls/{id}/retry", tag = "calls", params(("id" = String, Path, description = "Call id")),
@@ -646,6 +736,7 @@ pub(super) fn routes(body_limit: usize) -> utoipa_axum::router::OpenApiRouter<Ap
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .routes(routes!(get, delete))
         .routes(routes!(retry))
+        .routes(routes!(swap_speakers))
         .routes(routes!(audio))
         .routes(routes!(peaks))
         .routes(routes!(super::transcripts::get))

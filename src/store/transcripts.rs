@@ -4,7 +4,7 @@
 use super::decode::JsonText;
 
 use super::{Fence, Store, StoreError};
-use crate::domain::CallId;
+use crate::domain::{CallId, ChannelMap};
 use crate::transcript::Transcript;
 
 impl Store {
@@ -14,6 +14,25 @@ impl Store {
         &self,
         t: &Transcript,
         fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        self.write_transcript(t, fence, None).await
+    }
+
+    /// Stores `t`, whose speakers QA reassigned, and the call's new channel map with it in one
+    /// transaction, so a later transcription of the recording keeps the correction.
+    pub async fn reassign_speakers(
+        &self,
+        t: &Transcript,
+        channels: &ChannelMap,
+    ) -> Result<(), StoreError> {
+        self.write_transcript(t, None, Some(channels)).await
+    }
+
+    async fn write_transcript(
+        &self,
+        t: &Transcript,
+        fence: Option<&Fence>,
+        channels: Option<&ChannelMap>,
     ) -> Result<(), StoreError> {
         let document = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let words: usize = t
@@ -45,6 +64,13 @@ impl Store {
         .bind(t.created_at)
         .execute(&mut *tx)
         .await?;
+        if let Some(channels) = channels {
+            sqlx::query("UPDATE calls SET channels = $1 WHERE id = $2")
+                .bind(channels.to_string())
+                .bind(t.call_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         Self::save_call_conversation(&mut tx, t.call_id, &t.metrics).await?;
         Self::write_search_rows(&mut tx, t.call_id, search_rows, self.index_version()).await?;
         self.refresh_rollups_of(&mut tx, t.call_id).await?;

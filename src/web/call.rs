@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/calls/{id}/peaks", get(peaks))
         .route("/calls/{id}/retry", post(retry))
         .route("/calls/{id}/rescore", post(rescore))
+        .route("/calls/{id}/swap-speakers", post(swap_speakers))
         .route("/calls/{id}/correct", post(correct))
 }
 
@@ -411,7 +412,7 @@ async fn page(
     let notice = q
         .done
         .as_deref()
-        .filter(|k| matches!(*k, "corrected" | "rescored" | "retried"))
+        .filter(|k| matches!(*k, "corrected" | "rescored" | "retried" | "swapped"))
         .map(|k| web.lang.t(&format!("call_done_{k}")).to_string());
     show(&state, &web, &nonce, &id, q.t, notice, None).await
 }
@@ -522,8 +523,13 @@ async fn show(
             failure => call.failure_reason.clone(),
             can_retry => qa && failed_job.is_some(),
             can_rescore => qa && transcript.is_some() && !in_pipeline,
+            can_swap => qa
+                && !in_pipeline
+                && call.call.channels.swapped().is_some()
+                && transcript.as_ref().is_some_and(crate::http::calls::two_sides),
             qa => qa,
             lanes => lanes,
+            lane_speakers => call.call.channels.to_string(),
             turns => turns,
             metrics => transcript.as_ref().map(|t| metrics_view(lang, &t.metrics)),
             warnings => transcript.as_ref().map(|t| t.warnings.clone()).unwrap_or_default(),
@@ -587,6 +593,19 @@ async fn rescore(
         .await
         .map(|_| ());
     after(&state, &web, &nonce, &id, result, "rescored", "").await
+}
+
+async fn swap_speakers(
+    State(state): State<AppState>,
+    web: WebUser,
+    Extension(Nonce(nonce)): Extension<Nonce>,
+    Path(id): Path<String>,
+) -> Response {
+    let result =
+        crate::http::calls::swap_speakers(State(state.clone()), web.auth(), Path(id.clone()))
+            .await
+            .map(|_| ());
+    after(&state, &web, &nonce, &id, result, "swapped", "").await
 }
 
 #[derive(Debug, Deserialize)]

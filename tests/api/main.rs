@@ -25,6 +25,7 @@ mod roles;
 mod scoring;
 mod search;
 mod slow_clients;
+mod speakers;
 mod test_jobs;
 mod transcribe;
 mod uploads;

@@ -74,6 +74,9 @@ async fn the_call_page_shows_the_call_and_its_evidence_seeks(backend: Backend) {
     // QA may correct; the conversation metrics are shown.
     assert!(html.contains(r#"action="/calls/"#) && html.contains(r#"/correct""#));
     assert!(html.contains(r#"id="metrics-title""#));
+    // QA may swap the speakers of a stereo call; the waveform's colours follow the speakers.
+    assert!(html.contains(&format!(r#"action="/calls/{id}/swap-speakers""#)));
+    assert!(html.contains(r#"data-speakers="manager,client""#));
 
     // The manager whose call it is reads it, without QA's forms; another manager gets 404.
     let owner = sign_in(&app, "owner").await;
@@ -84,6 +87,7 @@ async fn the_call_page_shows_the_call_and_its_evidence_seeks(backend: Backend) {
         .unwrap();
     assert!(html.contains(r#"<ol class="turns""#));
     assert!(!html.contains("/correct\""));
+    assert!(!html.contains("/swap-speakers\""));
     let other = sign_in(&app, "other").await;
     let r = get(&app, &format!("/calls/{id}"), &other).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

@@ -147,10 +147,13 @@
     .then((r) => (r.ok ? r.json() : Promise.reject(new Error(String(r.status)))))
     .then((peaks) => {
       const lanes = peaks.channels.length;
-      const colors = [
-        { waveColor: "#9db4ee", progressColor: "#2f5bd3" },
-        { waveColor: "#f2c48d", progressColor: "#b86a0b" },
-      ];
+      // Colours follow the speaker, as in the transcript (a call whose channels are
+      // client,manager has the client's colour on top).
+      const blue = { waveColor: "#9db4ee", progressColor: "#2f5bd3" };
+      const orange = { waveColor: "#f2c48d", progressColor: "#b86a0b" };
+      const bySpeaker = { manager: blue, client: orange };
+      const speakers = (container.dataset.speakers || "").split(",");
+      const colors = [0, 1].map((i) => bySpeaker[speakers[i]] || (i ? orange : blue));
       WaveSurfer.create({
         container,
         media: audio,

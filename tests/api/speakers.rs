@@ -1,0 +1,147 @@
+//! QA swaps a stereo call's manager and client when the channels were the other way round.
+
+use std::time::Duration;
+
+use callgrade::domain::{Role, Speaker};
+use callgrade::pipeline::Stage;
+use callgrade::transcript::Transcript;
+
+use crate::fake_llm::{self, FakeLlm};
+use crate::helpers::Backend;
+use crate::on_both_backends;
+use crate::scoring::{app_with_llm, corpus_transcript};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn talk_share(t: &Transcript, who: Speaker) -> f64 {
+    t.metrics
+        .speakers
+        .iter()
+        .find(|s| s.speaker == who)
+        .map_or(0.0, |s| s.talk_share)
+}
+
+async fn qa_swaps_the_speakers_of_a_stereo_call_and_it_is_scored_again(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = app.upload_call("m-carter").await;
+    let before = corpus_transcript(id, "pub06_en");
+    app.store
+        .save_transcript(&before, None)
+        .await
+        .expect("transcript");
+    assert!(app.store.queue_stage(id, Stage::Score, 3).await.unwrap());
+    app.wait_for_status(id, "done", WAIT).await;
+    let scored_before = llm.requests().len();
+    let path = format!("/api/v1/calls/{id}/swap-speakers");
+
+    // The manager whose call it is may read it, not rewrite who said what.
+    let manager = app.token(Role::Manager, Some("m-carter")).await;
+    let r = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let qa = app.token(Role::Qa, None).await;
+    let r = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&qa)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["channels"], "client,manager");
+    assert_eq!(body["rescore_queued"], true);
+
+    let after = app.store.get_transcript(id).await.unwrap().expect("kept");
+    assert_eq!(after.speakers, vec![Speaker::Client, Speaker::Manager]);
+    assert_eq!(after.segments.len(), before.segments.len());
+    for (a, b) in after.segments.iter().zip(&before.segments) {
+        assert_eq!((a.start, &a.text), (b.start, &b.text));
+        assert_eq!(Some(a.speaker), b.speaker.other(), "{}", a.text);
+    }
+    let share = |t: &Transcript, who| (talk_share(t, who) * 1000.0).round();
+    assert_eq!(
+        share(&after, Speaker::Manager),
+        share(&before, Speaker::Client)
+    );
+    assert_ne!(
+        share(&after, Speaker::Manager),
+        share(&before, Speaker::Manager)
+    );
+    let call = app.store.get_call(id).await.unwrap().expect("call");
+    assert_eq!(call.call.channels.to_string(), "client,manager");
+
+    // Scored again, with the former client's lines as the manager's.
+    app.wait_for_status(id, "done", WAIT).await;
+    let requests = llm.requests();
+    assert!(requests.len() > scored_before, "no second scoring");
+    let prompt = fake_llm::user_prompt(requests.last().expect("a request"));
+    let opening = prompt
+        .lines()
+        .find(|l| l.contains("this is Emily Carter"))
+        .expect("the opening line");
+    assert!(opening.contains("] C: "), "{opening}");
+
+    // Swapping again restores the recording's own order.
+    let r = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&qa)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let again = app.store.get_transcript(id).await.unwrap().expect("kept");
+    assert_eq!(again.speakers, before.speakers);
+    assert!(again
+        .segments
+        .iter()
+        .zip(&before.segments)
+        .all(|(a, b)| a.speaker == b.speaker));
+    app.stop().await;
+}
+
+async fn a_mono_call_has_no_speakers_to_swap(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = app.upload_call("m-carter").await;
+    let mut mono = corpus_transcript(id, "pub06_en");
+    mono.speakers = vec![Speaker::Unknown];
+    for s in &mut mono.segments {
+        s.speaker = Speaker::Unknown;
+    }
+    app.store.save_transcript(&mono, None).await.unwrap();
+    assert!(app.store.queue_stage(id, Stage::Score, 3).await.unwrap());
+    app.wait_for_status(id, "done", WAIT).await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/calls/{id}/swap-speakers")))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("mono"),
+        "{body}"
+    );
+    let kept = app.store.get_transcript(id).await.unwrap().expect("kept");
+    assert_eq!(kept, mono);
+    app.stop().await;
+}
+
+on_both_backends!(
+    qa_swaps_the_speakers_of_a_stereo_call_and_it_is_scored_again,
+    a_mono_call_has_no_speakers_to_swap,
+);
