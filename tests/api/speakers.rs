@@ -2,16 +2,26 @@
 
 use std::time::Duration;
 
-use callgrade::domain::{Role, Speaker};
+use callgrade::domain::{CallId, Role, Speaker};
 use callgrade::pipeline::Stage;
 use callgrade::transcript::Transcript;
 
 use crate::fake_llm::{self, FakeLlm};
-use crate::helpers::Backend;
+use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 use crate::scoring::{app_with_llm, corpus_transcript};
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// `POST /api/v1/calls/{id}/swap-speakers` with `token`.
+async fn swap(app: &TestApp, id: CallId, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/calls/{id}/swap-speakers")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("swap request")
+}
 
 fn talk_share(t: &Transcript, who: Speaker) -> f64 {
     t.metrics
@@ -33,27 +43,14 @@ async fn qa_swaps_the_speakers_of_a_stereo_call_and_it_is_scored_again(backend: 
     assert!(app.store.queue_stage(id, Stage::Score, 3).await.unwrap());
     app.wait_for_status(id, "done", WAIT).await;
     let scored_before = llm.requests().len();
-    let path = format!("/api/v1/calls/{id}/swap-speakers");
 
     // The manager whose call it is may read it, not rewrite who said what.
     let manager = app.token(Role::Manager, Some("m-carter")).await;
-    let r = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
+    let r = swap(&app, id, &manager).await;
     assert_eq!(r.status(), 403);
 
     let qa = app.token(Role::Qa, None).await;
-    let r = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&qa)
-        .send()
-        .await
-        .unwrap();
+    let r = swap(&app, id, &qa).await;
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["channels"], "client,manager");
@@ -90,13 +87,7 @@ async fn qa_swaps_the_speakers_of_a_stereo_call_and_it_is_scored_again(backend: 
     assert!(opening.contains("] C: "), "{opening}");
 
     // Swapping again restores the recording's own order.
-    let r = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&qa)
-        .send()
-        .await
-        .unwrap();
+    let r = swap(&app, id, &qa).await;
     assert_eq!(r.status(), 200);
     let again = app.store.get_transcript(id).await.unwrap().expect("kept");
     assert_eq!(again.speakers, before.speakers);
@@ -120,13 +111,7 @@ async fn a_mono_call_has_no_speakers_to_swap(backend: Backend) {
     app.store.save_transcript(&mono, None).await.unwrap();
     assert!(app.store.queue_stage(id, Stage::Score, 3).await.unwrap());
     app.wait_for_status(id, "done", WAIT).await;
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/calls/{id}/swap-speakers")))
-        .bearer_auth(&app.admin)
-        .send()
-        .await
-        .unwrap();
+    let r = swap(&app, id, &app.admin).await;
     assert_eq!(r.status(), 409);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(
