@@ -587,6 +587,18 @@ pub async fn swap_speakers(
             call.status
         )));
     }
+    // A scorecard being written now would judge the speakers as they were; one still waiting
+    // in the queue reads the swapped transcript.
+    let scoring_now = state
+        .store
+        .latest_job_for_call(call.call.id)
+        .await?
+        .is_some_and(|j| j.kind == Stage::Score.kind() && j.state == JobState::Running);
+    if scoring_now {
+        return Err(ApiError::Conflict(
+            "the call is being scored right now: swap its speakers once that is done".into(),
+        ));
+    }
     let Some(mut t) = state.store.get_transcript(call.call.id).await? else {
         return Err(ApiError::Conflict(format!(
             "the call has no transcript (it is {})",
