@@ -162,6 +162,10 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("post", "/api/v1/calls/{id}/retry", Admin | Qa) => 409,
         ("post", "/api/v1/calls/{id}/retry", Colleague) => 404,
         ("post", "/api/v1/calls/{id}/retry", _) => 403,
+        // The call is queued, not transcribed: nothing to swap yet for the roles that may.
+        ("post", "/api/v1/calls/{id}/swap-speakers", Admin | Qa) => 409,
+        ("post", "/api/v1/calls/{id}/swap-speakers", Colleague) => 404,
+        ("post", "/api/v1/calls/{id}/swap-speakers", _) => 403,
         // Scores. The call is queued: no transcript, no score yet.
         ("get", "/api/v1/calls/{id}/score", _) => 404,
         (
