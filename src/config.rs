@@ -116,6 +116,11 @@ pub struct TranscribeConfig {
     pub logprob_threshold: f32,
     /// Segments below this mean token log-probability are always dropped.
     pub min_logprob: f32,
+    /// Separate the voices of mono recordings (and of stereo files whose two channels are the
+    /// same) when the models are installed (`callgrade models install diarization`).
+    pub diarization: bool,
+    /// Voices a separated recording has: 2 (the manager and the client) up to 4.
+    pub speakers: usize,
 }
 
 impl Default for TranscribeConfig {
@@ -135,6 +140,8 @@ impl Default for TranscribeConfig {
             no_speech_threshold: t.no_speech,
             logprob_threshold: t.logprob,
             min_logprob: t.min_logprob,
+            diarization: true,
+            speakers: 2,
         }
     }
 }

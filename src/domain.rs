@@ -282,8 +282,16 @@ text_enum!(
         Manager => "manager",
         /// The customer.
         Client => "client",
-        /// Not known (mono recordings before diarization).
+        /// Not known (a mono recording not separated: one voice, or no separation models).
         Unknown => "unknown",
+        /// The first voice heard on a mono recording whose roles the rule could not tell.
+        Speaker1 => "speaker_1",
+        /// The second voice heard on a mono recording whose roles the rule could not tell.
+        Speaker2 => "speaker_2",
+        /// The third voice (`transcribe.speakers` above 2).
+        Speaker3 => "speaker_3",
+        /// The fourth voice (`transcribe.speakers` = 4).
+        Speaker4 => "speaker_4",
     }
 );
 
@@ -322,12 +330,33 @@ impl ChannelMap {
 }
 
 impl Speaker {
+    /// The label of the `index`th voice (0-based) separated from a mono recording whose roles
+    /// are not known; `None` past the fourth.
+    pub fn voice(index: usize) -> Option<Speaker> {
+        [
+            Speaker::Speaker1,
+            Speaker::Speaker2,
+            Speaker::Speaker3,
+            Speaker::Speaker4,
+        ]
+        .get(index)
+        .copied()
+    }
+
+    /// Whether this is a separated voice whose role is not known.
+    pub fn is_voice(self) -> bool {
+        matches!(
+            self,
+            Speaker::Speaker1 | Speaker::Speaker2 | Speaker::Speaker3 | Speaker::Speaker4
+        )
+    }
+
     /// The other side of the call: the client for the manager and back; `None` for unknown.
     pub fn other(self) -> Option<Speaker> {
         match self {
             Speaker::Manager => Some(Speaker::Client),
             Speaker::Client => Some(Speaker::Manager),
-            Speaker::Unknown => None,
+            _ => None,
         }
     }
 }

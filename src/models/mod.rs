@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod convert;
 pub mod ct2;
+pub mod diarization;
 pub mod ggml;
 pub mod install;
 pub mod mel;

@@ -56,6 +56,9 @@ pub struct CallContext<'a> {
     pub started_on: Option<String>,
     /// The language to write rationales and coaching in.
     pub output_language: Language,
+    /// The transcript's voices were separated from a mono recording and their roles are not
+    /// known (`S1:`/`S2:` lines): the model is told so instead of being left to guess.
+    pub roles_unknown: bool,
 }
 
 #[derive(Serialize)]
@@ -109,7 +112,8 @@ impl Prompts {
             Language::Ru => "русский",
             _ => "English",
         };
-        Ok(t.render(context! { output_language })?)
+        let roles_unknown = ctx.roles_unknown;
+        Ok(t.render(context! { output_language, roles_unknown })?)
     }
 
     /// The user prompt for part `part` (1-based) of `parts`, holding `lines`.
@@ -189,6 +193,10 @@ pub fn lines(segments: &[Segment]) -> Vec<Line> {
                 Speaker::Manager => "M",
                 Speaker::Client => "C",
                 Speaker::Unknown => "?",
+                Speaker::Speaker1 => "S1",
+                Speaker::Speaker2 => "S2",
+                Speaker::Speaker3 => "S3",
+                Speaker::Speaker4 => "S4",
             };
             let said = inert(&s.text);
             Line {

@@ -179,6 +179,40 @@ impl WhisperModel {
         Ok(out)
     }
 
+    /// Transcribes the stretches `regions` of `audio` as `speaker`'s (one voice separated
+    /// from a mono channel): the regions stand in for VAD's, and are padded, joined and mapped
+    /// back as VAD's are.
+    pub fn transcribe_regions(
+        &self,
+        audio: &[f32],
+        regions: &[Region],
+        speaker: Speaker,
+        options: &Options,
+        stop: &CancellationToken,
+    ) -> Result<ChannelTranscript, TranscribeError> {
+        let regions = speech::normalise(
+            regions,
+            (vad_pad_s(speaker) * SAMPLE_RATE as f64) as usize,
+            SAMPLE_RATE * 3 / 10,
+            audio.len(),
+        );
+        let joined = speech::join(audio, &regions, SAMPLE_RATE / 2, SAMPLE_RATE);
+        let mut out = ChannelTranscript {
+            speech_seconds: joined.speech_seconds(),
+            ..Default::default()
+        };
+        if joined.samples.len() < SAMPLE_RATE / 10 {
+            return Ok(out);
+        }
+        if stop.is_cancelled() {
+            return Err(TranscribeError::Stopped);
+        }
+        let t = Instant::now();
+        self.run_whisper(&joined, speaker, options, stop, &mut out)?;
+        out.whisper_seconds = t.elapsed().as_secs_f64();
+        Ok(out)
+    }
+
     fn run_whisper(
         &self,
         joined: &Joined,
@@ -360,7 +394,8 @@ impl WhisperModel {
 /// word errors in Russian.
 fn vad_pad_s(speaker: Speaker) -> f64 {
     match speaker {
-        Speaker::Unknown => 0.1,
+        // Both speakers on one channel: mono, or separated from mono.
+        s if s == Speaker::Unknown || s.is_voice() => 0.1,
         _ => 0.2,
     }
 }

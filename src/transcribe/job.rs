@@ -11,11 +11,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, Instrument};
 
 use super::engine::{ChannelTranscript, Options, WhisperModel, WINDOW_SAMPLES};
+use super::speech::Region;
+use crate::diarize::roles::{self, Said};
+use crate::diarize::Diarizer;
+use crate::models::diarization::DiarizationModels;
 use super::TranscribeError;
 use super::SAMPLE_RATE;
 use crate::audio::{decode_isolated_spooled, DecodeLimits, DecoderProgram, Pcm};
 use crate::config::TranscribeConfig;
-use crate::domain::{now_millis, Language, Speaker};
+use crate::domain::{now_millis, Direction, Language, Speaker};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::pipeline::Stage;
 use crate::playback::{muted_ogg, write_atomically, Playback};
@@ -49,6 +53,11 @@ pub struct TranscribeSettings {
     pub recordings: Recordings,
     /// Metrics settings.
     pub metrics: MetricsConfig,
+    /// The speaker-separation networks, when `transcribe.diarization` is on and they are
+    /// installed; `None` leaves a mono call as one `unknown` speaker.
+    pub diarization: Option<DiarizationModels>,
+    /// Voices a separated recording has.
+    pub speakers: usize,
 }
 
 impl TranscribeSettings {
@@ -80,6 +89,12 @@ impl TranscribeSettings {
             limits: config.decode_limits(),
             recordings,
             metrics: metrics.clone(),
+            diarization: if config.diarization {
+                crate::models::diarization::find(&dir)
+            } else {
+                None
+            },
+            speakers: config.speakers.clamp(2, 4),
         })
     }
 }
@@ -88,6 +103,7 @@ impl TranscribeSettings {
 pub struct TranscribeJob {
     settings: TranscribeSettings,
     model: OnceCell<Arc<WhisperModel>>,
+    diarizer: OnceCell<Arc<Diarizer>>,
     /// Kinds of personal data removed for good: from the stored transcript, and (muted) from
     /// the recording. Empty: the original is kept.
     store_redacted: Vec<Kind>,
@@ -99,6 +115,7 @@ impl TranscribeJob {
         Self {
             settings,
             model: OnceCell::new(),
+            diarizer: OnceCell::new(),
             store_redacted: Vec::new(),
         }
     }
@@ -162,6 +179,28 @@ impl TranscribeJob {
             })
             .await
             .cloned()
+    }
+}
+
+impl TranscribeJob {
+    /// The separation networks, loaded on the first mono call; `None` when not installed or
+    /// turned off.
+    async fn diarizer(&self) -> Result<Option<Arc<Diarizer>>, JobError> {
+        let Some(models) = self.settings.diarization.clone() else {
+            return Ok(None);
+        };
+        self.diarizer
+            .get_or_try_init(|| async {
+                let started = Instant::now();
+                let d = blocking(move || Diarizer::load(&models))
+                    .await?
+                    .map_err(|e| JobError::Fatal(format!("loading the diarization models: {e:#}")))?;
+                info!(seconds = started.elapsed().as_secs_f64(), "diarization models loaded");
+                Ok(Arc::new(d))
+            })
+            .await
+            .cloned()
+            .map(Some)
     }
 }
 
@@ -270,10 +309,30 @@ impl JobHandler for TranscribeJob {
             ..Default::default()
         };
         let channels = audio.channels;
+        let separation = match self.diarizer().await? {
+            Some(diarizer) => Some(Separation {
+                diarizer,
+                options: crate::diarize::Options {
+                    speakers: self.settings.speakers,
+                    ..Default::default()
+                },
+                direction: call.call.direction,
+                first: first_voice_role(call.call.channels.speakers()),
+            }),
+            None => None,
+        };
         let (model, cancel, opts) = (model.clone(), ctx.cancel.clone(), options.clone());
         let speakers_for_job = speakers.clone();
-        let recognised =
-            blocking(move || recognise(&model, channels, &speakers_for_job, &opts, &cancel))
+        let recognised = blocking(move || {
+            recognise(
+                &model,
+                channels,
+                &speakers_for_job,
+                &opts,
+                separation.as_ref(),
+                &cancel,
+            )
+        })
                 .instrument(tracing::info_span!("whisper"))
                 .await??
                 .ok_or_else(|| JobError::Retryable("stopped before finishing".into()))?;
@@ -281,6 +340,9 @@ impl JobHandler for TranscribeJob {
         processing.transcription_s = recognised.whisper_s;
         processing.speech_s = recognised.speech_s;
         processing.dropped_segments = recognised.dropped_segments;
+        processing.diarization_s = recognised.diarization_s;
+        processing.speaker_roles = recognised.speaker_roles.clone();
+        let speakers = recognised.speakers.clone().unwrap_or(speakers);
         let detected = recognised.language;
         let segments = recognised.segments;
         let language = match language {
@@ -340,6 +402,36 @@ pub struct Recognised {
     pub speech_s: f64,
     /// Segments the guards dropped.
     pub dropped_segments: usize,
+    /// Seconds separating the voices of a mono channel.
+    pub diarization_s: f64,
+    /// The voices of a separated mono channel in order of first speech, with their roles
+    /// (`None` when nothing was separated: the channels' speakers stand).
+    pub speakers: Option<Vec<Speaker>>,
+    /// How the separated voices got their roles.
+    pub speaker_roles: Option<String>,
+}
+
+/// Separating the voices of a mono channel.
+pub struct Separation {
+    /// The networks.
+    pub diarizer: Arc<Diarizer>,
+    /// How to separate.
+    pub options: crate::diarize::Options,
+    /// The call's direction, for the roles rule.
+    pub direction: Option<Direction>,
+    /// The role of the first voice, when the upload said it (`channels=client,manager` on a
+    /// mono file); otherwise the rule decides.
+    pub first: Option<Speaker>,
+}
+
+/// The first voice's role an upload's channel map sets for a mono file: `client,manager` says
+/// the client speaks first. The default `manager,client` leaves it to the rule, since it is
+/// also what an upload without the field gets.
+pub fn first_voice_role(map: &[Speaker]) -> Option<Speaker> {
+    match map {
+        [Speaker::Client, Speaker::Manager] => Some(Speaker::Client),
+        _ => None,
+    }
 }
 
 /// Transcribes each channel as its speaker, one after the other (each pass already uses every
@@ -349,8 +441,16 @@ pub fn recognise(
     channels: Vec<Pcm>,
     speakers: &[Speaker],
     options: &Options,
+    separation: Option<&Separation>,
     cancel: &CancellationToken,
 ) -> Result<Option<Recognised>, TranscribeError> {
+    if let Some(sep) = separation {
+        let mono = channels.len() == 1 && speakers == [Speaker::Unknown];
+        let same = channels.len() == 2 && same_samples(&channels[0], &channels[1])?;
+        if mono || same {
+            return recognise_separated(model, &channels[0], options, sep, cancel);
+        }
+    }
     let mut out = Recognised::default();
     let mut per_channel = Vec::new();
     for (pcm, speaker) in channels.iter().zip(speakers.iter().copied()) {
@@ -370,6 +470,164 @@ pub fn recognise(
     }
     out.segments = merge_channels(per_channel);
     Ok(Some(out))
+}
+
+/// Whether two channels hold the same samples (a mono call saved as stereo), compared a
+/// minute at a time.
+fn same_samples(a: &Pcm, b: &Pcm) -> Result<bool, TranscribeError> {
+    let read_err =
+        |e: std::io::Error| TranscribeError::Whisper(format!("reading decoded audio: {e}"));
+    if a.frames() != b.frames() {
+        return Ok(false);
+    }
+    let step = 60 * SAMPLE_RATE;
+    let mut pos = 0;
+    while pos < a.frames() {
+        let (x, y) = (a.read(pos, step).map_err(read_err)?, b.read(pos, step).map_err(read_err)?);
+        if x.len() != y.len() || x.iter().zip(&y).any(|(p, q)| (p - q).abs() > 1e-4) {
+            return Ok(false);
+        }
+        pos += step;
+    }
+    Ok(true)
+}
+
+/// One channel with several voices: separated (decision 0021), each voice's stretches
+/// recognised as a stereo channel is, the voices' roles set by the upload or the rule
+/// ([`crate::diarize::roles`]). A channel with one voice found is recognised as one unknown
+/// speaker.
+fn recognise_separated(
+    model: &WhisperModel,
+    pcm: &Pcm,
+    options: &Options,
+    sep: &Separation,
+    cancel: &CancellationToken,
+) -> Result<Option<Recognised>, TranscribeError> {
+    let audio = pcm
+        .read(0, pcm.frames())
+        .map_err(|e| TranscribeError::Whisper(format!("reading decoded audio: {e}")))?;
+    let started = Instant::now();
+    let found = sep
+        .diarizer
+        .separate(&audio, &sep.options)
+        .map_err(|e| TranscribeError::Whisper(format!("separating the speakers: {e:#}")))?;
+    let diarization_s = started.elapsed().as_secs_f64();
+    info!(
+        voices = found.speakers,
+        turns = found.turns.len(),
+        seconds = diarization_s,
+        cohesion = found.cohesion,
+        separation = found.separation,
+        "voices separated"
+    );
+    let mut out = Recognised {
+        diarization_s,
+        ..Default::default()
+    };
+    if found.speakers < 2 {
+        let r = match transcribe_channel(model, pcm, Speaker::Unknown, options, cancel) {
+            Err(TranscribeError::Stopped) => return Ok(None),
+            other => other?,
+        };
+        out.vad_s = r.vad_seconds;
+        out.whisper_s = r.whisper_seconds;
+        out.speech_s = r.speech_seconds;
+        out.dropped_segments = r.dropped_segments;
+        out.language = r.language;
+        out.segments = r.segments;
+        out.speaker_roles = Some("one voice found: the channel is one unknown speaker".into());
+        return Ok(Some(out));
+    }
+    let mut per_voice = Vec::new();
+    for voice in 0..found.speakers {
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
+        let label = Speaker::voice(voice).unwrap_or(Speaker::Unknown);
+        let regions: Vec<Region> = found
+            .turns
+            .iter()
+            .filter(|t| t.speaker == voice)
+            .map(|t| Region {
+                start: t.start,
+                end: t.end,
+            })
+            .collect();
+        let r = match model.transcribe_regions(&audio, &regions, label, options, cancel) {
+            Err(TranscribeError::Stopped) => return Ok(None),
+            other => other?,
+        };
+        out.whisper_s += r.whisper_seconds;
+        out.speech_s += r.speech_seconds;
+        out.dropped_segments += r.dropped_segments;
+        out.language = out.language.or(r.language);
+        per_voice.push(r.segments);
+    }
+    let mut segments = merge_channels(per_voice);
+    let voices: Vec<Speaker> = (0..found.speakers).filter_map(Speaker::voice).collect();
+    let roles = assign_roles(&segments, &voices, sep);
+    for s in &mut segments {
+        if let Some(i) = voices.iter().position(|v| *v == s.speaker) {
+            s.speaker = roles.speakers[i];
+        }
+    }
+    out.segments = segments;
+    out.speakers = Some(roles.speakers);
+    out.speaker_roles = Some(roles.note);
+    Ok(Some(out))
+}
+
+/// The voices' roles, in order of first speech, and how they were decided.
+struct Assigned {
+    speakers: Vec<Speaker>,
+    note: String,
+}
+
+/// The upload's word when it gave one, else the rule's when it is confident; otherwise the
+/// voices keep their `speaker_N` labels.
+fn assign_roles(segments: &[Segment], voices: &[Speaker], sep: &Separation) -> Assigned {
+    let roles_with = |manager: usize| -> Vec<Speaker> {
+        (0..voices.len())
+            .map(|i| if i == manager { Speaker::Manager } else { Speaker::Client })
+            .collect()
+    };
+    if let Some(first) = sep.first {
+        let manager = if first == Speaker::Manager { 0 } else { 1 };
+        return Assigned {
+            speakers: roles_with(manager),
+            note: format!("set at upload: the first voice is the {first}"),
+        };
+    }
+    let said: Vec<Said<'_>> = segments
+        .iter()
+        .filter_map(|s| {
+            voices.iter().position(|v| *v == s.speaker).map(|speaker| Said {
+                speaker,
+                text: &s.text,
+            })
+        })
+        .collect();
+    let decided = roles::decide(&said, voices.len(), sep.direction);
+    let evidence = decided.evidence.join("; ");
+    match decided.manager {
+        Some(manager) => Assigned {
+            speakers: roles_with(manager),
+            note: format!(
+                "by rule (confidence {:.2}): speaker_{} is the manager; {evidence}",
+                decided.confidence,
+                manager + 1
+            ),
+        },
+        None => Assigned {
+            speakers: voices.to_vec(),
+            note: format!(
+                "roles not known (confidence {:.2} < {:.2}): {}",
+                decided.confidence,
+                roles::CONFIDENT,
+                if evidence.is_empty() { "no cue found".into() } else { evidence }
+            ),
+        },
+    }
 }
 
 /// One channel, read and recognised a window at a time (`options.window_samples`), so memory

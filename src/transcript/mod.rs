@@ -100,6 +100,13 @@ pub struct Processing {
     pub threads: usize,
     /// Whether VAD was on.
     pub vad: bool,
+    /// Separating the voices of a mono recording (0 when it was not separated).
+    #[serde(default)]
+    pub diarization_s: f64,
+    /// How the speakers of a separated mono recording got their roles, e.g. "by rule
+    /// (confidence 2.5): speaker_2 said \"меня зовут\"", or why they stayed speaker_1/speaker_2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_roles: Option<String>,
 }
 
 /// Puts the segments of each channel on one timeline, ordered by start (then speaker).

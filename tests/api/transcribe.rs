@@ -718,6 +718,7 @@ async fn a_recording_longer_than_a_window_is_recognised_window_by_window_on_one_
                 channels,
                 &[Speaker::Unknown],
                 &options,
+                None,
                 &Default::default(),
             )
             .expect("recognise")

@@ -1,0 +1,204 @@
+//! Which of two separated voices is the manager: a documented rule with a confidence.
+//!
+//! The rule reads the first turns of each speaker (what whisper heard) for the phrases a
+//! salesperson opens with and a customer does not: introducing oneself and the company ("меня
+//! зовут", "компания", "calling from", "my name is"), answering a line ("слушаю вас", "thank
+//! you for calling", "how can I help"), and the ones a customer uses ("алло" as a whole first
+//! turn, "я оставлял заявку", "I saw your ad"). Each phrase found adds its weight to the
+//! speaker; the call's direction adds a small prior (the manager speaks first on an inbound
+//! call, the client usually answers first on an outbound one). When one speaker leads by at
+//! least [`CONFIDENT`] the roles are set; otherwise the speakers stay `speaker_1` and
+//! `speaker_2`, the scorecard says the roles are unknown, and QA sets them on the call page.
+
+use crate::domain::Direction;
+
+/// The lead one speaker needs over the other for the roles to be set.
+pub const CONFIDENT: f32 = 1.0;
+
+/// Turns of each speaker read (their opening).
+const OPENING_TURNS: usize = 4;
+
+/// A speaker's words in one turn, in time order.
+#[derive(Debug, Clone)]
+pub struct Said<'a> {
+    /// 0 for `speaker_1` (the first to speak), 1 for `speaker_2`, and so on.
+    pub speaker: usize,
+    /// What was said.
+    pub text: &'a str,
+}
+
+/// The rule's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roles {
+    /// The manager (0 for the first voice) when the rule is confident, else `None`.
+    pub manager: Option<usize>,
+    /// How far the likeliest manager leads the next voice, in cue weights ([`CONFIDENT`] or more sets roles).
+    pub confidence: f32,
+    /// The cues that decided it, for the logs and the transcript's processing notes.
+    pub evidence: Vec<String>,
+}
+
+/// (phrase, weight): positive for a manager's cue, negative for a client's. Matched on
+/// lower-cased text with `ё` as `е`, at word starts.
+const CUES: &[(&str, f32)] = &[
+    // Introducing oneself and the company.
+    ("меня зовут", 1.5),
+    ("компания", 1.0),
+    ("компании", 0.5),
+    ("вас беспокоит", 1.5),
+    ("беспокою вас", 1.5),
+    ("звоню вам", 1.0),
+    ("звоню по вашей заявке", 1.5),
+    ("вы оставляли заявку", 1.5),
+    ("вы оставили заявку", 1.5),
+    ("удобно говорить", 1.0),
+    ("удобно поговорить", 1.0),
+    ("слушаю вас", 1.0),
+    ("чем могу помочь", 1.5),
+    ("my name is", 1.5),
+    ("calling from", 1.5),
+    ("i'm calling from", 0.5),
+    ("this is", 0.5),
+    ("thank you for calling", 1.5),
+    ("thanks for calling", 1.5),
+    ("how can i help", 1.5),
+    ("how may i help", 1.5),
+    ("you left a request", 1.5),
+    ("you requested", 1.0),
+    ("is now a good time", 1.0),
+    ("good time to talk", 1.0),
+    // A customer's openings.
+    ("я оставлял заявку", -1.5),
+    ("я оставляла заявку", -1.5),
+    ("хотел узнать", -0.5),
+    ("хотела узнать", -0.5),
+    ("i saw your", -1.0),
+    ("i'm interested in", -0.5),
+];
+
+/// Applies the rule to a call's turns (`said`, in time order) among `voices` voices.
+pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) -> Roles {
+    let voices = voices.max(2);
+    let mut score = vec![0f32; voices];
+    let mut evidence = Vec::new();
+    let mut seen = vec![0usize; voices];
+    for turn in said {
+        let s = turn.speaker.min(voices - 1);
+        if seen[s] >= OPENING_TURNS {
+            continue;
+        }
+        seen[s] += 1;
+        let text = normalise(turn.text);
+        // "Алло?" / "Hello?" as a whole turn: answering the phone.
+        if seen[s] == 1 && matches!(text.trim(), "алло" | "да алло" | "алло да" | "hello" | "hello yes") {
+            score[s] -= 1.0;
+            evidence.push(format!("speaker_{} answered the phone: {:?}", s + 1, turn.text.trim()));
+        }
+        for &(phrase, weight) in CUES {
+            if contains_words(&text, phrase) {
+                score[s] += weight;
+                evidence.push(format!("speaker_{} said {phrase:?} ({weight:+})", s + 1));
+            }
+        }
+    }
+    // The direction's prior: who speaks first.
+    match direction {
+        Some(Direction::Inbound) => {
+            score[0] += 0.25;
+            evidence.push("inbound call: the first speaker is likelier the manager (+0.25)".into());
+        }
+        Some(Direction::Outbound) => {
+            score[1] += 0.25;
+            evidence.push("outbound call: the first speaker likelier answered (+0.25 to speaker_2)".into());
+        }
+        None => {}
+    }
+    let mut ranked: Vec<usize> = (0..voices).collect();
+    ranked.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let confidence = score[ranked[0]] - score[ranked[1]];
+    Roles {
+        manager: (confidence >= CONFIDENT).then_some(ranked[0]),
+        confidence,
+        evidence,
+    }
+}
+
+/// Lower case, `ё` as `е`, punctuation as spaces, single spaces.
+fn normalise(text: &str) -> String {
+    let lowered: String = text
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'ё' => 'е',
+            '\'' | '’' => '\'',
+            c if c.is_alphanumeric() => c,
+            _ => ' ',
+        })
+        .collect();
+    lowered.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `phrase` occurs in `text` starting at a word boundary (so "компания" matches
+/// "компания" but not "субкомпания"; endings after the phrase are allowed).
+fn contains_words(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(i, _)| {
+        i == 0 || text[..i].ends_with(' ')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(turns: &[(usize, &'static str)]) -> Vec<Said<'static>> {
+        turns
+            .iter()
+            .map(|&(speaker, text)| Said { speaker, text })
+            .collect()
+    }
+
+    #[test]
+    fn the_one_who_introduces_the_company_is_the_manager() {
+        let r = decide(
+            &said(&[
+                (0, "Алло?"),
+                (1, "Добрый день! Меня зовут Андрей, компания ТехноСклад. Удобно говорить?"),
+                (0, "Да, слушаю."),
+            ]),
+            2,
+            Some(Direction::Outbound),
+        );
+        assert_eq!(r.manager, Some(1));
+        assert!(r.confidence >= CONFIDENT);
+    }
+
+    #[test]
+    fn an_inbound_greeting_makes_the_first_speaker_the_manager() {
+        let r = decide(
+            &said(&[
+                (0, "Thank you for calling Northwind, my name is Sarah. How can I help?"),
+                (1, "Hi, I saw your ad about the CRM."),
+            ]),
+            2,
+            Some(Direction::Inbound),
+        );
+        assert_eq!(r.manager, Some(0));
+    }
+
+    #[test]
+    fn without_cues_the_roles_stay_unknown() {
+        let r = decide(&said(&[(0, "Да."), (1, "Хорошо, договорились.")]), 2, None);
+        assert_eq!(r.manager, None);
+        assert!(r.confidence < CONFIDENT);
+        // The direction alone is not enough either.
+        let r = decide(&said(&[(0, "Yes."), (1, "Fine.")]), 2, Some(Direction::Inbound));
+        assert_eq!(r.manager, None);
+    }
+
+    #[test]
+    fn phrases_match_at_word_starts_only() {
+        assert!(contains_words("наша компания лучшая", "компания"));
+        assert!(!contains_words("субкомпания", "компания"));
+        assert_eq!(normalise("Алло?! Ёлки"), "алло елки");
+    }
+}
