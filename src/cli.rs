@@ -482,7 +482,11 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
             println!(
                 "  {:<12} speaker separation for mono calls (pyannote segmentation-3.0, CAM++){}",
                 crate::models::diarization::NAME,
-                if separation.is_some() { " (installed)" } else { "" }
+                if separation.is_some() {
+                    " (installed)"
+                } else {
+                    ""
+                }
             );
             println!(
                 "Configured: transcribe.model = {:?}",
@@ -498,9 +502,7 @@ fn models(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
                 m.sha256
             );
         }
-        ModelsCommand::Install { name, force, .. }
-            if name == crate::models::diarization::NAME =>
-        {
+        ModelsCommand::Install { name, force, .. } if name == crate::models::diarization::NAME => {
             let m = crate::models::diarization::install(&dir, force, &progress)?;
             println!(
                 "diarization is ready: {} and {}; mono calls are separated into their voices{}",

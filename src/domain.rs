@@ -285,12 +285,16 @@ text_enum!(
         /// Not known (a mono recording not separated: one voice, or no separation models).
         Unknown => "unknown",
         /// The first voice heard on a mono recording whose roles the rule could not tell.
+        #[serde(rename = "speaker_1")]
         Speaker1 => "speaker_1",
         /// The second voice heard on a mono recording whose roles the rule could not tell.
+        #[serde(rename = "speaker_2")]
         Speaker2 => "speaker_2",
         /// The third voice (`transcribe.speakers` above 2).
+        #[serde(rename = "speaker_3")]
         Speaker3 => "speaker_3",
         /// The fourth voice (`transcribe.speakers` = 4).
+        #[serde(rename = "speaker_4")]
         Speaker4 => "speaker_4",
     }
 );
@@ -442,6 +446,17 @@ pub fn parse_bound(s: &str) -> Result<Millis, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_speaker_is_written_as_it_is_stored() {
+        for s in Speaker::ALL {
+            assert_eq!(
+                serde_json::to_value(s).expect("serialises"),
+                serde_json::Value::String(s.as_str().into())
+            );
+            assert_eq!(s.as_str().parse::<Speaker>().ok(), Some(*s));
+        }
+    }
 
     #[test]
     fn times_parse_from_rfc3339_and_days_in_utc() {

@@ -151,7 +151,7 @@ async fn child(spec: &str, files: &[PathBuf], base: &TranscribeConfig) -> anyhow
         };
         calls.push(
             transcriber
-                .stage(f, language, ChannelMap::default())
+                .stage(f, language, ChannelMap::default(), None)
                 .await?,
         );
     }

@@ -64,6 +64,14 @@ const CUES: &[(&str, f32)] = &[
     ("how can i help", 1.5),
     ("how may i help", 1.5),
     ("you left a request", 1.5),
+    ("we help", 1.0),
+    ("we offer", 1.0),
+    ("our company", 1.0),
+    ("мы помогаем", 1.0),
+    ("мы предлагаем", 1.0),
+    ("наша компания", 1.0),
+    ("у меня предложение", 1.0),
+    ("предложение по", 0.5),
     ("you requested", 1.0),
     ("is now a good time", 1.0),
     ("good time to talk", 1.0),
@@ -74,7 +82,52 @@ const CUES: &[(&str, f32)] = &[
     ("хотела узнать", -0.5),
     ("i saw your", -1.0),
     ("i'm interested in", -0.5),
+    ("who is this", -1.0),
+    ("who's calling", -1.0),
+    ("yes speaking", -1.0),
+    ("кто это", -1.0),
+    ("кто говорит", -1.0),
+    ("да это я", -1.0),
+    ("откуда у вас мой номер", -1.5),
+    ("откуда у вас мой телефон", -1.5),
+    ("where did you get my number", -1.5),
 ];
+
+/// Self-introductions with a company: "this is Jake Miller from CloudPay", "I'm Anna with
+/// Acme", "это Максим из МедиаРоста", and a caller's "Алло, Елена? Это Максим" (whoever names
+/// the other and then themselves placed the call). Matched on normalised text.
+fn introductions() -> &'static [(regex::Regex, f32, &'static str)] {
+    static PATTERNS: std::sync::OnceLock<Vec<(regex::Regex, f32, &'static str)>> =
+        std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        [
+            (
+                r"\bthis is \w+( \w+)? (from|with|at) ",
+                2.0,
+                "this is NAME from COMPANY",
+            ),
+            (
+                r"\b(i'm|i am) \w+( \w+)? (from|with) ",
+                2.0,
+                "I'm NAME from COMPANY",
+            ),
+            (r"\bэто \w+( \w+)? из ", 2.0, "это ИМЯ из КОМПАНИИ"),
+            (
+                r"^(алло|здравствуйте|добрый день|добрый вечер|доброе утро)( \w+){0,2} это \w+",
+                1.0,
+                "АЛЛО ИМЯ, это ИМЯ",
+            ),
+            (
+                r"^(hello|hi|good morning|good afternoon)( \w+)? this is \w+",
+                1.0,
+                "HELLO NAME, this is NAME",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(p, w, name)| regex::Regex::new(p).ok().map(|r| (r, w, name)))
+        .collect()
+    })
+}
 
 /// Applies the rule to a call's turns (`said`, in time order) among `voices` voices.
 pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) -> Roles {
@@ -90,14 +143,32 @@ pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) ->
         seen[s] += 1;
         let text = normalise(turn.text);
         // "Алло?" / "Hello?" as a whole turn: answering the phone.
-        if seen[s] == 1 && matches!(text.trim(), "алло" | "да алло" | "алло да" | "hello" | "hello yes") {
+        if seen[s] == 1
+            && matches!(
+                text.trim(),
+                "алло" | "да алло" | "алло да" | "hello" | "hello yes"
+            )
+        {
             score[s] -= 1.0;
-            evidence.push(format!("speaker_{} answered the phone: {:?}", s + 1, turn.text.trim()));
+            evidence.push(format!(
+                "speaker_{} answered the phone: {:?}",
+                s + 1,
+                turn.text.trim()
+            ));
         }
         for &(phrase, weight) in CUES {
             if contains_words(&text, phrase) {
                 score[s] += weight;
                 evidence.push(format!("speaker_{} said {phrase:?} ({weight:+})", s + 1));
+            }
+        }
+        for (pattern, weight, name) in introductions() {
+            if pattern.is_match(&text) {
+                score[s] += weight;
+                evidence.push(format!(
+                    "speaker_{} introduced themselves: {name} ({weight:+})",
+                    s + 1
+                ));
             }
         }
     }
@@ -109,7 +180,9 @@ pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) ->
         }
         Some(Direction::Outbound) => {
             score[1] += 0.25;
-            evidence.push("outbound call: the first speaker likelier answered (+0.25 to speaker_2)".into());
+            evidence.push(
+                "outbound call: the first speaker likelier answered (+0.25 to speaker_2)".into(),
+            );
         }
         None => {}
     }
@@ -141,9 +214,8 @@ fn normalise(text: &str) -> String {
 /// Whether `phrase` occurs in `text` starting at a word boundary (so "компания" matches
 /// "компания" but not "субкомпания"; endings after the phrase are allowed).
 fn contains_words(text: &str, phrase: &str) -> bool {
-    text.match_indices(phrase).any(|(i, _)| {
-        i == 0 || text[..i].ends_with(' ')
-    })
+    text.match_indices(phrase)
+        .any(|(i, _)| i == 0 || text[..i].ends_with(' '))
 }
 
 #[cfg(test)]
@@ -162,7 +234,10 @@ mod tests {
         let r = decide(
             &said(&[
                 (0, "Алло?"),
-                (1, "Добрый день! Меня зовут Андрей, компания ТехноСклад. Удобно говорить?"),
+                (
+                    1,
+                    "Добрый день! Меня зовут Андрей, компания ТехноСклад. Удобно говорить?",
+                ),
                 (0, "Да, слушаю."),
             ]),
             2,
@@ -176,7 +251,10 @@ mod tests {
     fn an_inbound_greeting_makes_the_first_speaker_the_manager() {
         let r = decide(
             &said(&[
-                (0, "Thank you for calling Northwind, my name is Sarah. How can I help?"),
+                (
+                    0,
+                    "Thank you for calling Northwind, my name is Sarah. How can I help?",
+                ),
                 (1, "Hi, I saw your ad about the CRM."),
             ]),
             2,
@@ -186,12 +264,48 @@ mod tests {
     }
 
     #[test]
+    fn a_caller_introducing_themselves_with_the_company_is_the_manager() {
+        // The manager speaks first on these outbound calls; the direction's prior points the
+        // other way, the introductions outweigh it.
+        for (first, second) in [
+            ("Hi, is this Sarah Collins?", "Yes, speaking."),
+            (
+                "Good afternoon, Tom, this is Emily Carter from BrightDesk.",
+                "Oh, hi. Yes, I remember.",
+            ),
+            (
+                "Алло, Елена? Это Максим, МедиаРост. У меня предложение по рекламе.",
+                "Здравствуйте. А откуда у вас мой номер?",
+            ),
+        ] {
+            let turns = [
+                (0, first),
+                (1, second),
+                (
+                    0,
+                    "Hi Sarah, this is Jake Miller from CloudPay. We help restaurants.",
+                ),
+            ];
+            let r = decide(
+                &said(&turns[..if first.starts_with("Hi,") { 3 } else { 2 }]),
+                2,
+                Some(Direction::Outbound),
+            );
+            assert_eq!(r.manager, Some(0), "{first}: {r:?}");
+        }
+    }
+
+    #[test]
     fn without_cues_the_roles_stay_unknown() {
         let r = decide(&said(&[(0, "Да."), (1, "Хорошо, договорились.")]), 2, None);
         assert_eq!(r.manager, None);
         assert!(r.confidence < CONFIDENT);
         // The direction alone is not enough either.
-        let r = decide(&said(&[(0, "Yes."), (1, "Fine.")]), 2, Some(Direction::Inbound));
+        let r = decide(
+            &said(&[(0, "Yes."), (1, "Fine.")]),
+            2,
+            Some(Direction::Inbound),
+        );
         assert_eq!(r.manager, None);
     }
 

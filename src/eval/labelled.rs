@@ -55,6 +55,17 @@ pub struct Truth {
     /// Expected outcome.
     #[serde(default)]
     pub expected_outcome_likelihood: Option<Likelihood>,
+    /// The upload's fields.
+    #[serde(default)]
+    pub upload: Option<UploadInfo>,
+}
+
+/// What the call was uploaded with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadInfo {
+    /// Who called whom.
+    #[serde(default)]
+    pub direction: Option<crate::domain::Direction>,
 }
 
 /// The recording's layout.
@@ -117,6 +128,11 @@ impl LabelledCall {
     /// The call's language as the pipeline takes it.
     pub fn language(&self) -> Language {
         Language::of_code(&self.truth.language)
+    }
+
+    /// The call's direction, when its labels give one.
+    pub fn direction(&self) -> Option<crate::domain::Direction> {
+        self.truth.upload.as_ref().and_then(|u| u.direction)
     }
 
     /// The channel layout (left then right).

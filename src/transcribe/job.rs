@@ -12,15 +12,15 @@ use tracing::{info, Instrument};
 
 use super::engine::{ChannelTranscript, Options, WhisperModel, WINDOW_SAMPLES};
 use super::speech::Region;
-use crate::diarize::roles::{self, Said};
-use crate::diarize::Diarizer;
-use crate::models::diarization::DiarizationModels;
 use super::TranscribeError;
 use super::SAMPLE_RATE;
 use crate::audio::{decode_isolated_spooled, DecodeLimits, DecoderProgram, Pcm};
 use crate::config::TranscribeConfig;
+use crate::diarize::roles::{self, Said};
+use crate::diarize::Diarizer;
 use crate::domain::{now_millis, Direction, Language, Speaker};
 use crate::jobs::{JobContext, JobError, JobHandler};
+use crate::models::diarization::DiarizationModels;
 use crate::pipeline::Stage;
 use crate::playback::{muted_ogg, write_atomically, Playback};
 use crate::recordings::Recordings;
@@ -194,8 +194,13 @@ impl TranscribeJob {
                 let started = Instant::now();
                 let d = blocking(move || Diarizer::load(&models))
                     .await?
-                    .map_err(|e| JobError::Fatal(format!("loading the diarization models: {e:#}")))?;
-                info!(seconds = started.elapsed().as_secs_f64(), "diarization models loaded");
+                    .map_err(|e| {
+                        JobError::Fatal(format!("loading the diarization models: {e:#}"))
+                    })?;
+                info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "diarization models loaded"
+                );
                 Ok(Arc::new(d))
             })
             .await
@@ -333,9 +338,9 @@ impl JobHandler for TranscribeJob {
                 &cancel,
             )
         })
-                .instrument(tracing::info_span!("whisper"))
-                .await??
-                .ok_or_else(|| JobError::Retryable("stopped before finishing".into()))?;
+        .instrument(tracing::info_span!("whisper"))
+        .await??
+        .ok_or_else(|| JobError::Retryable("stopped before finishing".into()))?;
         processing.vad_s = recognised.vad_s;
         processing.transcription_s = recognised.whisper_s;
         processing.speech_s = recognised.speech_s;
@@ -483,7 +488,10 @@ fn same_samples(a: &Pcm, b: &Pcm) -> Result<bool, TranscribeError> {
     let step = 60 * SAMPLE_RATE;
     let mut pos = 0;
     while pos < a.frames() {
-        let (x, y) = (a.read(pos, step).map_err(read_err)?, b.read(pos, step).map_err(read_err)?);
+        let (x, y) = (
+            a.read(pos, step).map_err(read_err)?,
+            b.read(pos, step).map_err(read_err)?,
+        );
         if x.len() != y.len() || x.iter().zip(&y).any(|(p, q)| (p - q).abs() > 1e-4) {
             return Ok(false);
         }
@@ -588,7 +596,13 @@ struct Assigned {
 fn assign_roles(segments: &[Segment], voices: &[Speaker], sep: &Separation) -> Assigned {
     let roles_with = |manager: usize| -> Vec<Speaker> {
         (0..voices.len())
-            .map(|i| if i == manager { Speaker::Manager } else { Speaker::Client })
+            .map(|i| {
+                if i == manager {
+                    Speaker::Manager
+                } else {
+                    Speaker::Client
+                }
+            })
             .collect()
     };
     if let Some(first) = sep.first {
@@ -601,10 +615,13 @@ fn assign_roles(segments: &[Segment], voices: &[Speaker], sep: &Separation) -> A
     let said: Vec<Said<'_>> = segments
         .iter()
         .filter_map(|s| {
-            voices.iter().position(|v| *v == s.speaker).map(|speaker| Said {
-                speaker,
-                text: &s.text,
-            })
+            voices
+                .iter()
+                .position(|v| *v == s.speaker)
+                .map(|speaker| Said {
+                    speaker,
+                    text: &s.text,
+                })
         })
         .collect();
     let decided = roles::decide(&said, voices.len(), sep.direction);
@@ -624,7 +641,11 @@ fn assign_roles(segments: &[Segment], voices: &[Speaker], sep: &Separation) -> A
                 "roles not known (confidence {:.2} < {:.2}): {}",
                 decided.confidence,
                 roles::CONFIDENT,
-                if evidence.is_empty() { "no cue found".into() } else { evidence }
+                if evidence.is_empty() {
+                    "no cue found".into()
+                } else {
+                    evidence
+                }
             ),
         },
     }

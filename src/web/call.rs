@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/calls/{id}/retry", post(retry))
         .route("/calls/{id}/rescore", post(rescore))
         .route("/calls/{id}/swap-speakers", post(swap_speakers))
+        .route("/calls/{id}/roles", post(set_roles))
         .route("/calls/{id}/correct", post(correct))
 }
 
@@ -412,7 +413,12 @@ async fn page(
     let notice = q
         .done
         .as_deref()
-        .filter(|k| matches!(*k, "corrected" | "rescored" | "retried" | "swapped"))
+        .filter(|k| {
+            matches!(
+                *k,
+                "corrected" | "rescored" | "retried" | "swapped" | "roles"
+            )
+        })
         .map(|k| web.lang.t(&format!("call_done_{k}")).to_string());
     show(&state, &web, &nonce, &id, q.t, notice, None).await
 }
@@ -485,6 +491,18 @@ async fn show(
         .iter()
         .map(|s| speaker_label(lang, *s))
         .collect();
+    // A separated mono call whose roles the rule could not tell: its voices, for QA to name
+    // the manager.
+    let voices: Vec<Value> = transcript
+        .as_ref()
+        .map(|t| {
+            t.speakers
+                .iter()
+                .filter(|s| s.is_voice())
+                .map(|s| context! { code => s.as_str(), label => speaker_label(lang, *s) })
+                .collect()
+        })
+        .unwrap_or_default();
     let duration = transcript
         .as_ref()
         .map(|t| clock(t.duration_s))
@@ -527,6 +545,8 @@ async fn show(
                 && !in_pipeline
                 && call.call.channels.swapped().is_some()
                 && transcript.as_ref().is_some_and(crate::http::calls::two_sides),
+            voices => voices,
+            can_set_roles => qa && !in_pipeline && !voices.is_empty(),
             qa => qa,
             lanes => lanes,
             lane_speakers => call.call.channels.to_string(),
@@ -606,6 +626,31 @@ async fn swap_speakers(
             .await
             .map(|_| ());
     after(&state, &web, &nonce, &id, result, "swapped", "").await
+}
+
+#[derive(Debug, Deserialize)]
+struct RolesForm {
+    manager: Speaker,
+}
+
+async fn set_roles(
+    State(state): State<AppState>,
+    web: WebUser,
+    Extension(Nonce(nonce)): Extension<Nonce>,
+    Path(id): Path<String>,
+    Form(form): Form<RolesForm>,
+) -> Response {
+    let result = crate::http::calls::set_roles(
+        State(state.clone()),
+        web.auth(),
+        Path(id.clone()),
+        axum::Json(crate::http::calls::SetRoles {
+            manager: form.manager,
+        }),
+    )
+    .await
+    .map(|_| ());
+    after(&state, &web, &nonce, &id, result, "roles", "").await
 }
 
 #[derive(Debug, Deserialize)]

@@ -119,6 +119,9 @@ async fn send(app: &TestApp, tokens: &Tokens, who: Who, method: &str, route: &st
             .header("content-type", "application/toml")
             .body(include_str!("../../rubrics/sales-standard.en.toml"));
     }
+    if (method, route) == ("post", "/api/v1/calls/{id}/roles") {
+        req = req.json(&serde_json::json!({"manager": "speaker_2"}));
+    }
     if (method, route) == ("post", "/api/v1/tokens") {
         req = req.json(&serde_json::json!({"name": "new", "role": "qa"}));
     }
@@ -166,6 +169,9 @@ fn expected(method: &str, route: &str, who: Who) -> u16 {
         ("post", "/api/v1/calls/{id}/swap-speakers", Admin | Qa) => 409,
         ("post", "/api/v1/calls/{id}/swap-speakers", Colleague) => 404,
         ("post", "/api/v1/calls/{id}/swap-speakers", _) => 403,
+        ("post", "/api/v1/calls/{id}/roles", Admin | Qa) => 409,
+        ("post", "/api/v1/calls/{id}/roles", Colleague) => 404,
+        ("post", "/api/v1/calls/{id}/roles", _) => 403,
         // Scores. The call is queued: no transcript, no score yet.
         ("get", "/api/v1/calls/{id}/score", _) => 404,
         (

@@ -732,7 +732,11 @@ impl CamPlus {
 impl CamPlus {
     /// Embeds stretches of 16 kHz audio of any lengths: those of one length go through the
     /// network together, at most `batch` at a time. The prints come back in input order.
-    pub fn embed_many(&self, stretches: &[Vec<f32>], batch: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    pub fn embed_many(
+        &self,
+        stretches: &[Vec<f32>],
+        batch: usize,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
         let mut feats = Vec::with_capacity(stretches.len());
         for s in stretches {
             let mut f = self.fbank.compute(s);
@@ -754,7 +758,10 @@ impl CamPlus {
             while end < order.len() && end - at < batch.max(1) && feats[order[end]].len() == len {
                 end += 1;
             }
-            let group: Vec<&[FbankFrame]> = order[at..end].iter().map(|&i| feats[i].as_slice()).collect();
+            let group: Vec<&[FbankFrame]> = order[at..end]
+                .iter()
+                .map(|&i| feats[i].as_slice())
+                .collect();
             for (&i, print) in order[at..end].iter().zip(self.embed_batch(&group)?) {
                 out[i] = print;
             }

@@ -81,12 +81,13 @@ impl Segmentation {
             &take(&mut t, "sincnet.conv1d.0.filterbank.window_")?,
             &take(&mut t, "sincnet.conv1d.0.filterbank.n_")?,
         )?;
-        let conv = |t: &mut HashMap<String, Tensor>, i: usize| -> candle_core::Result<(Tensor, Tensor)> {
-            Ok((
-                take(t, &format!("sincnet.conv1d.{i}.weight"))?,
-                take(t, &format!("sincnet.conv1d.{i}.bias"))?.reshape((1, (), 1))?,
-            ))
-        };
+        let conv =
+            |t: &mut HashMap<String, Tensor>, i: usize| -> candle_core::Result<(Tensor, Tensor)> {
+                Ok((
+                    take(t, &format!("sincnet.conv1d.{i}.weight"))?,
+                    take(t, &format!("sincnet.conv1d.{i}.bias"))?.reshape((1, (), 1))?,
+                ))
+            };
         let convs = [conv(&mut t, 1)?, conv(&mut t, 2)?];
         let norms = [
             affine(&mut t, "sincnet.norm1d.0")?,
@@ -108,12 +109,13 @@ impl Segmentation {
             };
             lstm.push([direction("")?, direction("_reverse")?]);
         }
-        let linear = |t: &mut HashMap<String, Tensor>, p: &str| -> candle_core::Result<candle_nn::Linear> {
-            Ok(candle_nn::Linear::new(
-                take(t, &format!("{p}.weight"))?,
-                Some(take(t, &format!("{p}.bias"))?),
-            ))
-        };
+        let linear =
+            |t: &mut HashMap<String, Tensor>, p: &str| -> candle_core::Result<candle_nn::Linear> {
+                Ok(candle_nn::Linear::new(
+                    take(t, &format!("{p}.weight"))?,
+                    Some(take(t, &format!("{p}.bias"))?),
+                ))
+            };
         Ok(Self {
             wav_norm,
             sinc,
@@ -150,7 +152,10 @@ impl Segmentation {
 
     /// Runs `forward` on windows of `samples` (each zero-padded to 10 s), and decodes each frame
     /// to the set of local speakers talking: `[window][frame][speaker]`.
-    pub fn activity(&self, windows: &[&[f32]]) -> candle_core::Result<Vec<Vec<[bool; LOCAL_SPEAKERS]>>> {
+    pub fn activity(
+        &self,
+        windows: &[&[f32]],
+    ) -> candle_core::Result<Vec<Vec<[bool; LOCAL_SPEAKERS]>>> {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
@@ -160,7 +165,10 @@ impl Segmentation {
             flat[i * WINDOW..i * WINDOW + n].copy_from_slice(&w[..n]);
         }
         let input = Tensor::from_vec(flat, (windows.len(), WINDOW), &Device::Cpu)?;
-        let classes = self.forward(&input)?.argmax(D::Minus1)?.to_dtype(DType::U32)?;
+        let classes = self
+            .forward(&input)?
+            .argmax(D::Minus1)?
+            .to_dtype(DType::U32)?;
         let classes = classes.to_vec2::<u32>()?;
         Ok(classes
             .into_iter()
@@ -182,7 +190,12 @@ impl Segmentation {
 
 /// The 80 sinc band-pass filters (40 cosine, 40 sine) computed from their learnt cut-offs, as
 /// asteroid's `ParamSincFB` does: (80, 1, 251).
-fn sinc_filters(low_hz: &Tensor, band_hz: &Tensor, window: &Tensor, n: &Tensor) -> candle_core::Result<Tensor> {
+fn sinc_filters(
+    low_hz: &Tensor,
+    band_hz: &Tensor,
+    window: &Tensor,
+    n: &Tensor,
+) -> candle_core::Result<Tensor> {
     let low_hz = low_hz.flatten_all()?.to_vec1::<f32>()?;
     let band_hz = band_hz.flatten_all()?.to_vec1::<f32>()?;
     let window = window.to_vec1::<f32>()?;
@@ -235,7 +248,10 @@ fn sinc_conv(x: &Tensor, filters: &Tensor) -> candle_core::Result<Tensor> {
         }
     }
     let cols = Tensor::from_vec(cols, (batch, frames, SINC_TAPS), &Device::Cpu)?;
-    let w = filters.reshape((SINC_FILTERS, SINC_TAPS))?.t()?.contiguous()?;
+    let w = filters
+        .reshape((SINC_FILTERS, SINC_TAPS))?
+        .t()?
+        .contiguous()?;
     cols.broadcast_matmul(&w)?.transpose(1, 2)?.contiguous()
 }
 
@@ -252,7 +268,9 @@ fn instance_norm(x: &Tensor, affine: &Affine) -> candle_core::Result<Tensor> {
 
 fn max_pool3(x: &Tensor) -> candle_core::Result<Tensor> {
     // candle's max_pool1d is missing: a 2-D pool over a unit height.
-    x.unsqueeze(2)?.max_pool2d_with_stride((1, 3), (1, 3))?.squeeze(2)
+    x.unsqueeze(2)?
+        .max_pool2d_with_stride((1, 3), (1, 3))?
+        .squeeze(2)
 }
 
 fn leaky_relu(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -267,7 +285,10 @@ fn leaky_relu(x: &Tensor) -> candle_core::Result<Tensor> {
 fn bidirectional(x: &Tensor, layer: &[LstmDirection; 2]) -> candle_core::Result<Tensor> {
     let (batch, steps, _) = x.dims3()?;
     let project = |d: &LstmDirection| -> candle_core::Result<Vec<f32>> {
-        x.broadcast_matmul(&d.w_ih_t)?.broadcast_add(&d.bias)?.flatten_all()?.to_vec1::<f32>()
+        x.broadcast_matmul(&d.w_ih_t)?
+            .broadcast_add(&d.bias)?
+            .flatten_all()?
+            .to_vec1::<f32>()
     };
     let inputs = [project(&layer[0])?, project(&layer[1])?];
     let weights = [

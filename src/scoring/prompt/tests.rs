@@ -22,6 +22,7 @@ fn render(language: &str, output_language: Language) -> String {
         duration_s: 95.0,
         started_on: Some("2026-03-10".into()),
         output_language,
+        roles_unknown: false,
     };
     let segments = [
         seg(
@@ -60,6 +61,35 @@ fn russian_prompt_renders_in_russian() {
     let text = render("ru", Language::Ru);
     insta::assert_snapshot!("prompt_ru", text);
     assert!(text.contains("Выявление потребностей"));
+}
+
+#[test]
+fn separated_voices_with_unknown_roles_are_named_so_in_both_languages() {
+    let set = RubricSet::builtin();
+    for (language, says) in [("en", "Roles not known:"), ("ru", "Роли не определены:")]
+    {
+        let rubric = &set.get("sales-standard", language).expect("builtin").rubric;
+        let ctx = CallContext {
+            rubric,
+            version: 1,
+            duration_s: 30.0,
+            started_on: None,
+            output_language: Language::of_code(language),
+            roles_unknown: true,
+        };
+        let system = Prompts::new().system(&ctx).expect("system");
+        assert!(system.contains(says), "{system}");
+        assert!(
+            system.contains("S1:") && !system.contains("M: lines are"),
+            "{system}"
+        );
+        let lines = lines(&[
+            seg(Speaker::Speaker1, 0.0, "Алло?"),
+            seg(Speaker::Speaker2, 1.0, "Добрый день, меня зовут Анна."),
+        ]);
+        assert!(lines[0].text.ends_with("S1: Алло?"), "{:?}", lines[0]);
+        assert!(lines[1].text.contains("] S2: "), "{:?}", lines[1]);
+    }
 }
 
 #[test]
