@@ -42,7 +42,7 @@ export TEST_POSTGRES_URL TEST_REQUIRE_POSTGRES=1
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> tests (SQLite and PostgreSQL)"
-cargo nextest run --locked --profile ci
+cargo nextest run --workspace --locked --profile ci

@@ -179,24 +179,40 @@ impl WhisperModel {
         Ok(out)
     }
 
-    /// Transcribes the stretches `regions` of `audio` as `speaker`'s (one voice separated
-    /// from a mono channel): the regions stand in for VAD's, and are padded, joined and mapped
-    /// back as VAD's are.
-    pub fn transcribe_regions(
+    /// Transcribes the turns of separated voices on one channel (`turns`: each stretch with
+    /// its voice) in one whisper pass: each voice's turns are padded and merged on their own,
+    /// then all are joined in time order, so each piece of the joined buffer is one voice's and
+    /// every word goes to the voice of the piece it falls in. One pass costs what the channel's
+    /// own transcription would (a pass per voice would pad each voice's last 30 s window).
+    pub fn transcribe_turns(
         &self,
         audio: &[f32],
-        regions: &[Region],
-        speaker: Speaker,
+        turns: &[(Region, Speaker)],
         options: &Options,
         stop: &CancellationToken,
     ) -> Result<ChannelTranscript, TranscribeError> {
-        let regions = speech::normalise(
-            regions,
-            (vad_pad_s(speaker) * SAMPLE_RATE as f64) as usize,
-            SAMPLE_RATE * 3 / 10,
-            audio.len(),
-        );
-        let joined = speech::join(audio, &regions, SAMPLE_RATE / 2, SAMPLE_RATE);
+        let mut voices: Vec<Speaker> = turns.iter().map(|(_, s)| *s).collect();
+        voices.sort_by_key(|s| s.as_str());
+        voices.dedup();
+        let mut pieces: Vec<(Region, Speaker)> = Vec::new();
+        for voice in voices {
+            let regions: Vec<Region> = turns
+                .iter()
+                .filter(|(_, s)| *s == voice)
+                .map(|(r, _)| *r)
+                .collect();
+            let regions = speech::normalise(
+                &regions,
+                (vad_pad_s(voice) * SAMPLE_RATE as f64) as usize,
+                SAMPLE_RATE * 3 / 10,
+                audio.len(),
+            );
+            pieces.extend(regions.into_iter().map(|r| (r, voice)));
+        }
+        pieces.sort_by_key(|(r, s)| (r.start, s.as_str()));
+        let regions: Vec<Region> = pieces.iter().map(|(r, _)| *r).collect();
+        let joined = speech::join(audio, &regions, SAMPLE_RATE / 2, SAMPLE_RATE)
+            .with_labels(pieces.iter().map(|(_, s)| *s).collect());
         let mut out = ChannelTranscript {
             speech_seconds: joined.speech_seconds(),
             ..Default::default()
@@ -208,6 +224,7 @@ impl WhisperModel {
             return Err(TranscribeError::Stopped);
         }
         let t = Instant::now();
+        let speaker = pieces.first().map_or(Speaker::Unknown, |(_, s)| *s);
         self.run_whisper(&joined, speaker, options, stop, &mut out)?;
         out.whisper_seconds = t.elapsed().as_secs_f64();
         Ok(out)
@@ -343,6 +360,17 @@ impl WhisperModel {
             let confidence = if n > 0 { prob_sum / n as f32 } else { 0.0 };
             let mut pieces =
                 split_at_regions(joined, speaker, (start, end), &text, confidence, words);
+            // Separated voices: each piece is one voice's.
+            for (segment, region) in &mut pieces {
+                let piece = if *region == usize::MAX {
+                    joined.piece_at((seg_t0 + seg_t1) / 2.0)
+                } else {
+                    *region
+                };
+                if let Some(voice) = joined.label(piece) {
+                    segment.speaker = voice;
+                }
+            }
             // The first words of a region are where whisper most often drops a word ("Sure,
             // I'll..."), so a segment that starts within a second after VAD heard the region's
             // speech begin starts there.

@@ -546,32 +546,29 @@ fn recognise_separated(
         out.speaker_roles = Some("one voice found: the channel is one unknown speaker".into());
         return Ok(Some(out));
     }
-    let mut per_voice = Vec::new();
-    for voice in 0..found.speakers {
-        if cancel.is_cancelled() {
-            return Ok(None);
-        }
-        let label = Speaker::voice(voice).unwrap_or(Speaker::Unknown);
-        let regions: Vec<Region> = found
-            .turns
-            .iter()
-            .filter(|t| t.speaker == voice)
-            .map(|t| Region {
-                start: t.start,
-                end: t.end,
-            })
-            .collect();
-        let r = match model.transcribe_regions(&audio, &regions, label, options, cancel) {
-            Err(TranscribeError::Stopped) => return Ok(None),
-            other => other?,
-        };
-        out.whisper_s += r.whisper_seconds;
-        out.speech_s += r.speech_seconds;
-        out.dropped_segments += r.dropped_segments;
-        out.language = out.language.or(r.language);
-        per_voice.push(r.segments);
-    }
-    let mut segments = merge_channels(per_voice);
+    let turns: Vec<(Region, Speaker)> = found
+        .turns
+        .iter()
+        .map(|t| {
+            (
+                Region {
+                    start: t.start,
+                    end: t.end,
+                },
+                Speaker::voice(t.speaker).unwrap_or(Speaker::Unknown),
+            )
+        })
+        .collect();
+    let r = match model.transcribe_turns(&audio, &turns, options, cancel) {
+        Err(TranscribeError::Stopped) => return Ok(None),
+        other => other?,
+    };
+    out.whisper_s = r.whisper_seconds;
+    out.speech_s = r.speech_seconds;
+    out.dropped_segments = r.dropped_segments;
+    out.language = r.language;
+    let mut segments = r.segments;
+    segments.sort_by(|a, b| a.start.total_cmp(&b.start));
     let voices: Vec<Speaker> = (0..found.speakers).filter_map(Speaker::voice).collect();
     let roles = assign_roles(&segments, &voices, sep);
     for s in &mut segments {

@@ -30,6 +30,9 @@ pub struct Joined {
     pub samples: Vec<f32>,
     pieces: Vec<Piece>,
     sample_rate: usize,
+    /// Who speaks in each piece, when the pieces are separated voices' turns (empty: the
+    /// channel's one speaker).
+    labels: Vec<crate::domain::Speaker>,
 }
 
 /// Pads regions, clamps them to the audio, and merges those that touch or are closer than
@@ -76,6 +79,7 @@ pub fn join(audio: &[f32], regions: &[Region], gap: usize, sample_rate: usize) -
         samples,
         pieces,
         sample_rate,
+        labels: Vec::new(),
     }
 }
 
@@ -91,7 +95,19 @@ impl Joined {
                 len,
             }],
             sample_rate,
+            labels: Vec::new(),
         }
+    }
+
+    /// The same pieces, each spoken by the speaker at its index in `labels`.
+    pub fn with_labels(mut self, labels: Vec<crate::domain::Speaker>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// Who speaks in piece `index`, when the pieces are labelled.
+    pub fn label(&self, index: usize) -> Option<crate::domain::Speaker> {
+        self.labels.get(index).copied()
     }
 
     /// Maps a time in the joined buffer (seconds) to the recording's timeline (seconds). A time
