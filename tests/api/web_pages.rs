@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use callgrade::domain::{CallId, Role};
+use callgrade::domain::{CallId, Role, Speaker};
 use callgrade::jobs::Registry;
 use callgrade::pipeline::Stage;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, RANGE};
@@ -146,6 +146,84 @@ async fn the_call_page_shows_the_call_and_its_evidence_seeks(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(the_call_page_shows_the_call_and_its_evidence_seeks);
+
+/// A mono call whose voices were separated but whose roles the rule could not tell: the page
+/// says so to everyone, and offers QA (only) a button per voice to name the manager.
+async fn a_call_whose_roles_are_not_known_lets_qa_name_the_manager(backend: Backend) {
+    let llm = FakeLlm::start(vec![]).await;
+    llm.always(Reply::Valid { answer: 1 });
+    let app = app_with_llm(backend, &llm, |_| {}).await;
+    let id = scored_sample(&app, "m-owner").await;
+    let mut t = app
+        .store
+        .get_transcript(id)
+        .await
+        .unwrap()
+        .expect("transcript");
+    t.speakers = vec![Speaker::Speaker1, Speaker::Speaker2];
+    for s in &mut t.segments {
+        s.speaker = if s.speaker == Speaker::Manager {
+            Speaker::Speaker1
+        } else {
+            Speaker::Speaker2
+        };
+    }
+    app.store.save_transcript(&t, None).await.unwrap();
+    create_user(&app, "qa", Role::Qa, None).await;
+    create_user(&app, "owner", Role::Manager, Some("m-owner")).await;
+    let qa = sign_in(&app, "qa").await;
+    let html = get(&app, &format!("/calls/{id}"), &qa)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"class="notice roles-unknown""#), "{html}");
+    assert!(html.contains(r#"class="turn speaker-speaker_1" data-start="#));
+    for voice in ["speaker_1", "speaker_2"] {
+        assert!(
+            html.contains(&format!(r#"name="manager" value="{voice}""#)),
+            "{voice}"
+        );
+    }
+    assert!(
+        !html.contains("/swap-speakers\""),
+        "no manager and client to swap"
+    );
+    let owner = sign_in(&app, "owner").await;
+    let html = get(&app, &format!("/calls/{id}"), &owner)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"class="notice roles-unknown""#));
+    assert!(!html.contains(&format!(r#"action="/calls/{id}/roles""#)));
+
+    let r = browser()
+        .post(app.url(&format!("/calls/{id}/roles")))
+        .header(COOKIE, qa.clone())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("manager", "speaker_1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[LOCATION],
+        format!("/calls/{id}?done=roles").as_str()
+    );
+    let after = app.store.get_transcript(id).await.unwrap().expect("kept");
+    assert_eq!(after.speakers, vec![Speaker::Manager, Speaker::Client]);
+    let html = get(&app, &format!("/calls/{id}?done=roles"), &qa)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("roles-unknown"));
+    assert!(html.contains(r#"class="notice" role="status""#));
+    app.stop().await;
+}
+
+on_both_backends!(a_call_whose_roles_are_not_known_lets_qa_name_the_manager);
 
 async fn qa_corrects_a_criterion_on_the_page_and_keeps_the_history(backend: Backend) {
     let llm = FakeLlm::start(vec![]).await;
