@@ -484,13 +484,20 @@ async fn show(
         )
     });
     let when = to_datetime(call.call.started_at.unwrap_or(call.created_at));
-    let lanes: Vec<&'static str> = call
-        .call
-        .channels
-        .speakers()
-        .iter()
-        .map(|s| speaker_label(lang, *s))
-        .collect();
+    // One lane for a mono recording (its voices separated or not), else one per channel.
+    let one_channel = transcript
+        .as_ref()
+        .is_some_and(|t| t.processing.diarization_s > 0.0 || t.speakers == [Speaker::Unknown]);
+    let lanes: Vec<&'static str> = if one_channel {
+        vec![lang.t("lane_mixed")]
+    } else {
+        call.call
+            .channels
+            .speakers()
+            .iter()
+            .map(|s| speaker_label(lang, *s))
+            .collect()
+    };
     // A separated mono call whose roles the rule could not tell: its voices, for QA to name
     // the manager.
     let voices: Vec<Value> = transcript
@@ -546,10 +553,13 @@ async fn show(
                 && call.call.channels.swapped().is_some()
                 && transcript.as_ref().is_some_and(crate::http::calls::two_sides),
             voices => voices,
-            can_set_roles => qa && !in_pipeline && !voices.is_empty(),
+            // Not while the call is transcribed; the API refuses while it is being scored.
+            can_set_roles => qa
+                && !matches!(status, CallStatus::Queued | CallStatus::Transcribing)
+                && !voices.is_empty(),
             qa => qa,
             lanes => lanes,
-            lane_speakers => call.call.channels.to_string(),
+            lane_speakers => if one_channel { "unknown".to_string() } else { call.call.channels.to_string() },
             turns => turns,
             metrics => transcript.as_ref().map(|t| metrics_view(lang, &t.metrics)),
             warnings => transcript.as_ref().map(|t| t.warnings.clone()).unwrap_or_default(),
