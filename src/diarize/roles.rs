@@ -7,8 +7,8 @@
 //! turn, "я оставлял заявку", "I saw your ad"). Each phrase found adds its weight to the
 //! speaker; so do talking clearly the most and asking clearly the most questions over the
 //! whole call (0.75 each: how a salesperson runs a call, for when the opening was misheard);
-//! the call's direction adds a small prior (the manager speaks first on an inbound
-//! call, the client usually answers first on an outbound one). When one speaker leads by at
+//! an inbound call adds a small prior to the first speaker (the manager answers; an outbound
+//! call's answering "алло" is counted as a phrase). When one speaker leads by at
 //! least [`CONFIDENT`] the roles are set; otherwise the speakers stay `speaker_1` and
 //! `speaker_2`, the scorecard says the roles are unknown, and QA sets them on the call page.
 
@@ -191,9 +191,13 @@ pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) ->
     };
     let (talker, top, next) = most(&words);
     if top * 3 > next * 4 && top >= 20 {
-        score[talker] += 0.75;
+        // Half as much again as the other counts as much as a phrase: a salesperson's call (a
+        // customer who talks that much more usually also answers the phone or says why they
+        // called, which count against them).
+        let weight = if top * 2 >= next * 3 { 1.0 } else { 0.75 };
+        score[talker] += weight;
         evidence.push(format!(
-            "speaker_{} talks most ({top} words against {next}) (+0.75)",
+            "speaker_{} talks most ({top} words against {next}) ({weight:+})",
             talker + 1
         ));
     }
@@ -211,13 +215,9 @@ pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) ->
             score[0] += 0.25;
             evidence.push("inbound call: the first speaker is likelier the manager (+0.25)".into());
         }
-        Some(Direction::Outbound) => {
-            score[1] += 0.25;
-            evidence.push(
-                "outbound call: the first speaker likelier answered (+0.25 to speaker_2)".into(),
-            );
-        }
-        None => {}
+        // On an outbound call the one who answers often speaks first, but says "алло" or
+        // "hello" when they do, which the phrases above already count.
+        Some(Direction::Outbound) | None => {}
     }
     let mut ranked: Vec<usize> = (0..voices).collect();
     ranked.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
