@@ -247,6 +247,10 @@ pub struct UploadArgs {
     /// Speakers by channel, e.g. manager,client.
     #[arg(long)]
     pub channels: Option<String>,
+    /// One-channel recordings: who speaks first, manager,client or client,manager (default:
+    /// auto, the roles rule decides).
+    #[arg(long)]
+    pub speakers: Option<String>,
     /// Server base URL.
     #[arg(
         long,

@@ -105,6 +105,7 @@ async fn upload_one(
         ("started_at", &args.started_at),
         ("language", &args.language),
         ("channels", &args.channels),
+        ("speakers", &args.speakers),
     ] {
         if let Some(v) = value {
             form = form.text(field, v.clone());

@@ -107,6 +107,7 @@ impl Transcriber {
             started_at: None,
             language,
             channels,
+            first_speaker: None,
             original_filename: None,
             content_type: None,
             size_bytes: 0,

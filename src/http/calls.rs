@@ -38,6 +38,9 @@ pub struct CallView {
     /// Speaker per channel, left first.
     #[schema(value_type = String, example = "manager,client")]
     pub channels: ChannelMap,
+    /// Who speaks first on a one-channel recording, when the upload or QA said it (otherwise the
+    /// roles rule decides).
+    pub first_speaker: Option<Speaker>,
     /// The uploaded file's name (metadata only).
     pub original_filename: Option<String>,
     /// Size in bytes.
@@ -68,6 +71,7 @@ impl From<CallRecord> for CallView {
             started_at: c.call.started_at.map(to_datetime),
             language: c.call.language,
             channels: c.call.channels,
+            first_speaker: c.call.first_speaker,
             original_filename: c.call.original_filename,
             size_bytes: c.call.size_bytes,
             sha256: c.call.sha256,
@@ -113,6 +117,9 @@ pub struct UploadForm {
     language: Option<Language>,
     /// Speakers by channel, e.g. `manager,client`.
     channels: Option<String>,
+    /// One-channel recordings: who speaks first, `manager,client` or `client,manager`; `auto`
+    /// (the default) leaves it to the roles rule. Ignored for stereo recordings.
+    speakers: Option<String>,
 }
 
 /// Most bytes accepted in one text field of the upload form.
@@ -127,6 +134,7 @@ struct UploadFields {
     started_at: Option<String>,
     language: Option<String>,
     channels: Option<String>,
+    speakers: Option<String>,
     filename: Option<String>,
     content_type: Option<String>,
 }
@@ -285,6 +293,7 @@ async fn read_form(
             "started_at" => &mut fields.started_at,
             "language" => &mut fields.language,
             "channels" => &mut fields.channels,
+            "speakers" => &mut fields.speakers,
             other => {
                 return Err(ApiError::BadRequest(format!(
                     "unknown form field {other:?}"
@@ -353,12 +362,32 @@ fn validate(principal: &crate::auth::Principal, f: &UploadFields) -> Result<NewC
             .transpose()
             .map_err(bad("channels"))?
             .unwrap_or_default(),
+        first_speaker: f
+            .speakers
+            .as_deref()
+            .map(first_speaker)
+            .transpose()
+            .map_err(bad("speakers"))?
+            .flatten(),
         original_filename: None,
         content_type: None,
         size_bytes: 0,
         sha256: String::new(),
         storage_key: String::new(),
     })
+}
+
+/// The `speakers` field: who speaks first on a one-channel recording. `auto` is `None`.
+fn first_speaker(s: &str) -> Result<Option<Speaker>, crate::domain::ParseError> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    match ChannelMap::parse(s)?.speakers() {
+        [first, second] if first.other() == Some(*second) => Ok(Some(*first)),
+        _ => Err(crate::domain::ParseError(
+            "must be auto, manager,client (the manager speaks first) or client,manager".into(),
+        )),
+    }
 }
 
 /// A manager may tag a call only with a deal the CRM gives to them or does not know yet: a deal
@@ -699,6 +728,8 @@ async fn set_manager(
     mut t: crate::transcript::Transcript,
     manager: Speaker,
 ) -> Result<SpeakersSwapped, ApiError> {
+    // Separated from one channel: by the rule (roles noted) or still as voices.
+    let separated = t.processing.speaker_roles.is_some() || t.speakers.iter().any(|s| s.is_voice());
     let role = |s: Speaker| {
         if s == manager {
             Speaker::Manager
@@ -728,7 +759,13 @@ async fn set_manager(
         *note = format!("set by {} (QA); before: {note}", auth.0.name);
     }
     t.created_at = crate::domain::now_millis();
-    state.store.reassign_speakers(&t, &channels).await?;
+    // A separated one-channel call also keeps who speaks first, which the roles rule would
+    // otherwise decide again when the recording is transcribed again.
+    let first_speaker = t.speakers.first().copied().filter(|_| separated);
+    state
+        .store
+        .reassign_speakers(&t, &channels, first_speaker)
+        .await?;
     let rescore_queued = state
         .store
         .queue_stage(call.call.id, Stage::Score, state.config.queue.max_attempts)

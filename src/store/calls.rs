@@ -3,7 +3,7 @@
 use super::jobs::{insert_job, NewJob};
 use super::{Store, StoreError};
 use crate::domain::{
-    now_millis, CallId, CallStatus, ChannelMap, Direction, Language, ManagerId, Millis,
+    now_millis, CallId, CallStatus, ChannelMap, Direction, Language, ManagerId, Millis, Speaker,
 };
 
 /// A call as stored: what its upload said, and where it is in the pipeline.
@@ -41,6 +41,9 @@ pub struct NewCall {
     pub language: Language,
     /// Speaker per channel.
     pub channels: ChannelMap,
+    /// Who speaks first on a one-channel recording (`manager` or `client`), when the upload or
+    /// QA said it; `None` leaves it to the roles rule. Stereo calls ignore it.
+    pub first_speaker: Option<Speaker>,
     /// The client's file name, kept only as metadata.
     pub original_filename: Option<String>,
     /// The declared content type, kept only as metadata.
@@ -100,8 +103,8 @@ enum Bind {
 
 const CALL_COLUMNS: &str =
     "id, manager_id, deal_id, customer_id, direction, started_at, language, \
-     channels, original_filename, content_type, size_bytes, sha256, storage_key, status, \
-     failure_reason, created_at, updated_at";
+     channels, first_speaker, original_filename, content_type, size_bytes, sha256, storage_key, \
+     status, failure_reason, created_at, updated_at";
 
 /// `columns` (a comma-separated list) each prefixed with the alias `c.`.
 fn qualified(columns: &str) -> String {
@@ -153,9 +156,9 @@ impl Store {
         let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO calls (id, manager_id, deal_id, customer_id, direction, started_at, \
-             language, channels, original_filename, content_type, size_bytes, sha256, storage_key, \
-             status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+             language, channels, first_speaker, original_filename, content_type, size_bytes, sha256, \
+             storage_key, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
         )
         .bind(call.id.to_string())
         .bind(call.manager_id.as_str().to_string())
@@ -165,6 +168,7 @@ impl Store {
         .bind(call.started_at)
         .bind(call.language.as_str().to_string())
         .bind(call.channels.to_string())
+        .bind(call.first_speaker.map(|s| s.as_str().to_string()))
         .bind(call.original_filename.clone())
         .bind(call.content_type.clone())
         .bind(call.size_bytes)

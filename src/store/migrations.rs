@@ -179,6 +179,10 @@ mod tests {
             "5847a7029348c4957f67be184ce699488d20d6d44eaed77bbe06edb14fe2bfdd",
         ),
         (
+            "postgres/0015_first_speaker.sql",
+            "b6bb6835e7e945de653e6255958a854edbd4d412b0c83aa225063b7226c18f8d",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -233,6 +237,10 @@ mod tests {
         (
             "sqlite/0014_separated_voices.sql",
             "c9d77ae8acf8e69ee9f36dab68e1583c36c091b62d250df84441f6eee2d5b826",
+        ),
+        (
+            "sqlite/0015_first_speaker.sql",
+            "b6bb6835e7e945de653e6255958a854edbd4d412b0c83aa225063b7226c18f8d",
         ),
     ];
 

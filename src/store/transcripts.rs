@@ -4,7 +4,7 @@
 use super::decode::JsonText;
 
 use super::{Fence, Store, StoreError};
-use crate::domain::{CallId, ChannelMap};
+use crate::domain::{CallId, ChannelMap, Speaker};
 use crate::transcript::Transcript;
 
 impl Store {
@@ -18,21 +18,24 @@ impl Store {
         self.write_transcript(t, fence, None).await
     }
 
-    /// Stores `t`, whose speakers QA reassigned, and the call's new channel map with it in one
-    /// transaction, so a later transcription of the recording keeps the correction.
+    /// Stores `t`, whose speakers QA reassigned, and the call's new channel map and first
+    /// speaker (a separated one-channel call's) with it in one transaction, so a later
+    /// transcription of the recording keeps the correction.
     pub async fn reassign_speakers(
         &self,
         t: &Transcript,
         channels: &ChannelMap,
+        first_speaker: Option<Speaker>,
     ) -> Result<(), StoreError> {
-        self.write_transcript(t, None, Some(channels)).await
+        self.write_transcript(t, None, Some((channels, first_speaker)))
+            .await
     }
 
     async fn write_transcript(
         &self,
         t: &Transcript,
         fence: Option<&Fence>,
-        channels: Option<&ChannelMap>,
+        roles: Option<(&ChannelMap, Option<Speaker>)>,
     ) -> Result<(), StoreError> {
         let document = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let words: usize = t
@@ -64,9 +67,10 @@ impl Store {
         .bind(t.created_at)
         .execute(&mut *tx)
         .await?;
-        if let Some(channels) = channels {
-            sqlx::query("UPDATE calls SET channels = $1 WHERE id = $2")
+        if let Some((channels, first_speaker)) = roles {
+            sqlx::query("UPDATE calls SET channels = $1, first_speaker = $2 WHERE id = $3")
                 .bind(channels.to_string())
+                .bind(first_speaker.map(|s| s.as_str().to_string()))
                 .bind(t.call_id.to_string())
                 .execute(&mut *tx)
                 .await?;

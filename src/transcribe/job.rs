@@ -322,7 +322,10 @@ impl JobHandler for TranscribeJob {
                     ..Default::default()
                 },
                 direction: call.call.direction,
-                first: first_voice_role(call.call.channels.speakers()),
+                first: call
+                    .call
+                    .first_speaker
+                    .or_else(|| first_voice_role(call.call.channels.speakers())),
             }),
             None => None,
         };
@@ -606,7 +609,7 @@ fn assign_roles(segments: &[Segment], voices: &[Speaker], sep: &Separation) -> A
         let manager = if first == Speaker::Manager { 0 } else { 1 };
         return Assigned {
             speakers: roles_with(manager),
-            note: format!("set at upload: the first voice is the {first}"),
+            note: format!("set for the call (upload or QA): the first voice is the {first}"),
         };
     }
     let said: Vec<Said<'_>> = segments

@@ -386,7 +386,12 @@ async fn calls_workspace(b: WebDriver) {
     wait_for(&b, "signed out", |url, _| url.contains("/login")).await;
     sign_in(&b, &app, "owner").await;
     b.goto(app.url(&format!("/calls/{id}"))).await.unwrap();
-    assert!(b.source().await.unwrap().contains(r#"id="turns""#));
+    let (url, source) = (b.current_url().await.unwrap(), b.source().await.unwrap());
+    assert!(
+        source.contains(r#"id="turns""#),
+        "the owner's call page at {url}: {}",
+        &source[..source.len().min(3000)]
+    );
     // Disabled while signed in: the next page is the sign-in page.
     app.store.disable_user("owner").await.unwrap();
     b.refresh().await.unwrap();

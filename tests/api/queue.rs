@@ -370,6 +370,7 @@ async fn a_call_is_not_stored_when_its_job_cannot_be(backend: Backend) {
         started_at: None,
         language: callgrade::domain::Language::Auto,
         channels: Default::default(),
+        first_speaker: None,
         original_filename: None,
         content_type: None,
         size_bytes: 1,

@@ -74,6 +74,8 @@ async fn qa_swaps_the_speakers_of_a_stereo_call_and_it_is_scored_again(backend: 
     );
     let call = app.store.get_call(id).await.unwrap().expect("call");
     assert_eq!(call.call.channels.to_string(), "client,manager");
+    // A stereo call's roles are its channels'; who speaks first is not stored.
+    assert_eq!(call.call.first_speaker, None);
 
     // Scored again, with the former client's lines as the manager's.
     app.wait_for_status(id, "done", WAIT).await;
@@ -196,6 +198,8 @@ async fn qa_names_the_manager_of_a_separated_mono_call(backend: Backend) {
     assert!(talk_share(&after, Speaker::Manager) > 0.3);
     let call = app.store.get_call(id).await.unwrap().expect("call");
     assert_eq!(call.call.channels.to_string(), "client,manager");
+    // Kept for a later transcription of the recording, so the rule does not decide again.
+    assert_eq!(call.call.first_speaker, Some(Speaker::Client));
 
     app.wait_for_status(id, "done", WAIT).await;
     let requests = llm.requests();

@@ -64,6 +64,36 @@ async fn an_upload_is_stored_under_a_server_name_and_queued(backend: Backend) {
     assert_eq!(call["latest_job"]["kind"], "transcribe");
     assert_eq!(call["latest_job"]["state"], "queued");
     assert_eq!(call["size_bytes"], bytes.len());
+    // No `speakers` field: the roles rule decides who speaks first on one channel.
+    assert_eq!(call["first_speaker"], serde_json::Value::Null);
+
+    // `speakers` says who speaks first on a one-channel recording; it is kept with the call.
+    for (given, stored) in [
+        ("client,manager", serde_json::json!("client")),
+        ("manager,client", serde_json::json!("manager")),
+        ("auto", serde_json::Value::Null),
+    ] {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(unique_bytes()).file_name("mono.wav"),
+            )
+            .text("manager_id", "m-1")
+            .text("speakers", given);
+        let r = app
+            .client
+            .post(app.url("/api/v1/calls"))
+            .bearer_auth(&app.admin)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 202, "{given}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        let url = body["url"].as_str().expect("url").to_string();
+        let (_, call) = app.get_json(&app.admin, &url).await;
+        assert_eq!(call["first_speaker"], stored, "{given}: {call}");
+    }
     app.stop().await;
 }
 
@@ -350,6 +380,26 @@ async fn bad_forms_get_400_with_a_clear_message(backend: Backend) {
                 .text("manager_id", "m-1")
                 .text("channels", "left,right"),
             "channels",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+                )
+                .text("manager_id", "m-1")
+                .text("speakers", "manager,manager"),
+            "speakers",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(unique_bytes()).file_name("a.mp3"),
+                )
+                .text("manager_id", "m-1")
+                .text("speakers", "manager"),
+            "speakers: must be auto, manager,client",
         ),
         (
             reqwest::multipart::Form::new()
