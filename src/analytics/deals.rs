@@ -326,10 +326,10 @@ pub async fn open_deals(
     });
     open.truncate(limit);
     let ids: Vec<String> = open.iter().map(|(_, _, d)| d.deal_id.clone()).collect();
-    let mut last = store.last_scored_calls(&ids, own_calls_of).await?;
+    let last = store.last_scored_calls(&ids, own_calls_of).await?;
     let deals = open
         .into_iter()
-        .map(|(p, idle_days, d)| describe(config, d, p, idle_days, last.remove(&d.deal_id)))
+        .map(|(p, idle_days, d)| describe(config, d, p, idle_days, last.get(&d.deal_id).cloned()))
         .collect();
     Ok(OpenDeals {
         model: fitted.info,

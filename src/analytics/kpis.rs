@@ -256,8 +256,9 @@ struct Raw {
     pipeline: (i64, i64, f64),
     lost_reasons: Vec<(Option<String>, i64)>,
     new_customers: i64,
+    /// The call-quality tally over the period's days; its `met` counts the calls with a
+    /// critical failure (the overall rollup rows keep that count).
     tally: Tally,
-    critical: i64,
 }
 
 /// Computes every KPI for `scope` over `period`.
@@ -316,13 +317,11 @@ pub async fn compute_teams(
         let scope = KpiScope::Managers(members.clone());
         async move { crm_rows(store, config, &scope, KpiKey::Total, period).await }
     }));
-    let (own, critical, team_rows) = tokio::try_join!(
+    let (own, team_rows) = tokio::try_join!(
         crm_rows(store, config, &everyone, KpiKey::Manager, period),
-        store.kpi_critical_calls(&everyone, KpiKey::Manager, period.from, period.to),
         team_rows,
     )?;
-    let critical: HashMap<Option<String>, i64> = critical.into_iter().collect();
-    let calls = |m: &String| -> (Tally, i64) {
+    let calls = |m: &String| -> Tally {
         let key = Some(m.clone());
         let mut tally = Tally::default();
         for t in tallies
@@ -333,18 +332,17 @@ pub async fn compute_teams(
         {
             tally.add(*t);
         }
-        (tally, critical.get(&key).copied().unwrap_or(0))
+        tally
     };
     let mut by_team = HashMap::new();
     let mut by_manager = HashMap::new();
     for ((team, members), rows) in teams.iter().zip(team_rows) {
         let mut team_raw = rows.get(&None).cloned().unwrap_or_default();
         for m in members {
-            let (tally, critical) = calls(m);
+            let tally = calls(m);
             team_raw.tally.add(tally);
-            team_raw.critical += critical;
             let mut raw = own.get(&Some(m.clone())).cloned().unwrap_or_default();
-            (raw.tally, raw.critical) = (tally, critical);
+            raw.tally = tally;
             by_manager.insert(m.clone(), assemble(config, period, raw, 1));
         }
         let n = members.len() as i64;
@@ -362,10 +360,9 @@ async fn gather(
     period: Period,
 ) -> Result<HashMap<Option<String>, Raw>, StoreError> {
     let Period { from, to } = period;
-    let (crm, tallies, critical) = tokio::try_join!(
+    let (crm, tallies) = tokio::try_join!(
         crm_rows(store, config, scope, key, period),
         store.quality_tallies_by(scope, key, from, to),
-        store.kpi_critical_calls(scope, key, from, to),
     )?;
     let mut out = (*crm).clone();
     for (k, t) in tallies {
@@ -373,9 +370,6 @@ async fn gather(
         for day in t.days.values() {
             e.tally.add(*day);
         }
-    }
-    for (k, n) in critical {
-        out.entry(k).or_default().critical = n;
     }
     Ok(out)
 }
@@ -496,7 +490,6 @@ fn assemble(config: &AnalyticsConfig, period: Period, raw: Raw, managers: i64) -
         lost_reasons: lost_rows,
         new_customers,
         tally: tallies,
-        critical,
     } = raw;
     let activities_by_type: Vec<ActivityTypeCount> = ActivityType::ALL
         .iter()
@@ -599,7 +592,7 @@ fn assemble(config: &AnalyticsConfig, period: Period, raw: Raw, managers: i64) -
         calls: CallFigures {
             analysed: tallies.calls,
             average_score: tallies.mean(),
-            critical_failure_share: Ratio::of(critical, tallies.calls),
+            critical_failure_share: Ratio::of(tallies.met, tallies.calls),
             per_manager: Ratio::of(tallies.calls, managers),
         },
     }

@@ -200,8 +200,23 @@ impl Store {
     }
 
     /// The latest scored call of each of `deals` that has one; with `by`, only that manager's
-    /// calls count. One query for the whole list.
+    /// calls count. One query for the whole list, kept until a score or call changes (the
+    /// dashboards ask for the same open deals on every load).
     pub async fn last_scored_calls(
+        &self,
+        deals: &[String],
+        by: Option<&str>,
+    ) -> Result<std::sync::Arc<std::collections::HashMap<String, LastCall>>, StoreError> {
+        let key = format!("last scored calls {by:?} {deals:?}");
+        self.memo(Depends::Quality)
+            .await?
+            .get(key, std::collections::HashMap::len, || {
+                self.read_last_scored_calls(deals, by)
+            })
+            .await
+    }
+
+    async fn read_last_scored_calls(
         &self,
         deals: &[String],
         by: Option<&str>,

@@ -347,15 +347,22 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(Option<String>, i64, i64, f64)>, StoreError> {
         // `$1` is bound for the scope's placeholder numbering; the condition does not need it.
+        // Two index ranges (migration 0016) instead of every deal created before `to`: the
+        // open deals, and the closed ones closed at or after `to`.
         let sql = format!(
             "SELECT {}, COUNT(*) AS deals, COUNT(*) - COUNT(d.amount) AS without_amount, \
                     COALESCE(SUM(d.amount), 0.0) AS value \
-             FROM crm_deals d WHERE d.created_at < $2 AND $1 <= $2 \
-               AND (d.status = '{}' OR d.closed_at >= $2){}{}",
+             FROM (SELECT manager_id, amount FROM crm_deals \
+                     WHERE status = '{open}' AND created_at < $2 AND $1 <= $2{filter} \
+                   UNION ALL \
+                   SELECT manager_id, amount FROM crm_deals \
+                     WHERE status IN ('{won}', '{lost}') AND closed_at >= $2 AND created_at < $2{filter}) d{}",
             key.select("d.manager_id"),
-            DealStatus::Open,
-            scope.filter("d.manager_id"),
-            key.group_by("d.manager_id", &[])
+            key.group_by("d.manager_id", &[]),
+            filter = scope.filter("manager_id"),
+            open = DealStatus::Open,
+            won = DealStatus::Won,
+            lost = DealStatus::Lost,
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
     }
@@ -399,27 +406,6 @@ impl Store {
             won = DealStatus::Won,
             filter = scope.filter("d.manager_id"),
             group = key.group_by("d.manager_id", &[])
-        );
-        scope.fetch_all(&self.pool, &sql, from, to).await
-    }
-
-    /// Scored calls that took place in `[from, to)` with at least one critical failure.
-    pub async fn kpi_critical_calls(
-        &self,
-        scope: &KpiScope,
-        key: KpiKey,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
-        // `critical_failures > 0` repeats the partial index's own condition (migration 0008).
-        let sql = format!(
-            "SELECT {}, COUNT(*) AS n FROM scores s JOIN calls c ON c.id = s.call_id \
-             WHERE s.critical_failures > 0 AND s.status = 'scored' \
-               AND COALESCE(c.started_at, c.created_at) >= $1 \
-               AND COALESCE(c.started_at, c.created_at) < $2{}{}",
-            key.select("c.manager_id"),
-            scope.filter("c.manager_id"),
-            key.group_by("c.manager_id", &[])
         );
         scope.fetch_all(&self.pool, &sql, from, to).await
     }

@@ -183,6 +183,10 @@ mod tests {
             "b6bb6835e7e945de653e6255958a854edbd4d412b0c83aa225063b7226c18f8d",
         ),
         (
+            "postgres/0016_dashboard_reads.sql",
+            "52e22a0b156e76652c13f2977d1373a72edfa0afffca0345c6feb1c322930a2a",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -241,6 +245,10 @@ mod tests {
         (
             "sqlite/0015_first_speaker.sql",
             "b6bb6835e7e945de653e6255958a854edbd4d412b0c83aa225063b7226c18f8d",
+        ),
+        (
+            "sqlite/0016_dashboard_reads.sql",
+            "52e22a0b156e76652c13f2977d1373a72edfa0afffca0345c6feb1c322930a2a",
         ),
     ];
 

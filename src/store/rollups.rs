@@ -32,7 +32,8 @@ pub struct Tally {
     pub rated: i64,
     /// Sum of the values.
     pub total: f64,
-    /// Criterion met (level strong).
+    /// Criterion met (level strong); in a day's overall tally (`QualityTallies::days`, the
+    /// rollup rows with criterion_id ''), the calls with a critical failure.
     pub met: i64,
 }
 
@@ -164,7 +165,7 @@ fn raw_scores_sql(key: KpiKey, filter: &str) -> String {
     format!(
         "SELECT {}, CAST({CALL_TIME} / {DAY_MS} AS BIGINT) AS day, COUNT(*) AS calls, \
                 COUNT(s.overall) AS rated, COALESCE(SUM(s.overall), 0.0) AS total, \
-                CAST(0 AS BIGINT) AS met \
+                COUNT(CASE WHEN s.critical_failures > 0 THEN 1 END) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
          WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{}",
         key.select("c.manager_id"),
@@ -209,7 +210,7 @@ fn rollup_inserts(filter: &str) -> [String; 3] {
         format!(
             "INSERT INTO quality_daily (manager_id, day, criterion_id, calls, rated, total, met) \
              SELECT {manager}, {day}, '', COUNT(*), COUNT(s.overall), \
-                    COALESCE(SUM(s.overall), 0), 0 \
+                    COALESCE(SUM(s.overall), 0), COUNT(CASE WHEN s.critical_failures > 0 THEN 1 END) \
              FROM calls c JOIN scores s ON s.call_id = c.id WHERE s.status = 'scored'{filter} \
              GROUP BY {manager}, {day}"
         ),

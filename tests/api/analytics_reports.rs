@@ -355,6 +355,42 @@ async fn managers_read_only_their_own_report(backend: Backend) {
 /// rows: both give the raw figures. Deleting a call takes it out of its manager's day at once.
 async fn reports_stay_exact_across_partial_days_and_deletions(backend: Backend) {
     let app = app_with_scores(backend).await;
+    // k2 and k3 had a critical failure: the KPIs' share counts them from the daily rollups
+    // (whole days) and from the raw rows (the partial days at both ends).
+    sqlx::query("UPDATE scores SET critical_failures = 1 WHERE call_id IN ($1, $2)")
+        .bind(K2)
+        .bind(K3)
+        .execute(app.store.pool())
+        .await
+        .expect("mark critical");
+    app.store.rebuild_rollups().await.expect("rebuild rollups");
+    let critical = |from: &'static str, to: &'static str| {
+        let app = &app;
+        async move {
+            let (status, k) = app
+                .get_json(
+                    &app.admin,
+                    &format!("/api/v1/kpis?manager_id=m1&from={from}&to={to}"),
+                )
+                .await;
+            assert_eq!(status, 200, "{k}");
+            let share = &k["kpis"]["calls"]["critical_failure_share"];
+            (share["numerator"].as_i64(), share["denominator"].as_i64())
+        }
+    };
+    // k2 (03-04) inside, k3 (03-10 10:00) at the end, k1 (03-02 10:00) before the start.
+    assert_eq!(
+        critical("2026-03-02T10:30:00Z", "2026-03-10T10:00:00Z").await,
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        critical("2026-03-02T10:31:00Z", "2026-03-10T10:01:00Z").await,
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        critical("2026-03-01", "2026-04-01").await,
+        (Some(2), Some(3))
+    );
     // [03-02 10:30, 03-10 10:00): k1 (03-02 10:00) is before it, k3 (03-10 10:00) at its end,
     // k2 (03-04 10:00 UTC) and m2's k5 (03-03 09:00) inside.
     let (status, r) = app
@@ -393,6 +429,11 @@ async fn reports_stay_exact_across_partial_days_and_deletions(backend: Backend) 
     close(&criterion(q, "greeting")["average"], 0.75);
     assert_eq!(q["conversation"]["calls"], 1);
     close(&q["conversation"]["talk_share"], 0.6);
+    // The deletion refreshed the day's rollup: k3 is the one critical call left of two.
+    assert_eq!(
+        critical("2026-03-01", "2026-04-01").await,
+        (Some(1), Some(2))
+    );
     app.stop().await;
 }
 
