@@ -261,6 +261,37 @@ struct Raw {
     tally: Tally,
 }
 
+impl Raw {
+    /// Adds one more manager's CRM rows to a team's: every figure but the two that do not add
+    /// up over managers (a customer's repeat purchases may span two of the team's managers,
+    /// and so may an activity on a won deal), which [`team_extras`] reads for the team.
+    fn absorb_crm(&mut self, o: &Raw) {
+        self.reach.extend_from_slice(&o.reach);
+        self.won += o.won;
+        self.lost += o.lost;
+        self.won_deals.extend_from_slice(&o.won_deals);
+        self.leads.extend_from_slice(&o.leads);
+        for a in &o.activity_types {
+            match self.activity_types.iter_mut().find(|r| r.kind == a.kind) {
+                Some(r) => {
+                    r.total += a.total;
+                    r.productive += a.productive;
+                }
+                None => self.activity_types.push(ActivityCount {
+                    manager_id: None,
+                    ..a.clone()
+                }),
+            }
+        }
+        self.plans.extend_from_slice(&o.plans);
+        self.pipeline.0 += o.pipeline.0;
+        self.pipeline.1 += o.pipeline.1;
+        self.pipeline.2 += o.pipeline.2;
+        self.lost_reasons.extend_from_slice(&o.lost_reasons);
+        self.new_customers += o.new_customers;
+    }
+}
+
 /// Computes every KPI for `scope` over `period`.
 pub async fn compute(
     store: &Store,
@@ -313,9 +344,11 @@ pub async fn compute_teams(
     period: Period,
 ) -> Result<(HashMap<String, Kpis>, HashMap<String, Kpis>), StoreError> {
     let everyone = KpiScope::Managers(teams.values().flatten().cloned().collect());
+    // A team's figures are its managers' rows added up (read once for everyone, below), but
+    // for the two that do not add up over managers.
     let team_rows = futures::future::try_join_all(teams.values().map(|members| {
         let scope = KpiScope::Managers(members.clone());
-        async move { crm_rows(store, config, &scope, KpiKey::Total, period).await }
+        async move { team_extras(store, &scope, period).await }
     }));
     let (own, team_rows) = tokio::try_join!(
         crm_rows(store, config, &everyone, KpiKey::Manager, period),
@@ -336,12 +369,14 @@ pub async fn compute_teams(
     };
     let mut by_team = HashMap::new();
     let mut by_manager = HashMap::new();
-    for ((team, members), rows) in teams.iter().zip(team_rows) {
-        let mut team_raw = rows.get(&None).cloned().unwrap_or_default();
+    for ((team, members), extras) in teams.iter().zip(team_rows) {
+        let mut team_raw = Raw::default();
+        (team_raw.customers, team_raw.repeaters, team_raw.on_won) = *extras;
         for m in members {
             let tally = calls(m);
             team_raw.tally.add(tally);
             let mut raw = own.get(&Some(m.clone())).cloned().unwrap_or_default();
+            team_raw.absorb_crm(&raw);
             raw.tally = tally;
             by_manager.insert(m.clone(), assemble(config, period, raw, 1));
         }
@@ -372,6 +407,35 @@ async fn gather(
         }
     }
     Ok(out)
+}
+
+/// A team's (resolved `scope`'s) customers with a won deal in `period`, those of them with
+/// two or more, and its activities on deals it won in the period: the CRM figures that do not
+/// add up over the team's managers. Read once per CRM import.
+async fn team_extras(
+    store: &Store,
+    scope: &KpiScope,
+    period: Period,
+) -> Result<std::sync::Arc<(i64, i64, i64)>, StoreError> {
+    let Period { from, to } = period;
+    let memo_key = format!("team extras {scope:?} {from} {to}");
+    store
+        .memo(Depends::Crm)
+        .await?
+        .get(
+            memo_key,
+            |_| 1,
+            || async {
+                let (customers, on_won) = tokio::try_join!(
+                    store.kpi_repeat_customers(scope, KpiKey::Total, from, to),
+                    store.kpi_activities_on_won(scope, KpiKey::Total, from, to),
+                )?;
+                let (c, r) = customers.first().map_or((0, 0), |(_, c, r)| (*c, *r));
+                let w = on_won.first().map_or(0, |(_, n)| *n);
+                Ok((c, r, w))
+            },
+        )
+        .await
 }
 
 /// The CRM part of [`gather`]: read once per CRM import ([`Store::memo`]), as the

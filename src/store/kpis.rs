@@ -319,6 +319,19 @@ impl Store {
             key.group_by("a.manager_id", &["a.type"])
         );
         let by_type: Vec<ActivityCount> = scope.fetch_all(&self.pool, &sql, from, to).await?;
+        let on_won = self.kpi_activities_on_won(scope, key, from, to).await?;
+        Ok((by_type, on_won))
+    }
+
+    /// Activities in `[from, to)` on deals won in the period, per key (per manager, only on
+    /// the same manager's deals).
+    pub async fn kpi_activities_on_won(
+        &self,
+        scope: &KpiScope,
+        key: KpiKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
         let same = match key {
             KpiKey::Total => "",
             KpiKey::Manager => " AND d.manager_id = a.manager_id",
@@ -333,8 +346,7 @@ impl Store {
             scope.filter("d.manager_id"),
             key.group_by("a.manager_id", &[])
         );
-        let on_won = scope.fetch_all(&self.pool, &sql, from, to).await?;
-        Ok((by_type, on_won))
+        scope.fetch_all(&self.pool, &sql, from, to).await
     }
 
     /// Deals open at the end of the period: created before `to` and still open, or closed at

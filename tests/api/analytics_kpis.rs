@@ -364,7 +364,58 @@ async fn an_import_shows_in_the_next_answer(backend: Backend) {
     app.stop().await;
 }
 
+/// The dashboard's team figures are the team's managers' rows added up (plus the two figures
+/// that do not add up, read for the team): each equals the team's own read.
+async fn team_figures_added_up_from_their_managers_equal_the_teams_own(backend: Backend) {
+    use callgrade::analytics::kpis::{compute, compute_teams, Period};
+    use callgrade::store::{KpiKey, KpiScope};
+    use std::collections::BTreeMap;
+    let app = app_with_fixture(backend).await;
+    let config = &app.config.analytics;
+    for (from, to) in [("2026-03-01", "2026-04-01"), ("2026-01-01", "2026-12-31")] {
+        let period = Period::parse(from, to).expect("period");
+        let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in app.store.crm_manager_directory().await.expect("directory") {
+            if let Some(team) = m.team {
+                teams.entry(team).or_default().push(m.manager_id);
+            }
+        }
+        assert!(teams.len() >= 2, "{teams:?}");
+        let everyone = KpiScope::Managers(teams.values().flatten().cloned().collect());
+        let tallies = app
+            .store
+            .quality_tallies_by(&everyone, KpiKey::Manager, period.from, period.to)
+            .await
+            .expect("tallies");
+        let (by_team, by_manager) = compute_teams(&app.store, config, &teams, &tallies, period)
+            .await
+            .expect("teams");
+        for (team, members) in &teams {
+            let own = compute(&app.store, config, &KpiScope::Team(team.clone()), period)
+                .await
+                .expect("team");
+            assert_eq!(
+                serde_json::to_value(&by_team[team]).unwrap(),
+                serde_json::to_value(&own).unwrap(),
+                "{team} {from}..{to}"
+            );
+            for m in members {
+                let own = compute(&app.store, config, &KpiScope::Manager(m.clone()), period)
+                    .await
+                    .expect("manager");
+                assert_eq!(
+                    serde_json::to_value(&by_manager[m]).unwrap(),
+                    serde_json::to_value(&own).unwrap(),
+                    "{m} {from}..{to}"
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
+
 on_both_backends!(
+    team_figures_added_up_from_their_managers_equal_the_teams_own,
     an_import_shows_in_the_next_answer,
     the_dashboard_kpis_match_the_hand_computed_figures,
     company_kpis_match_the_hand_computed_figures,
