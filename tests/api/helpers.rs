@@ -212,12 +212,25 @@ impl TestApp {
         bytes: Vec<u8>,
         filename: &str,
     ) -> reqwest::Response {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()),
-            )
-            .text("manager_id", manager.to_string());
+        self.upload_with(token, bytes, filename, &[("manager_id", manager)])
+            .await
+    }
+
+    /// Uploads `bytes` as `filename` with these form fields.
+    pub async fn upload_with(
+        &self,
+        token: &str,
+        bytes: Vec<u8>,
+        filename: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()),
+        );
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
         self.client
             .post(self.url("/api/v1/calls"))
             .bearer_auth(token)

@@ -73,21 +73,14 @@ async fn an_upload_is_stored_under_a_server_name_and_queued(backend: Backend) {
         ("manager,client", serde_json::json!("manager")),
         ("auto", serde_json::Value::Null),
     ] {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(unique_bytes()).file_name("mono.wav"),
-            )
-            .text("manager_id", "m-1")
-            .text("speakers", given);
         let r = app
-            .client
-            .post(app.url("/api/v1/calls"))
-            .bearer_auth(&app.admin)
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload");
+            .upload_with(
+                &app.admin,
+                unique_bytes(),
+                "mono.wav",
+                &[("manager_id", "m-1"), ("speakers", given)],
+            )
+            .await;
         assert_eq!(r.status(), 202, "{given}");
         let body: serde_json::Value = r.json().await.expect("json");
         let url = body["url"].as_str().expect("url").to_string();
