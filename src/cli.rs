@@ -411,6 +411,8 @@ async fn transcribe_file(config: &Config, args: TranscribeArgs) -> anyhow::Resul
                     ..Default::default()
                 },
                 direction: None,
+                // No CRM here: the rule goes by what is said.
+                manager_name: None,
                 first,
             }),
             None => None,

@@ -8,7 +8,8 @@
 //! speaker; so do talking clearly the most and asking clearly the most questions over the
 //! whole call (0.75 each: how a salesperson runs a call, for when the opening was misheard);
 //! an inbound call adds a small prior to the first speaker (the manager answers; an outbound
-//! call's answering "алло" is counted as a phrase). When one speaker leads by at
+//! call's answering "алло" is counted as a phrase). When the CRM knows the call's manager by
+//! name, introducing oneself by it (or greeting the other by it) counts too. When one speaker leads by at
 //! least [`CONFIDENT`] the roles are set; otherwise the speakers stay `speaker_1` and
 //! `speaker_2`, the scorecard says the roles are unknown, and QA sets them on the call page.
 
@@ -131,12 +132,74 @@ fn introductions() -> &'static [(regex::Regex, f32, &'static str)] {
     })
 }
 
+/// How one introduces oneself by name (`{}` is the name), in normalised text.
+const SELF_INTRODUCTIONS: &[&str] = &[
+    "меня зовут {}",
+    "это {}",
+    "я {}",
+    "{} слушает",
+    "{} слушаю",
+    "{} на связи",
+    "my name is {}",
+    "this is {}",
+    "i'm {}",
+    "i am {}",
+    "{} speaking",
+    "{} here",
+];
+
+/// Greeting someone by name (`{}`): said to the other person, so it is a cue for the voice
+/// that hears it.
+const GREETINGS_TO: &[&str] = &[
+    "алло {}",
+    "здравствуйте {}",
+    "добрый день {}",
+    "{} здравствуйте",
+    "{} добрый день",
+    "hello {}",
+    "hi {}",
+    "{} hi",
+    "{} hello",
+    "is this {}",
+];
+
+/// The forms of a manager's name the rule listens for: each word of the CRM name (first name
+/// and surname, normalised), two letters or more.
+fn name_forms(name: &str) -> Vec<String> {
+    normalise(name)
+        .split(' ')
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `text` holds one of `templates` filled with one of `names`, as whole words (a name
+/// is not matched inside a longer one: "ян" is not "яна").
+fn says_name(text: &str, templates: &[&str], names: &[String]) -> Option<String> {
+    let padded = format!(" {text} ");
+    names.iter().find_map(|n| {
+        templates
+            .iter()
+            .map(|t| t.replace("{}", n))
+            .find(|phrase| padded.contains(&format!(" {phrase} ")))
+    })
+}
+
 /// Applies the rule to a call's turns (`said`, in time order) among `voices` voices.
-pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) -> Roles {
+/// `manager_name` is the call's manager as the CRM names them (managers.csv), when known: a
+/// voice introducing itself by that name is the manager (+2), and a voice greeting someone by
+/// it is talking to the manager (+1 to the others).
+pub fn decide(
+    said: &[Said<'_>],
+    voices: usize,
+    direction: Option<Direction>,
+    manager_name: Option<&str>,
+) -> Roles {
     let voices = voices.max(2);
     let mut score = vec![0f32; voices];
     let mut evidence = Vec::new();
     let mut seen = vec![0usize; voices];
+    let names = manager_name.map(name_forms).unwrap_or_default();
     for turn in said {
         let s = turn.speaker.min(voices - 1);
         if seen[s] >= OPENING_TURNS {
@@ -144,6 +207,42 @@ pub fn decide(said: &[Said<'_>], voices: usize, direction: Option<Direction>) ->
         }
         seen[s] += 1;
         let text = normalise(turn.text);
+        // "Это Анна?" asks whether the manager is on the line: only a statement introduces,
+        // and the question is said to the manager, like a greeting.
+        let asks = turn.text.contains('?');
+        let is_question = |t: &&str| matches!(*t, "это {}" | "this is {}");
+        let by_name: Vec<&str> = SELF_INTRODUCTIONS
+            .iter()
+            .copied()
+            .filter(|t| !(asks && is_question(t)))
+            .collect();
+        let to_them: Vec<&str> = GREETINGS_TO
+            .iter()
+            .copied()
+            .chain(
+                SELF_INTRODUCTIONS
+                    .iter()
+                    .copied()
+                    .filter(|t| asks && is_question(t)),
+            )
+            .collect();
+        if let Some(phrase) = says_name(&text, &by_name, &names) {
+            score[s] += 2.0;
+            evidence.push(format!(
+                "speaker_{} introduced themselves by the CRM manager's name: {phrase:?} (+2)",
+                s + 1
+            ));
+        } else if let Some(phrase) = says_name(&text, &to_them, &names) {
+            for (other, v) in score.iter_mut().enumerate() {
+                if other != s {
+                    *v += 1.0;
+                }
+            }
+            evidence.push(format!(
+                "speaker_{} spoke to the CRM manager by name: {phrase:?} (+1 to the other voice)",
+                s + 1
+            ));
+        }
         // "Алло?" / "Hello?" as a whole turn: answering the phone.
         if seen[s] == 1
             && matches!(
@@ -275,6 +374,7 @@ mod tests {
             ]),
             2,
             Some(Direction::Outbound),
+            None,
         );
         assert_eq!(r.manager, Some(1));
         assert!(r.confidence >= CONFIDENT);
@@ -292,6 +392,7 @@ mod tests {
             ]),
             2,
             Some(Direction::Inbound),
+            None,
         );
         assert_eq!(r.manager, Some(0));
     }
@@ -323,6 +424,7 @@ mod tests {
                 &said(&turns[..if first.starts_with("Hi,") { 3 } else { 2 }]),
                 2,
                 Some(Direction::Outbound),
+                None,
             );
             assert_eq!(r.manager, Some(0), "{first}: {r:?}");
         }
@@ -344,12 +446,13 @@ mod tests {
             ));
             turns.push((1, "No."));
         }
-        let r = decide(&said(&turns), 2, Some(Direction::Outbound));
+        let r = decide(&said(&turns), 2, Some(Direction::Outbound), None);
         assert_eq!(r.manager, Some(0), "{r:?}");
         // One of the two alone is not enough.
         let r = decide(
             &said(&[(0, "Yes? Why? When? Where?"), (1, "Fine.")]),
             2,
+            None,
             None,
         );
         assert_eq!(r.manager, None, "{r:?}");
@@ -357,7 +460,12 @@ mod tests {
 
     #[test]
     fn without_cues_the_roles_stay_unknown() {
-        let r = decide(&said(&[(0, "Да."), (1, "Хорошо, договорились.")]), 2, None);
+        let r = decide(
+            &said(&[(0, "Да."), (1, "Хорошо, договорились.")]),
+            2,
+            None,
+            None,
+        );
         assert_eq!(r.manager, None);
         assert!(r.confidence < CONFIDENT);
         // The direction alone is not enough either.
@@ -365,6 +473,7 @@ mod tests {
             &said(&[(0, "Yes."), (1, "Fine.")]),
             2,
             Some(Direction::Inbound),
+            None,
         );
         assert_eq!(r.manager, None);
     }
@@ -374,5 +483,64 @@ mod tests {
         assert!(contains_words("наша компания лучшая", "компания"));
         assert!(!contains_words("субкомпания", "компания"));
         assert_eq!(normalise("Алло?! Ёлки"), "алло елки");
+    }
+
+    #[test]
+    fn the_crm_manager_s_own_name_names_the_manager() {
+        // Nothing else in these openings says who sells: the name alone decides.
+        let turns = [
+            (0, "Да?"),
+            (1, "Анна на связи, по вашему вопросу."),
+            (0, "Да."),
+        ];
+        assert_eq!(decide(&said(&turns), 2, None, None).manager, None);
+        let r = decide(&said(&turns), 2, None, Some("Анна Петрова"));
+        assert_eq!(r.manager, Some(1), "{r:?}");
+        assert!(r.evidence.iter().any(|e| e.contains("CRM manager's name")));
+        // The surname counts as well; English too.
+        let r = decide(
+            &said(&[(0, "Yes?"), (1, "Hi, Jake Miller speaking.")]),
+            2,
+            None,
+            Some("Jake Miller"),
+        );
+        assert_eq!(r.manager, Some(1), "{r:?}");
+        // Another manager's name is no cue.
+        let r = decide(&said(&turns), 2, None, Some("Ольга Смирнова"));
+        assert_eq!(r.manager, None, "{r:?}");
+    }
+
+    #[test]
+    fn greeting_the_crm_manager_by_name_names_the_other_voice() {
+        // The caller asks for the manager and greets them: the one greeted is the manager.
+        let turns = [
+            (0, "Здравствуйте, Анна! Я по поводу доставки."),
+            (1, "Да, конечно."),
+        ];
+        let r = decide(&said(&turns), 2, None, Some("Анна"));
+        assert_eq!(r.manager, Some(1), "{r:?}");
+        // "Это Анна?" asks; it does not introduce.
+        let r = decide(
+            &said(&[(0, "Алло, это Анна?"), (1, "Да.")]),
+            2,
+            None,
+            Some("Анна"),
+        );
+        assert_ne!(r.manager, Some(0), "{r:?}");
+    }
+
+    #[test]
+    fn a_name_matches_as_a_whole_word_only() {
+        let names = name_forms("Ян Ковальский");
+        assert_eq!(
+            says_name("это ян", SELF_INTRODUCTIONS, &names).as_deref(),
+            Some("это ян")
+        );
+        assert_eq!(says_name("это яна", SELF_INTRODUCTIONS, &names), None);
+        assert_eq!(says_name("это янтарь", SELF_INTRODUCTIONS, &names), None);
+        // One-letter words of a name are not listened for.
+        assert!(name_forms("J. Smith")
+            .iter()
+            .all(|n| n.chars().count() >= 2));
     }
 }

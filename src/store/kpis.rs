@@ -574,6 +574,17 @@ impl Store {
         .await?)
     }
 
+    /// A manager's name from managers.csv, when the manager is there (the roles rule of a
+    /// separated mono call listens for it).
+    pub async fn crm_manager_name(&self, manager: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM crm_managers WHERE manager_id = $1")
+                .bind(manager)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Whether a manager is in managers.csv, and its team.
     pub async fn crm_manager_team(
         &self,

@@ -316,6 +316,16 @@ impl JobHandler for TranscribeJob {
         let channels = audio.channels;
         let separation = match self.diarizer().await? {
             Some(diarizer) => Some(Separation {
+                // The roles rule listens for the manager's own name; a CRM that is not
+                // imported (or a lookup that fails) only leaves that cue out.
+                manager_name: ctx
+                    .store
+                    .crm_manager_name(call.call.manager_id.as_str())
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(%call_id, error = %e, "could not read the manager's name");
+                        None
+                    }),
                 diarizer,
                 options: crate::diarize::Options {
                     speakers: self.settings.speakers,
@@ -427,6 +437,8 @@ pub struct Separation {
     pub options: crate::diarize::Options,
     /// The call's direction, for the roles rule.
     pub direction: Option<Direction>,
+    /// The call's manager as managers.csv names them, when the CRM knows them.
+    pub manager_name: Option<String>,
     /// The role of the first voice, when the upload said it (`channels=client,manager` on a
     /// mono file); otherwise the rule decides.
     pub first: Option<Speaker>,
@@ -624,7 +636,12 @@ fn assign_roles(segments: &[Segment], voices: &[Speaker], sep: &Separation) -> A
                 })
         })
         .collect();
-    let decided = roles::decide(&said, voices.len(), sep.direction);
+    let decided = roles::decide(
+        &said,
+        voices.len(),
+        sep.direction,
+        sep.manager_name.as_deref(),
+    );
     let evidence = decided.evidence.join("; ");
     match decided.manager {
         Some(manager) => Assigned {

@@ -414,7 +414,27 @@ async fn team_figures_added_up_from_their_managers_equal_the_teams_own(backend: 
     app.stop().await;
 }
 
+/// The speaker-roles rule of a mono call listens for the call's manager's own name: it comes
+/// from managers.csv, and a manager the CRM does not know has none.
+async fn a_call_s_manager_is_named_as_the_crm_names_them(backend: Backend) {
+    let app = app_with_fixture(backend).await;
+    assert_eq!(
+        app.store
+            .crm_manager_name("m1")
+            .await
+            .expect("name")
+            .as_deref(),
+        Some("Anna Ivanova")
+    );
+    assert_eq!(
+        app.store.crm_manager_name("m-unknown").await.expect("name"),
+        None
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_call_s_manager_is_named_as_the_crm_names_them,
     team_figures_added_up_from_their_managers_equal_the_teams_own,
     an_import_shows_in_the_next_answer,
     the_dashboard_kpis_match_the_hand_computed_figures,
