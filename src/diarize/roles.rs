@@ -148,20 +148,11 @@ const SELF_INTRODUCTIONS: &[&str] = &[
     "{} here",
 ];
 
-/// Greeting someone by name (`{}`): said to the other person, so it is a cue for the voice
-/// that hears it.
-const GREETINGS_TO: &[&str] = &[
-    "алло {}",
-    "здравствуйте {}",
-    "добрый день {}",
-    "{} здравствуйте",
-    "{} добрый день",
-    "hello {}",
-    "hi {}",
-    "{} hi",
-    "{} hello",
-    "is this {}",
-];
+/// Calling for someone by name (`{}`): said to the other person, so it is a cue for the voice
+/// that hears it. Only the forms a manager does not use of themselves: "Добрый день, Анна,
+/// компания Ромашка" and "Anna, hi" are how managers answer, so greetings with the name are
+/// no cue either way.
+const GREETINGS_TO: &[&str] = &["алло {}", "is this {}"];
 
 /// The forms of a manager's name the rule listens for: each word of the CRM name (first name
 /// and surname, normalised), two letters or more.
@@ -187,8 +178,8 @@ fn says_name(text: &str, templates: &[&str], names: &[String]) -> Option<String>
 
 /// Applies the rule to a call's turns (`said`, in time order) among `voices` voices.
 /// `manager_name` is the call's manager as the CRM names them (managers.csv), when known: a
-/// voice introducing itself by that name is the manager (+2), and a voice greeting someone by
-/// it is talking to the manager (+1 to the others).
+/// voice introducing itself by that name is the manager (+2), and a voice calling for someone
+/// by it ("Алло, Анна?", "это Анна?") is talking to the manager (+1 to the others).
 pub fn decide(
     said: &[Said<'_>],
     voices: usize,
@@ -511,14 +502,21 @@ mod tests {
     }
 
     #[test]
-    fn greeting_the_crm_manager_by_name_names_the_other_voice() {
+    fn calling_for_the_crm_manager_by_name_names_the_other_voice() {
         // The caller asks for the manager and greets them: the one greeted is the manager.
         let turns = [
-            (0, "Здравствуйте, Анна! Я по поводу доставки."),
+            (0, "Алло, Анна? Я по поводу доставки."),
             (1, "Да, конечно."),
         ];
         let r = decide(&said(&turns), 2, None, Some("Анна"));
         assert_eq!(r.manager, Some(1), "{r:?}");
+        // A manager answering with a greeting and their name is not calling for themselves.
+        let turns = [
+            (0, "Добрый день, Анна, компания Ромашка."),
+            (1, "Здравствуйте, я по поводу доставки."),
+        ];
+        let r = decide(&said(&turns), 2, Some(Direction::Inbound), Some("Анна"));
+        assert_eq!(r.manager, Some(0), "{r:?}");
         // "Это Анна?" asks; it does not introduce.
         let r = decide(
             &said(&[(0, "Алло, это Анна?"), (1, "Да.")]),
