@@ -176,6 +176,46 @@ fn says_name(text: &str, templates: &[&str], names: &[String]) -> Option<String>
     })
 }
 
+/// What a turn says with the manager's name in it.
+enum NameCue {
+    /// Introduces oneself by it ("Анна на связи").
+    Introduces(String),
+    /// Calls for the one who bears it ("Алло, Анна?", "Это Анна?").
+    CallsFor(String),
+}
+
+/// The first name cue of a turn, read sentence by sentence. "Это Анна?" asks whether the
+/// manager is on the line, so it counts as calling for them; "This is Anna. Is now a good
+/// time?" still introduces, as the question is another sentence.
+fn name_cue(turn: &str, names: &[String]) -> Option<NameCue> {
+    if names.is_empty() {
+        return None;
+    }
+    let asked_of = |t: &&str| matches!(*t, "это {}" | "this is {}");
+    turn.split_inclusive(['.', '!', '?']).find_map(|sentence| {
+        let asks = sentence.trim_end().ends_with('?');
+        let text = normalise(sentence);
+        let introductions: Vec<&str> = SELF_INTRODUCTIONS
+            .iter()
+            .copied()
+            .filter(|t| !(asks && asked_of(t)))
+            .collect();
+        let calls_for: Vec<&str> = GREETINGS_TO
+            .iter()
+            .copied()
+            .chain(
+                SELF_INTRODUCTIONS
+                    .iter()
+                    .copied()
+                    .filter(|t| asks && asked_of(t)),
+            )
+            .collect();
+        says_name(&text, &introductions, names)
+            .map(NameCue::Introduces)
+            .or_else(|| says_name(&text, &calls_for, names).map(NameCue::CallsFor))
+    })
+}
+
 /// Applies the rule to a call's turns (`said`, in time order) among `voices` voices.
 /// `manager_name` is the call's manager as the CRM names them (managers.csv), when known: a
 /// voice introducing itself by that name is the manager (+2), and a voice calling for someone
@@ -198,32 +238,14 @@ pub fn decide(
         }
         seen[s] += 1;
         let text = normalise(turn.text);
-        // "Это Анна?" asks whether the manager is on the line: only a statement introduces,
-        // and the question is said to the manager, like a greeting.
-        let asks = turn.text.contains('?');
-        let is_question = |t: &&str| matches!(*t, "это {}" | "this is {}");
-        let by_name: Vec<&str> = SELF_INTRODUCTIONS
-            .iter()
-            .copied()
-            .filter(|t| !(asks && is_question(t)))
-            .collect();
-        let to_them: Vec<&str> = GREETINGS_TO
-            .iter()
-            .copied()
-            .chain(
-                SELF_INTRODUCTIONS
-                    .iter()
-                    .copied()
-                    .filter(|t| asks && is_question(t)),
-            )
-            .collect();
-        if let Some(phrase) = says_name(&text, &by_name, &names) {
+        let cue = name_cue(turn.text, &names);
+        if let Some(NameCue::Introduces(phrase)) = &cue {
             score[s] += 2.0;
             evidence.push(format!(
                 "speaker_{} introduced themselves by the CRM manager's name: {phrase:?} (+2)",
                 s + 1
             ));
-        } else if let Some(phrase) = says_name(&text, &to_them, &names) {
+        } else if let Some(NameCue::CallsFor(phrase)) = &cue {
             for (other, v) in score.iter_mut().enumerate() {
                 if other != s {
                     *v += 1.0;
@@ -494,6 +516,17 @@ mod tests {
             2,
             None,
             Some("Jake Miller"),
+        );
+        assert_eq!(r.manager, Some(1), "{r:?}");
+        // A question in another sentence of the turn does not make the introduction a question.
+        let r = decide(
+            &said(&[
+                (1, "This is Anna. Can I help you with anything?"),
+                (0, "Yes."),
+            ]),
+            2,
+            None,
+            Some("Anna"),
         );
         assert_eq!(r.manager, Some(1), "{r:?}");
         // Another manager's name is no cue.
