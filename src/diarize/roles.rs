@@ -9,9 +9,10 @@
 //! whole call (0.75 each: how a salesperson runs a call, for when the opening was misheard);
 //! an inbound call adds a small prior to the first speaker (the manager answers; an outbound
 //! call's answering "алло" is counted as a phrase). When the CRM knows the call's manager by
-//! name, introducing oneself by it (or greeting the other by it) counts too. When one speaker leads by at
-//! least [`CONFIDENT`] the roles are set; otherwise the speakers stay `speaker_1` and
-//! `speaker_2`, the scorecard says the roles are unknown, and QA sets them on the call page.
+//! name, introducing oneself by it (or calling for the other by it) counts too. When one
+//! speaker leads by at least [`CONFIDENT`] the roles are set; otherwise the speakers stay
+//! `speaker_1` and `speaker_2`, the scorecard says the roles are unknown, and QA sets them on
+//! the call page.
 
 use crate::domain::Direction;
 
@@ -133,26 +134,27 @@ fn introductions() -> &'static [(regex::Regex, f32, &'static str)] {
 }
 
 /// How one introduces oneself by name (`{}` is the name), in normalised text.
-const SELF_INTRODUCTIONS: &[&str] = &[
+const INTRODUCTIONS: &[&str] = &[
     "меня зовут {}",
-    "это {}",
     "я {}",
     "{} слушает",
     "{} слушаю",
     "{} на связи",
     "my name is {}",
-    "this is {}",
     "i'm {}",
     "i am {}",
     "{} speaking",
     "{} here",
 ];
 
-/// Calling for someone by name (`{}`): said to the other person, so it is a cue for the voice
-/// that hears it. Only the forms a manager does not use of themselves: "Добрый день, Анна,
-/// компания Ромашка" and "Anna, hi" are how managers answer, so greetings with the name are
-/// no cue either way.
-const GREETINGS_TO: &[&str] = &["алло {}", "is this {}"];
+/// "Это Анна." introduces; "Это Анна?" asks whether the manager is on the line, so it is said
+/// to them.
+const THIS_IS: &[&str] = &["это {}", "this is {}"];
+
+/// Calling for someone by name: said to the other person, so a cue for the voice that hears
+/// it. Only forms a manager does not use of themselves: "Добрый день, Анна, компания Ромашка"
+/// and "Anna, hi" are how managers answer, so greetings with the name are no cue either way.
+const CALLS_FOR: &[&str] = &["алло {}", "is this {}"];
 
 /// The forms of a manager's name the rule listens for: each word of the CRM name (first name
 /// and surname, normalised), two letters or more.
@@ -184,35 +186,24 @@ enum NameCue {
     CallsFor(String),
 }
 
-/// The first name cue of a turn, read sentence by sentence. "Это Анна?" asks whether the
-/// manager is on the line, so it counts as calling for them; "This is Anna. Is now a good
+/// The first name cue of a turn, read sentence by sentence: "This is Anna. Is now a good
 /// time?" still introduces, as the question is another sentence.
 fn name_cue(turn: &str, names: &[String]) -> Option<NameCue> {
     if names.is_empty() {
         return None;
     }
-    let asked_of = |t: &&str| matches!(*t, "это {}" | "this is {}");
     turn.split_inclusive(['.', '!', '?']).find_map(|sentence| {
         let asks = sentence.trim_end().ends_with('?');
         let text = normalise(sentence);
-        let introductions: Vec<&str> = SELF_INTRODUCTIONS
-            .iter()
-            .copied()
-            .filter(|t| !(asks && asked_of(t)))
-            .collect();
-        let calls_for: Vec<&str> = GREETINGS_TO
-            .iter()
-            .copied()
-            .chain(
-                SELF_INTRODUCTIONS
-                    .iter()
-                    .copied()
-                    .filter(|t| asks && asked_of(t)),
-            )
-            .collect();
-        says_name(&text, &introductions, names)
+        let this_is = says_name(&text, THIS_IS, names);
+        says_name(&text, INTRODUCTIONS, names)
+            .or(this_is.clone().filter(|_| !asks))
             .map(NameCue::Introduces)
-            .or_else(|| says_name(&text, &calls_for, names).map(NameCue::CallsFor))
+            .or_else(|| {
+                says_name(&text, CALLS_FOR, names)
+                    .or(this_is.filter(|_| asks))
+                    .map(NameCue::CallsFor)
+            })
     })
 }
 
@@ -238,23 +229,26 @@ pub fn decide(
         }
         seen[s] += 1;
         let text = normalise(turn.text);
-        let cue = name_cue(turn.text, &names);
-        if let Some(NameCue::Introduces(phrase)) = &cue {
-            score[s] += 2.0;
-            evidence.push(format!(
-                "speaker_{} introduced themselves by the CRM manager's name: {phrase:?} (+2)",
-                s + 1
-            ));
-        } else if let Some(NameCue::CallsFor(phrase)) = &cue {
-            for (other, v) in score.iter_mut().enumerate() {
-                if other != s {
-                    *v += 1.0;
-                }
+        match name_cue(turn.text, &names) {
+            Some(NameCue::Introduces(phrase)) => {
+                score[s] += 2.0;
+                evidence.push(format!(
+                    "speaker_{} introduced themselves by the CRM manager's name: {phrase:?} (+2)",
+                    s + 1
+                ));
             }
-            evidence.push(format!(
-                "speaker_{} spoke to the CRM manager by name: {phrase:?} (+1 to the other voice)",
-                s + 1
-            ));
+            Some(NameCue::CallsFor(phrase)) => {
+                for (other, v) in score.iter_mut().enumerate() {
+                    if other != s {
+                        *v += 1.0;
+                    }
+                }
+                evidence.push(format!(
+                    "speaker_{} spoke to the CRM manager by name: {phrase:?} (+1 to the other voice)",
+                    s + 1
+                ));
+            }
+            None => {}
         }
         // "Алло?" / "Hello?" as a whole turn: answering the phone.
         if seen[s] == 1
@@ -564,11 +558,11 @@ mod tests {
     fn a_name_matches_as_a_whole_word_only() {
         let names = name_forms("Ян Ковальский");
         assert_eq!(
-            says_name("это ян", SELF_INTRODUCTIONS, &names).as_deref(),
+            says_name("это ян", THIS_IS, &names).as_deref(),
             Some("это ян")
         );
-        assert_eq!(says_name("это яна", SELF_INTRODUCTIONS, &names), None);
-        assert_eq!(says_name("это янтарь", SELF_INTRODUCTIONS, &names), None);
+        assert_eq!(says_name("это яна", THIS_IS, &names), None);
+        assert_eq!(says_name("это янтарь", THIS_IS, &names), None);
         // One-letter words of a name are not listened for.
         assert!(name_forms("J. Smith")
             .iter()
