@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
-# A CI run builds from nothing: incremental compilation only adds work there (about a tenth of
-# the workspace crates' build). A developer's repeated `make test` keeps it.
+# A CI run builds from nothing once: incremental compilation's caches are written there for
+# no later build to use. A developer's repeated `make test` keeps it.
 if [ -n "${CI:-}" ]; then
   export CARGO_INCREMENTAL=0
 fi
