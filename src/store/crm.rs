@@ -187,6 +187,10 @@ impl CrmImport {
             self.rebuild_indexes().await?;
         }
         let after = count_rows(&mut self.tx, self.entity).await?;
+        // In the same transaction, so no reader sees the rows without their rollups.
+        for sql in super::crm_rollups::rebuild(self.backend, self.entity) {
+            sqlx::query(&sql).execute(&mut *self.tx).await?;
+        }
         self.tx.commit().await?;
         self.memo.forget();
         Ok(u64::try_from(after - self.count_before).unwrap_or(0))

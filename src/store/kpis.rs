@@ -192,35 +192,6 @@ pub(super) fn literal(s: &str) -> String {
 }
 
 impl Store {
-    /// For deals created in `[from, to)`: how many reached each funnel stage index (the last one
-    /// is implied by status won), as (key, index, count); index -1 = no funnel stage.
-    pub async fn kpi_stage_reach(
-        &self,
-        scope: &KpiScope,
-        key: KpiKey,
-        from: i64,
-        to: i64,
-        funnel: &[String],
-    ) -> Result<Vec<(Option<String>, i64, i64)>, StoreError> {
-        let last = funnel.len() as i64 - 1;
-        let cases: String = funnel
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!(" WHEN {} THEN {i}", literal(s)))
-            .collect();
-        let sql = format!(
-            "SELECT manager_id, r, COUNT(*) AS n FROM (\
-               SELECT {key}, d.deal_id, CASE WHEN d.status = 'won' THEN {last} \
-                 ELSE COALESCE(MAX(CASE s.stage{cases} END), -1) END AS r \
-               FROM crm_deals d LEFT JOIN crm_deal_stages s ON s.deal_id = d.deal_id \
-               WHERE d.created_at >= $1 AND d.created_at < $2{filter} \
-               GROUP BY d.deal_id, d.status, d.manager_id) t GROUP BY manager_id, r",
-            key = key.select("d.manager_id"),
-            filter = scope.filter("d.manager_id")
-        );
-        scope.fetch_all(&self.pool, &sql, from, to).await
-    }
-
     /// Deals closed in `[from, to)`: (key, won, lost).
     pub async fn kpi_closed(
         &self,
@@ -310,15 +281,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<(Vec<ActivityCount>, Vec<(Option<String>, i64)>), StoreError> {
-        let sql = format!(
-            "SELECT {}, a.type AS kind, COUNT(*) AS total, \
-                    COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) AS productive \
-             FROM crm_activities a WHERE a.at >= $1 AND a.at < $2{}{}",
-            key.select("a.manager_id"),
-            scope.filter("a.manager_id"),
-            key.group_by("a.manager_id", &["a.type"])
-        );
-        let by_type: Vec<ActivityCount> = scope.fetch_all(&self.pool, &sql, from, to).await?;
+        let by_type = self.activity_counts(scope, key, from, to).await?;
         let on_won = self.kpi_activities_on_won(scope, key, from, to).await?;
         Ok((by_type, on_won))
     }
@@ -446,12 +409,13 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(String, ActivityType, i64)>, StoreError> {
-        let sql = format!(
-            "SELECT a.manager_id AS manager_id, a.type AS kind, COUNT(*) AS n FROM crm_activities a \
-             WHERE a.at >= $1 AND a.at < $2{} GROUP BY a.manager_id, a.type",
-            scope.filter("a.manager_id")
-        );
-        scope.fetch_all(&self.pool, &sql, from, to).await
+        let counts = self
+            .activity_counts(scope, KpiKey::Manager, from, to)
+            .await?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|a| Some((a.manager_id?, a.kind, a.total)))
+            .collect())
     }
 
     /// Deals won in `[from, to)` per manager: (manager, count, sum of known amounts).

@@ -187,6 +187,10 @@ mod tests {
             "52e22a0b156e76652c13f2977d1373a72edfa0afffca0345c6feb1c322930a2a",
         ),
         (
+            "postgres/0017_crm_rollups.sql",
+            "253876ea5c1b6489caf34ff1219613924c2b9df82a7a4f6d111b0bd5a7c86187",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -249,6 +253,10 @@ mod tests {
         (
             "sqlite/0016_dashboard_reads.sql",
             "52e22a0b156e76652c13f2977d1373a72edfa0afffca0345c6feb1c322930a2a",
+        ),
+        (
+            "sqlite/0017_crm_rollups.sql",
+            "c6e3132529e3b1219ec57e0ee31e99b7b56d8cbf920d087d2074d9d68161cc75",
         ),
     ];
 

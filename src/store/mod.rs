@@ -32,6 +32,7 @@ mod accounts;
 mod bulk;
 mod calls;
 mod crm;
+mod crm_rollups;
 mod deals;
 mod decode;
 pub mod dialect;

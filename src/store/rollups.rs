@@ -106,7 +106,7 @@ impl QualityTallies {
 
 /// Which rows of a period come from where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
+pub(super) enum Part {
     /// Whole days `[first, end)` from the rollup tables.
     Days(i64, i64),
     /// `[from, to)` in ms from the raw tables.
@@ -114,7 +114,7 @@ enum Part {
 }
 
 /// Splits `[from, to)` into whole UTC days and the partial days at its edges.
-fn parts(from: i64, to: i64) -> Vec<Part> {
+pub(super) fn parts(from: i64, to: i64) -> Vec<Part> {
     let first = from.div_euclid(DAY_MS) + i64::from(from.rem_euclid(DAY_MS) != 0);
     let end = to.div_euclid(DAY_MS);
     if first >= end {
