@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::bulk::insert_batch;
+use super::crm_rollups::{self, day_of, DaySpan};
 use super::{dialect, Backend, Store, StoreError, WriteTx};
 use crate::analytics::entity::{Entity, Value};
 
@@ -16,6 +17,9 @@ pub struct CrmImport {
     rebuild: Vec<String>,
     /// The CRM figures this process keeps, dropped at commit.
     memo: std::sync::Arc<super::memo::Memo>,
+    /// The days whose CRM rollup rows the rows upserted so far may change, before and after
+    /// (tracked only when the table was not empty: a first load rebuilds them all).
+    days: Option<DaySpan>,
 }
 
 /// What importing one file did, as the import log keeps it.
@@ -104,6 +108,7 @@ impl Store {
             backend: self.backend,
             rebuild,
             memo: self.crm_memo.clone(),
+            days: None,
         })
     }
 }
@@ -171,14 +176,69 @@ impl CrmImport {
     /// Upserts a batch whose keys are distinct; returns how many rows were inserted or changed.
     pub async fn upsert(&mut self, rows: Vec<Vec<Value>>) -> Result<u64, StoreError> {
         let names: Vec<&str> = self.entity.columns().iter().map(|c| c.name).collect();
-        insert_batch(
+        let days = match self.count_before {
+            0 => None,
+            _ => self.batch_days(&names, &rows).await?,
+        };
+        let affected = insert_batch(
             &mut self.tx,
             self.entity.table(),
             &names,
             rows,
             &on_conflict_update(self.entity),
         )
-        .await
+        .await?;
+        // A batch of unchanged rows (a daily full export) changes no rollup row.
+        if let (Some((first, last)), true) = (days, affected > 0) {
+            self.days = Some(match self.days {
+                Some((a, b)) => (a.min(first), b.max(last)),
+                None => (first, last),
+            });
+        }
+        Ok(affected)
+    }
+
+    /// The days of `rows` (a batch about to be upserted), as they are in the file and as their
+    /// keys are stored now: the rollup days the batch can change.
+    async fn batch_days(
+        &mut self,
+        names: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<Option<DaySpan>, StoreError> {
+        let Some((key, table, time, in_rows)) = crm_rollups::day_source(self.entity) else {
+            return Ok(None);
+        };
+        let column = |name: &str| names.iter().position(|n| *n == name);
+        let mut times: Vec<i64> = Vec::new();
+        if let Some(t) = column(time).filter(|_| in_rows) {
+            times.extend(rows.iter().filter_map(|r| match r.get(t) {
+                Some(Value::Int(Some(ms))) => Some(*ms),
+                _ => None,
+            }));
+        }
+        let keys: Vec<&str> = match column(key) {
+            Some(k) => rows
+                .iter()
+                .filter_map(|r| match r.get(k) {
+                    Some(Value::Text(Some(id))) => Some(id.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        for chunk in keys.chunks(5_000) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT MIN({time}), MAX({time}) FROM {table} WHERE {key} IN ({})",
+                list.join(", ")
+            );
+            let query = chunk.iter().fold(sqlx::query_as(&sql), |q, id| q.bind(*id));
+            let (lo, hi): (Option<i64>, Option<i64>) = query.fetch_one(&mut *self.tx).await?;
+            times.extend(lo);
+            times.extend(hi);
+        }
+        let days = times.iter().map(|t| day_of(*t));
+        Ok(days.clone().min().zip(days.max()))
     }
 
     /// Commits and returns how many rows are new (the rest of the affected ones were updates).
@@ -188,8 +248,15 @@ impl CrmImport {
         }
         let after = count_rows(&mut self.tx, self.entity).await?;
         // In the same transaction, so no reader sees the rows without their rollups.
-        for sql in super::crm_rollups::rebuild(self.backend, self.entity) {
-            sqlx::query(&sql).execute(&mut *self.tx).await?;
+        // A first load rebuilds every row; later imports the days they touched.
+        let statements = match (self.count_before, self.days) {
+            (0, _) => crm_rollups::rebuild(self.backend, self.entity, None),
+            (_, Some(days)) => crm_rollups::rebuild(self.backend, self.entity, Some(days)),
+            (_, None) => Vec::new(),
+        };
+        for (sql, binds) in statements {
+            let query = binds.into_iter().fold(sqlx::query(&sql), |q, v| q.bind(v));
+            query.execute(&mut *self.tx).await?;
         }
         self.tx.commit().await?;
         self.memo.forget();

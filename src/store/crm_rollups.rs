@@ -17,22 +17,71 @@ use super::rollups::{parts, Part, DAY_MS};
 use super::{Backend, Store, StoreError};
 use crate::analytics::entity::{ActivityType, DealStatus, Entity};
 
-/// The statements that rebuild the rollups reading `entity`'s table (none for the others).
-/// Migration 0017 holds the same backfill for databases imported before the rollups.
-pub(super) fn rebuild(backend: Backend, entity: Entity) -> Vec<String> {
-    let day = |column: &str| format!("CAST({column} / {DAY_MS} AS BIGINT)");
+/// The UTC days `(first, last)`, both included, whose rollup rows an import may have changed.
+pub(super) type DaySpan = (i64, i64);
+
+/// A rollup statement and its bound values.
+pub(super) type Statement = (String, Vec<i64>);
+
+/// The day a time (ms) is rolled up under: the same truncating division the statements use.
+pub(super) fn day_of(ms: i64) -> i64 {
+    ms / DAY_MS
+}
+
+/// Where the rollups reading `entity`'s table take a row's day from, to track what an import
+/// touches: (the file's key column to look up, the table and key column holding the time, the
+/// time column, whether the file's rows carry that time themselves).
+pub(super) fn day_source(
+    entity: Entity,
+) -> Option<(&'static str, &'static str, &'static str, bool)> {
     match entity {
-        Entity::Activities => vec![
-            "DELETE FROM crm_activity_daily".to_string(),
+        Entity::Activities => Some(("activity_id", "crm_activities", "at", true)),
+        Entity::Deals => Some(("deal_id", "crm_deals", "created_at", true)),
+        Entity::DealStages => Some(("deal_id", "crm_deals", "created_at", false)),
+        _ => None,
+    }
+}
+
+/// The statements that rebuild the rollups reading `entity`'s table (none for the others):
+/// every row when `span` is `None`, else the rows of the days in `span`. Migration 0017 holds
+/// the same backfill for databases imported before the rollups.
+pub(super) fn rebuild(backend: Backend, entity: Entity, span: Option<DaySpan>) -> Vec<Statement> {
+    let day = |column: &str| format!("CAST({column} / {DAY_MS} AS BIGINT)");
+    // The span's rows: a time range an index can serve (a little wider than the days, as the
+    // division truncates towards zero), then exactly the days.
+    let within = |column: &str| match span {
+        None => (String::new(), String::new(), Vec::new()),
+        Some((first, last)) => (
+            " WHERE day >= $1 AND day <= $2".to_string(),
             format!(
-                "INSERT INTO crm_activity_daily (day, manager_id, type, total, productive) \
-                 SELECT {day}, a.manager_id, a.type, COUNT(*), \
-                        COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) \
-                 FROM crm_activities a GROUP BY {day}, a.manager_id, a.type",
-                day = day("a.at")
+                " WHERE {column} > $3 AND {column} < $4 AND {d} >= $1 AND {d} <= $2",
+                d = day(column)
             ),
-        ],
+            vec![first, last, (first - 1) * DAY_MS, (last + 1) * DAY_MS],
+        ),
+    };
+    match entity {
+        Entity::Activities => {
+            let (delete_where, rows_where, binds) = within("a.at");
+            vec![
+                (
+                    format!("DELETE FROM crm_activity_daily{delete_where}"),
+                    binds[..binds.len().min(2)].to_vec(),
+                ),
+                (
+                    format!(
+                        "INSERT INTO crm_activity_daily (day, manager_id, type, total, productive) \
+                         SELECT {day}, a.manager_id, a.type, COUNT(*), \
+                                COUNT(CASE WHEN a.outcome = 'productive' THEN 1 END) \
+                         FROM crm_activities a{rows_where} GROUP BY {day}, a.manager_id, a.type",
+                        day = day("a.at")
+                    ),
+                    binds,
+                ),
+            ]
+        }
         Entity::Deals | Entity::DealStages => {
+            let (delete_where, rows_where, binds) = within("d.created_at");
             // The deal's stage names as a sorted JSON array: exact whatever the names hold.
             let stages = match backend {
                 Backend::Sqlite => "(SELECT json_group_array(s.stage ORDER BY s.stage) \
@@ -45,16 +94,22 @@ pub(super) fn rebuild(backend: Backend, entity: Entity) -> Vec<String> {
                 }
             };
             vec![
-                "DELETE FROM crm_deal_daily".to_string(),
-                format!(
-                    "INSERT INTO crm_deal_daily (day, manager_id, status, stages, deals) \
-                     SELECT day, manager_id, status, stages, COUNT(*) FROM ( \
-                       SELECT {day} AS day, d.manager_id, d.status, \
-                              CASE WHEN d.status = '{won}' THEN '[]' ELSE {stages} END AS stages \
-                       FROM crm_deals d) t \
-                     GROUP BY day, manager_id, status, stages",
-                    day = day("d.created_at"),
-                    won = DealStatus::Won,
+                (
+                    format!("DELETE FROM crm_deal_daily{delete_where}"),
+                    binds[..binds.len().min(2)].to_vec(),
+                ),
+                (
+                    format!(
+                        "INSERT INTO crm_deal_daily (day, manager_id, status, stages, deals) \
+                         SELECT day, manager_id, status, stages, COUNT(*) FROM ( \
+                           SELECT {day} AS day, d.manager_id, d.status, \
+                                  CASE WHEN d.status = '{won}' THEN '[]' ELSE {stages} END AS stages \
+                           FROM crm_deals d{rows_where}) t \
+                         GROUP BY day, manager_id, status, stages",
+                        day = day("d.created_at"),
+                        won = DealStatus::Won,
+                    ),
+                    binds,
                 ),
             ]
         }

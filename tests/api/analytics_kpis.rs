@@ -568,7 +568,7 @@ async fn crm_rollups_give_the_raw_rows_figures_for_any_period(backend: Backend) 
         "deal_id,manager_id,created_at,status,closed_at\n\
          d6,m2,2026-03-10T03:00:00Z,open,\n\
          d9,m3,2026-03-03T00:00:00Z,won,2026-03-13T00:00:00Z\n\
-         d10,m1,2026-03-31T23:00:00Z,open,\n",
+         d10,m1,2026-03-09T23:00:00Z,open,\n",
     )
     .await;
     assert_eq!(status, 200, "{report}");
