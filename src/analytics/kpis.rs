@@ -332,7 +332,8 @@ pub async fn compute_by_manager(
         .collect())
 }
 
-/// Every KPI of each team of `teams` (name -> its managers) and of each of those managers,
+/// Every KPI of each team of `teams` (name -> its managers, as managers.csv groups them) and
+/// of each of those managers,
 /// given their quality tallies over `period` (from [`Store::quality_tallies_by`] per manager):
 /// the same figures as [`compute`] for each team and each manager alone, with the call figures
 /// read once for everyone and added up per team.
@@ -345,14 +346,10 @@ pub async fn compute_teams(
 ) -> Result<(HashMap<String, Kpis>, HashMap<String, Kpis>), StoreError> {
     let everyone = KpiScope::Managers(teams.values().flatten().cloned().collect());
     // A team's figures are its managers' rows added up (read once for everyone, below), but
-    // for the two that do not add up over managers.
-    let team_rows = futures::future::try_join_all(teams.values().map(|members| {
-        let scope = KpiScope::Managers(members.clone());
-        async move { team_extras(store, &scope, period).await }
-    }));
-    let (own, team_rows) = tokio::try_join!(
+    // for the two that do not add up over managers, read for every team at once.
+    let (own, extras) = tokio::try_join!(
         crm_rows(store, config, &everyone, KpiKey::Manager, period),
-        team_rows,
+        team_extras(store, period),
     )?;
     let calls = |m: &String| -> Tally {
         let key = Some(m.clone());
@@ -369,9 +366,10 @@ pub async fn compute_teams(
     };
     let mut by_team = HashMap::new();
     let mut by_manager = HashMap::new();
-    for ((team, members), extras) in teams.iter().zip(team_rows) {
+    for (team, members) in teams {
         let mut team_raw = Raw::default();
-        (team_raw.customers, team_raw.repeaters, team_raw.on_won) = *extras;
+        (team_raw.customers, team_raw.repeaters, team_raw.on_won) =
+            extras.get(team).copied().unwrap_or_default();
         for m in members {
             let tally = calls(m);
             team_raw.tally.add(tally);
@@ -409,32 +407,20 @@ async fn gather(
     Ok(out)
 }
 
-/// A team's (resolved `scope`'s) customers with a won deal in `period`, those of them with
+/// Per team of managers.csv: its customers with a won deal in `period`, those of them with
 /// two or more, and its activities on deals it won in the period: the CRM figures that do not
-/// add up over the team's managers. Read once per CRM import.
+/// add up over the team's managers. Every team in two reads, kept until the next CRM import.
 async fn team_extras(
     store: &Store,
-    scope: &KpiScope,
     period: Period,
-) -> Result<std::sync::Arc<(i64, i64, i64)>, StoreError> {
+) -> Result<std::sync::Arc<HashMap<String, (i64, i64, i64)>>, StoreError> {
     let Period { from, to } = period;
-    let memo_key = format!("team extras {scope:?} {from} {to}");
     store
         .memo(Depends::Crm)
         .await?
-        .get(
-            memo_key,
-            |_| 1,
-            || async {
-                let (customers, on_won) = tokio::try_join!(
-                    store.kpi_repeat_customers(scope, KpiKey::Total, from, to),
-                    store.kpi_activities_on_won(scope, KpiKey::Total, from, to),
-                )?;
-                let (c, r) = customers.first().map_or((0, 0), |(_, c, r)| (*c, *r));
-                let w = on_won.first().map_or(0, |(_, n)| *n);
-                Ok((c, r, w))
-            },
-        )
+        .get(format!("team extras {from} {to}"), HashMap::len, || {
+            store.kpi_team_extras(from, to)
+        })
         .await
 }
 

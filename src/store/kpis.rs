@@ -4,6 +4,7 @@
 //! Placeholders: `$1` = from, `$2` = to (Unix ms), `$3` = the scope's manager or team, bound
 //! only when there is a scope.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::any::{AnyArguments, AnyRow};
@@ -192,6 +193,52 @@ pub(super) fn literal(s: &str) -> String {
 }
 
 impl Store {
+    /// Per team of managers.csv over `[from, to)`: (customers with a deal of the team won in
+    /// the period, those of them with two or more won deals of the team closed before `to`,
+    /// activities of the team's managers on deals of the team won in the period). The same
+    /// figures as [`Store::kpi_repeat_customers`] and [`Store::kpi_activities_on_won`] for
+    /// each team alone, in two reads instead of two per team: each of those ranges over
+    /// every won deal closed before `to`.
+    pub async fn kpi_team_extras(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<HashMap<String, (i64, i64, i64)>, StoreError> {
+        let customers = format!(
+            "SELECT team, COUNT(*) AS customers, COUNT(CASE WHEN n >= 2 THEN 1 END) AS repeaters \
+             FROM (SELECT m.team AS team, d.customer_id, COUNT(*) AS n \
+                   FROM crm_deals d JOIN crm_managers m ON m.manager_id = d.manager_id \
+                   WHERE d.status = '{won}' AND d.customer_id IS NOT NULL AND d.closed_at < $2 \
+                     AND m.team IS NOT NULL \
+                   GROUP BY m.team, d.customer_id HAVING MAX(d.closed_at) >= $1) t \
+             GROUP BY team",
+            won = DealStatus::Won
+        );
+        let on_won = format!(
+            "SELECT ma.team AS team, COUNT(*) AS n \
+             FROM crm_activities a JOIN crm_deals d ON d.deal_id = a.deal_id \
+             JOIN crm_managers ma ON ma.manager_id = a.manager_id \
+             JOIN crm_managers md ON md.manager_id = d.manager_id \
+             WHERE a.at >= $1 AND a.at < $2 AND d.status = '{won}' \
+               AND d.closed_at >= $1 AND d.closed_at < $2 AND ma.team = md.team \
+             GROUP BY ma.team",
+            won = DealStatus::Won
+        );
+        let (customers, on_won): (Vec<(String, i64, i64)>, Vec<(String, i64)>) = tokio::try_join!(
+            KpiScope::All.fetch_all(&self.pool, &customers, from, to),
+            KpiScope::All.fetch_all(&self.pool, &on_won, from, to),
+        )?;
+        let mut out: HashMap<String, (i64, i64, i64)> = HashMap::new();
+        for (team, c, r) in customers {
+            let e = out.entry(team).or_default();
+            (e.0, e.1) = (c, r);
+        }
+        for (team, n) in on_won {
+            out.entry(team).or_default().2 = n;
+        }
+        Ok(out)
+    }
+
     /// Deals closed in `[from, to)`: (key, won, lost).
     pub async fn kpi_closed(
         &self,
