@@ -411,27 +411,34 @@ pub async fn attention(
             if found.is_empty() {
                 continue;
             }
-            let evidence_calls = store
-                .lowest_scored_calls(m, period.from, period.to, EVIDENCE_CALLS)
-                .await?
-                .into_iter()
-                .map(|c| EvidenceCall {
-                    url: format!("/api/v1/calls/{}", c.call_id),
-                    call_id: c.call_id,
-                    overall: c.overall,
-                    at_s: c.at_s,
-                })
-                .collect();
             let training_focus = mq.weakest_criteria.clone();
             managers.push(AttentionItem {
                 advice: advice(m, team, &found, &training_focus),
                 manager_id: m.clone(),
                 team: team.clone(),
                 signals: found,
-                evidence_calls,
+                evidence_calls: Vec::new(),
                 training_focus,
             });
         }
+    }
+    // The evidence of every flagged manager in one read.
+    let flagged: Vec<String> = managers.iter().map(|a| a.manager_id.clone()).collect();
+    let mut lowest = store
+        .lowest_scored_calls(&flagged, period.from, period.to, EVIDENCE_CALLS)
+        .await?;
+    for item in &mut managers {
+        item.evidence_calls = lowest
+            .remove(&item.manager_id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| EvidenceCall {
+                url: format!("/api/v1/calls/{}", c.call_id),
+                call_id: c.call_id,
+                overall: c.overall,
+                at_s: c.at_s,
+            })
+            .collect();
     }
     Ok(Attention {
         from: to_datetime(period.from),

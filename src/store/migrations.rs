@@ -191,6 +191,10 @@ mod tests {
             "253876ea5c1b6489caf34ff1219613924c2b9df82a7a4f6d111b0bd5a7c86187",
         ),
         (
+            "postgres/0018_attention_evidence.sql",
+            "55f8dae2f47a9560549574cc6810a1d2c816f4a4b62ba3f588786e6dbd7a5f04",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -257,6 +261,10 @@ mod tests {
         (
             "sqlite/0017_crm_rollups.sql",
             "c6e3132529e3b1219ec57e0ee31e99b7b56d8cbf920d087d2074d9d68161cc75",
+        ),
+        (
+            "sqlite/0018_attention_evidence.sql",
+            "55f8dae2f47a9560549574cc6810a1d2c816f4a4b62ba3f588786e6dbd7a5f04",
         ),
     ];
 

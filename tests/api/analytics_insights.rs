@@ -210,6 +210,31 @@ async fn attention_names_managers_well_below_their_team_with_evidence(backend: B
         .map(|c| c["call_id"].as_str().expect("id"))
         .collect();
     assert_eq!(evidence, [uuid(4), uuid(3)], "lowest score first");
+    // The evidence of several managers is read at once, at most `limit` calls each.
+    let march = (
+        chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .expect("from")
+            .timestamp_millis(),
+        chrono::DateTime::parse_from_rfc3339("2026-04-01T00:00:00Z")
+            .expect("to")
+            .timestamp_millis(),
+    );
+    let managers = ["m1", "m2", "m3", "nobody"].map(String::from);
+    let lowest = app
+        .store
+        .lowest_scored_calls(&managers, march.0, march.1, 1)
+        .await
+        .expect("lowest");
+    let ids = |m: &str| -> Vec<String> {
+        lowest
+            .get(m)
+            .map(|v| v.iter().map(|c| c.call_id.to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids("m1"), [uuid(2)]);
+    assert_eq!(ids("m2"), [uuid(4)]);
+    assert_eq!(ids("m3"), [uuid(6)], "a tie goes to the smaller id");
+    assert!(ids("nobody").is_empty());
     assert_eq!(m2["training_focus"], json!(["closing"]));
     let advice = m2["advice"].as_str().expect("advice");
     assert!(advice.contains("may benefit from support"), "{advice}");
