@@ -112,7 +112,11 @@ pub async fn quality_vs_outcome(
 ) -> Result<QualityVsOutcome, StoreError> {
     let min = i64::try_from(config.min_sample).unwrap_or(i64::MAX);
     let scope = &store.resolve_scope(scope).await?;
-    let deals = store.insight_deals(scope, period.from, period.to).await?;
+    // Side by side: each joins the period's closed deals to their quality rows.
+    let (deals, deal_criteria) = tokio::try_join!(
+        store.insight_deals(scope, period.from, period.to),
+        store.insight_criteria(scope, period.from, period.to),
+    )?;
     let score_bands = SCORE_BANDS
         .iter()
         .enumerate()
@@ -139,10 +143,7 @@ pub async fn quality_vs_outcome(
 
     // criterion -> (met deals, met won, not-met deals, not-met won)
     let mut by_criterion: BTreeMap<String, [i64; 4]> = BTreeMap::new();
-    for c in store
-        .insight_criteria(scope, period.from, period.to)
-        .await?
-    {
+    for c in deal_criteria {
         let e = by_criterion.entry(c.criterion_id).or_default();
         let offset = if 2 * c.met >= c.rated { 0 } else { 2 };
         e[offset] += 1;
