@@ -1,9 +1,9 @@
 //! CRM rows: batched, idempotent upserts by the contract's keys, in one transaction per file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::bulk::insert_batch;
-use super::crm_rollups::{self, day_of, DaySpan};
+use super::crm_rollups::{self, day_of, DaySpan, DAY_MS};
 use super::{dialect, Backend, Store, StoreError, WriteTx};
 use crate::analytics::entity::{Entity, Value};
 
@@ -19,7 +19,7 @@ pub struct CrmImport {
     memo: std::sync::Arc<super::memo::Memo>,
     /// The days whose CRM rollup rows the rows upserted so far may change, before and after
     /// (tracked only when the table was not empty: a first load rebuilds them all).
-    days: Option<DaySpan>,
+    days: BTreeSet<i64>,
 }
 
 /// What importing one file did, as the import log keeps it.
@@ -108,7 +108,7 @@ impl Store {
             backend: self.backend,
             rebuild,
             memo: self.crm_memo.clone(),
-            days: None,
+            days: BTreeSet::new(),
         })
     }
 }
@@ -150,6 +150,25 @@ async fn drop_secondary_indexes(
     Ok(rebuild)
 }
 
+/// `days` as runs of consecutive days, each rebuilt by one pair of statements; past
+/// [`MAX_RUNS`] runs, one span from the first to the last (fewer statements, more rows).
+fn day_runs(days: &BTreeSet<i64>) -> Vec<DaySpan> {
+    let mut runs: Vec<DaySpan> = Vec::new();
+    for &day in days {
+        match runs.last_mut() {
+            Some(run) if run.1 + 1 == day => run.1 = day,
+            _ => runs.push((day, day)),
+        }
+    }
+    match (runs.first(), runs.last()) {
+        (Some(first), Some(last)) if runs.len() > MAX_RUNS => vec![(first.0, last.1)],
+        _ => runs,
+    }
+}
+
+/// The most runs of days an import rebuilds one by one (see [`day_runs`]).
+const MAX_RUNS: usize = 500;
+
 /// What follows the rows of an upsert of `entity`: new keys are inserted, known keys updated
 /// only where a value differs, so the affected-row count says what changed.
 fn on_conflict_update(entity: Entity) -> String {
@@ -177,7 +196,7 @@ impl CrmImport {
     pub async fn upsert(&mut self, rows: Vec<Vec<Value>>) -> Result<u64, StoreError> {
         let names: Vec<&str> = self.entity.columns().iter().map(|c| c.name).collect();
         let days = match self.count_before {
-            0 => None,
+            0 => Vec::new(),
             _ => self.batch_days(&names, &rows).await?,
         };
         let affected = insert_batch(
@@ -189,11 +208,8 @@ impl CrmImport {
         )
         .await?;
         // A batch of unchanged rows (a daily full export) changes no rollup row.
-        if let (Some((first, last)), true) = (days, affected > 0) {
-            self.days = Some(match self.days {
-                Some((a, b)) => (a.min(first), b.max(last)),
-                None => (first, last),
-            });
+        if affected > 0 {
+            self.days.extend(days);
         }
         Ok(affected)
     }
@@ -204,9 +220,9 @@ impl CrmImport {
         &mut self,
         names: &[&str],
         rows: &[Vec<Value>],
-    ) -> Result<Option<DaySpan>, StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let Some((key, table, time, in_rows)) = crm_rollups::day_source(self.entity) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let column = |name: &str| names.iter().position(|n| *n == name);
         let mut times: Vec<i64> = Vec::new();
@@ -226,19 +242,21 @@ impl CrmImport {
                 .collect(),
             None => Vec::new(),
         };
+        let mut old_days: Vec<i64> = Vec::new();
         for chunk in keys.chunks(5_000) {
             let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "SELECT MIN({time}), MAX({time}) FROM {table} WHERE {key} IN ({})",
+                "SELECT DISTINCT CAST({time} / {DAY_MS} AS BIGINT) FROM {table} WHERE {key} IN ({})",
                 list.join(", ")
             );
-            let query = chunk.iter().fold(sqlx::query_as(&sql), |q, id| q.bind(*id));
-            let (lo, hi): (Option<i64>, Option<i64>) = query.fetch_one(&mut *self.tx).await?;
-            times.extend(lo);
-            times.extend(hi);
+            let query = chunk
+                .iter()
+                .fold(sqlx::query_scalar(&sql), |q, id| q.bind(*id));
+            let old: Vec<i64> = query.fetch_all(&mut *self.tx).await?;
+            old_days.extend(old);
         }
-        let days = times.iter().map(|t| day_of(*t));
-        Ok(days.clone().min().zip(days.max()))
+        old_days.extend(times.into_iter().map(day_of));
+        Ok(old_days)
     }
 
     /// Commits and returns how many rows are new (the rest of the affected ones were updates).
@@ -249,10 +267,12 @@ impl CrmImport {
         let after = count_rows(&mut self.tx, self.entity).await?;
         // In the same transaction, so no reader sees the rows without their rollups.
         // A first load rebuilds every row; later imports the days they touched.
-        let statements = match (self.count_before, self.days) {
-            (0, _) => crm_rollups::rebuild(self.backend, self.entity, None),
-            (_, Some(days)) => crm_rollups::rebuild(self.backend, self.entity, Some(days)),
-            (_, None) => Vec::new(),
+        let statements = match self.count_before {
+            0 => crm_rollups::rebuild(self.backend, self.entity, None),
+            _ => day_runs(&self.days)
+                .into_iter()
+                .flat_map(|run| crm_rollups::rebuild(self.backend, self.entity, Some(run)))
+                .collect(),
         };
         for (sql, binds) in statements {
             let query = binds.into_iter().fold(sqlx::query(&sql), |q, v| q.bind(v));
@@ -293,5 +313,19 @@ impl CrmImport {
     pub async fn rollback(self) -> Result<(), StoreError> {
         self.tx.rollback().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touched_days_are_rebuilt_in_runs_of_consecutive_days() {
+        let days: BTreeSet<i64> = [3, 4, 5, 9, 11, 12].into_iter().collect();
+        assert_eq!(day_runs(&days), [(3, 5), (9, 9), (11, 12)]);
+        assert!(day_runs(&BTreeSet::new()).is_empty());
+        let scattered: BTreeSet<i64> = (0..=2 * MAX_RUNS as i64).step_by(2).collect();
+        assert_eq!(day_runs(&scattered), [(0, 2 * MAX_RUNS as i64)]);
     }
 }

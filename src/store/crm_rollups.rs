@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::kpis::{ActivityCount, KpiKey, KpiScope};
-use super::rollups::{parts, Part, DAY_MS};
+pub(super) use super::rollups::DAY_MS;
+use super::rollups::{parts, Part};
 use super::{Backend, Store, StoreError};
 use crate::analytics::entity::{ActivityType, DealStatus, Entity};
 
