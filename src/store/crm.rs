@@ -275,7 +275,11 @@ impl CrmImport {
                 .collect(),
         };
         for (sql, binds) in statements {
-            let query = binds.into_iter().fold(sqlx::query(&sql), |q, v| q.bind(v));
+            // Not prepared for reuse: PostgreSQL would plan a reused statement once for any
+            // days (after five runs), a scan of every row instead of the days' index range.
+            let query = binds
+                .into_iter()
+                .fold(sqlx::query(&sql).persistent(false), |q, v| q.bind(v));
             query.execute(&mut *self.tx).await?;
         }
         self.tx.commit().await?;

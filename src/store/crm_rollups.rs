@@ -48,8 +48,13 @@ pub(super) fn day_source(
 /// the same backfill for databases imported before the rollups.
 pub(super) fn rebuild(backend: Backend, entity: Entity, span: Option<DaySpan>) -> Vec<Statement> {
     let day = |column: &str| format!("CAST({column} / {DAY_MS} AS BIGINT)");
-    // The span's rows: a time range an index can serve (a little wider than the days, as the
-    // division truncates towards zero), then exactly the days.
+    // The span's rows: a time range an index can serve, then exactly the days. Day 0 and the
+    // days before it also hold the times up to a day earlier (the division truncates towards
+    // zero), so their range starts a day sooner.
+    let low = |first: i64| match first {
+        1.. => first * DAY_MS - 1,
+        _ => (first - 1) * DAY_MS,
+    };
     let within = |column: &str| match span {
         None => (String::new(), String::new(), Vec::new()),
         Some((first, last)) => (
@@ -58,7 +63,7 @@ pub(super) fn rebuild(backend: Backend, entity: Entity, span: Option<DaySpan>) -
                 " WHERE {column} > $3 AND {column} < $4 AND {d} >= $1 AND {d} <= $2",
                 d = day(column)
             ),
-            vec![first, last, (first - 1) * DAY_MS, (last + 1) * DAY_MS],
+            vec![first, last, low(first), (last + 1) * DAY_MS],
         ),
     };
     match entity {
