@@ -224,9 +224,9 @@ impl Store {
              GROUP BY ma.team",
             won = DealStatus::Won
         );
-        let (customers, on_won): (Vec<(String, i64, i64)>, Vec<(String, i64)>) = tokio::try_join!(
-            KpiScope::All.fetch_all(&self.pool, &customers, from, to),
-            KpiScope::All.fetch_all(&self.pool, &on_won, from, to),
+        let (customers, on_won) = tokio::try_join!(
+            KpiScope::All.fetch_all::<(String, i64, i64), _>(&self.pool, &customers, from, to),
+            KpiScope::All.fetch_all::<(String, i64), _>(&self.pool, &on_won, from, to),
         )?;
         let mut out: HashMap<String, (i64, i64, i64)> = HashMap::new();
         for (team, c, r) in customers {
