@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::entity::DealStatus;
-use super::kpis::{compute_teams, Kpis, Period};
+use super::kpis::{compute_teams, everyone, Kpis, Period};
 use super::reports::{quality_of, Quality};
 use super::stats::{mean, wilson_95, Ratio};
 use super::AnalyticsConfig;
@@ -386,7 +386,7 @@ pub async fn attention(
     }
     // A team of one has nobody to be compared with.
     teams.retain(|t, members| members.len() >= 2 && team.is_none_or(|only| only == t));
-    let compared = KpiScope::Managers(teams.values().flatten().cloned().collect());
+    let compared = KpiScope::Managers(everyone(&teams));
     let mut tallies = store
         .quality_tallies_by(&compared, KpiKey::Manager, period.from, period.to)
         .await?;

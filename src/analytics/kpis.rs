@@ -344,7 +344,7 @@ pub async fn compute_teams(
     tallies: &BTreeMap<Option<String>, QualityTallies>,
     period: Period,
 ) -> Result<(HashMap<String, Kpis>, HashMap<String, Kpis>), StoreError> {
-    let everyone = KpiScope::Managers(teams.values().flatten().cloned().collect());
+    let everyone = KpiScope::Managers(everyone(teams));
     // A team's figures are its managers' rows added up (read once for everyone, below), but
     // for the two that do not add up over managers, read for every team at once.
     let (own, extras) = tokio::try_join!(
@@ -382,6 +382,16 @@ pub async fn compute_teams(
         by_team.insert(team.clone(), assemble(config, period, team_raw, n));
     }
     Ok((by_team, by_manager))
+}
+
+/// The managers of `teams`, in order of id: the list the managers' table reads too
+/// (`Store::crm_managers_of`), so that a dashboard's figures over the same managers share
+/// their kept reads (the memos are keyed by the list).
+pub fn everyone(teams: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = teams.values().flatten().cloned().collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// The store's rows for `scope` over `period`, per key. `scope` must be resolved.

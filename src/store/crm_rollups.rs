@@ -43,6 +43,15 @@ pub(super) fn day_source(
     }
 }
 
+/// The rollup tables that read `entity`'s table.
+pub(super) fn tables(entity: Entity) -> &'static [&'static str] {
+    match entity {
+        Entity::Activities => &["crm_activity_daily"],
+        Entity::Deals | Entity::DealStages => &["crm_deal_daily"],
+        _ => &[],
+    }
+}
+
 /// The statements that rebuild the rollups reading `entity`'s table (none for the others):
 /// every row when `span` is `None`, else the rows of the days in `span`. Migration 0017 holds
 /// the same backfill for databases imported before the rollups.

@@ -44,12 +44,12 @@ pub struct DealCriterion {
 }
 
 /// Closed deals of the period (`$1`..`$2`) joined to their call-quality rows (`dq`, one per
-/// deal, manager of the calls and criterion, `''` for the overall scores: migration 0013), the
-/// deals first.
+/// deal and criterion summed over the managers of its calls, `''` for the overall scores:
+/// migration 0019), the deals first.
 fn closed_with_quality(backend: super::Backend) -> String {
     let join = super::dialect::ordered_join(backend);
     format!(
-        "FROM crm_deals d {join} deal_quality dq ON dq.deal_id = d.deal_id \
+        "FROM crm_deals d {join} deal_quality_total dq ON dq.deal_id = d.deal_id \
          WHERE d.status IN ('won', 'lost') AND d.closed_at >= $1 AND d.closed_at < $2"
     )
 }
@@ -104,10 +104,9 @@ impl Store {
     ) -> Result<Vec<ScoredDeal>, StoreError> {
         let sql = format!(
             "SELECT d.deal_id AS deal_id, d.manager_id AS manager_id, d.status AS status, \
-                    SUM(dq.total) / CAST(NULLIF(SUM(dq.rated), 0) AS DOUBLE PRECISION) AS q, \
-                    CAST(SUM(dq.calls) AS BIGINT) AS n \
-             {} AND dq.criterion_id = ''{} \
-             GROUP BY d.deal_id, d.manager_id, d.status ORDER BY d.deal_id",
+                    dq.total / CAST(NULLIF(dq.rated, 0) AS DOUBLE PRECISION) AS q, \
+                    dq.calls AS n \
+             {} AND dq.criterion_id = ''{} ORDER BY d.deal_id",
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
@@ -131,9 +130,8 @@ impl Store {
     ) -> Result<Vec<DealCriterion>, StoreError> {
         let sql = format!(
             "SELECT dq.criterion_id AS criterion_id, d.status AS status, \
-                    CAST(SUM(dq.met) AS BIGINT) AS met, CAST(SUM(dq.rated) AS BIGINT) AS rated \
-             {} AND dq.criterion_id <> ''{} \
-             GROUP BY dq.criterion_id, d.deal_id, d.status HAVING SUM(dq.rated) > 0",
+                    dq.met AS met, dq.rated AS rated \
+             {} AND dq.criterion_id <> '' AND dq.rated > 0{}",
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );

@@ -4,10 +4,10 @@
 //! wrote:
 //! - **the CRM tables** change only by import (`store/crm.rs`), and every import adds a row to
 //!   `crm_import_log`: its count and latest time are the stamp;
-//! - **the call-quality rollups** (`quality_daily`, `conversation_daily`, `deal_quality`)
-//!   change only through `Store::refresh_rollups`/`refresh_deal_quality` and the full rebuild,
-//!   which bump `rollup_stamp` in the same transaction (migration 0012): a score written or
-//!   corrected, a transcript stored, a call deleted.
+//! - **the call-quality rollups** (`quality_daily`, `conversation_daily`, `deal_quality`,
+//!   `deal_quality_total`) change only through `Store::refresh_rollups`/`refresh_deal_quality`
+//!   and the full rebuild, which bump `rollup_stamp` in the same transaction (migration
+//!   0012): a score written or corrected, a transcript stored, a call deleted.
 //!
 //! Each use reads the stamp (one probe of a one-row or small table) and drops everything kept
 //! when it moved. Concurrent uses of one key wait for one computation instead of each running

@@ -195,6 +195,10 @@ mod tests {
             "55f8dae2f47a9560549574cc6810a1d2c816f4a4b62ba3f588786e6dbd7a5f04",
         ),
         (
+            "postgres/0019_deal_quality_total.sql",
+            "e2d6578392677e2526fa90600c7a2c5c651ff3d94b9d1a704c4b67722eba91bb",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -265,6 +269,10 @@ mod tests {
         (
             "sqlite/0018_attention_evidence.sql",
             "55f8dae2f47a9560549574cc6810a1d2c816f4a4b62ba3f588786e6dbd7a5f04",
+        ),
+        (
+            "sqlite/0019_deal_quality_total.sql",
+            "7d0b6c9dccc9887b55862534bead744a25b9272f8ae2fd8c87c134c6502d3ed9",
         ),
     ];
 

@@ -262,6 +262,17 @@ fn deal_quality_inserts(filter: &str) -> [String; 2] {
     ]
 }
 
+/// The statement that writes the `deal_quality_total` rows of the deals matching `filter` (a
+/// condition on `deal_quality`) from their `deal_quality` rows: a deal's quality summed over
+/// the managers of its calls. Migration 0019 holds the same backfill.
+fn deal_total_insert(filter: &str) -> String {
+    format!(
+        "INSERT INTO deal_quality_total (deal_id, criterion_id, calls, rated, total, met) \
+         SELECT deal_id, criterion_id, SUM(calls), SUM(rated), SUM(total), SUM(met) \
+         FROM deal_quality WHERE 1 = 1{filter} GROUP BY deal_id, criterion_id"
+    )
+}
+
 /// Where one call's figures are rolled up (see [`Store::call_day`]).
 pub(super) struct CallRollups {
     manager: String,
@@ -412,9 +423,16 @@ impl Store {
         sqlx::query("DELETE FROM deal_quality")
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM deal_quality_total")
+            .execute(&mut *tx)
+            .await?;
         let mut rows = 0;
-        for sql in rollup_inserts("").iter().chain(&deal_quality_inserts("")) {
-            rows += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
+        let inserts = rollup_inserts("")
+            .into_iter()
+            .chain(deal_quality_inserts(""))
+            .chain([deal_total_insert("")]);
+        for sql in inserts {
+            rows += sqlx::query(&sql).execute(&mut *tx).await?.rows_affected();
         }
         Self::bump_rollup_stamp(&mut tx).await?;
         tx.commit().await?;
@@ -463,8 +481,9 @@ impl Store {
         Ok(())
     }
 
-    /// Recomputes one deal's `deal_quality` rows from the raw tables, inside the caller's
-    /// transaction (serialised per deal on PostgreSQL, as the daily rows are per day).
+    /// Recomputes one deal's `deal_quality` and `deal_quality_total` rows from the raw tables,
+    /// inside the caller's transaction (serialised per deal on PostgreSQL, as the daily rows
+    /// are per day).
     pub(super) async fn refresh_deal_quality(
         &self,
         conn: &mut WriteTx,
@@ -476,11 +495,16 @@ impl Store {
                 .execute(&mut **conn)
                 .await?;
         }
-        sqlx::query("DELETE FROM deal_quality WHERE deal_id = $1")
-            .bind(deal.to_string())
-            .execute(&mut **conn)
-            .await?;
-        for sql in deal_quality_inserts(" AND c.deal_id = $1") {
+        for table in ["deal_quality", "deal_quality_total"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE deal_id = $1"))
+                .bind(deal.to_string())
+                .execute(&mut **conn)
+                .await?;
+        }
+        let inserts = deal_quality_inserts(" AND c.deal_id = $1")
+            .into_iter()
+            .chain([deal_total_insert(" AND deal_id = $1")]);
+        for sql in inserts {
             sqlx::query(&sql)
                 .bind(deal.to_string())
                 .execute(&mut **conn)
