@@ -347,9 +347,14 @@ pub async fn compute_teams(
     let everyone = KpiScope::Managers(everyone(teams));
     // A team's figures are its managers' rows added up (read once for everyone, below), but
     // for the two that do not add up over managers, read for every team at once.
+    // One team's page reads its own team's; more teams read every team's at once.
+    let extras_of = match teams.keys().collect::<Vec<_>>()[..] {
+        [one] => KpiScope::Team(one.clone()),
+        _ => KpiScope::All,
+    };
     let (own, extras) = tokio::try_join!(
         crm_rows(store, config, &everyone, KpiKey::Manager, period),
-        team_extras(store, period),
+        team_extras(store, &extras_of, period),
     )?;
     let calls = |m: &String| -> Tally {
         let key = Some(m.clone());
@@ -417,20 +422,24 @@ async fn gather(
     Ok(out)
 }
 
-/// Per team of managers.csv: its customers with a won deal in `period`, those of them with
-/// two or more, and its activities on deals it won in the period: the CRM figures that do not
-/// add up over the team's managers. Every team in two reads, kept until the next CRM import.
+/// Per team of managers.csv (of `teams`: every team, or one `KpiScope::Team`): its customers
+/// with a won deal in `period`, those of them with two or more, and its activities on deals it
+/// won in the period: the CRM figures that do not add up over the team's managers. In two
+/// reads, kept until the next CRM import.
 async fn team_extras(
     store: &Store,
+    teams: &KpiScope,
     period: Period,
 ) -> Result<std::sync::Arc<HashMap<String, (i64, i64, i64)>>, StoreError> {
     let Period { from, to } = period;
     store
         .memo(Depends::Crm)
         .await?
-        .get(format!("team extras {from} {to}"), HashMap::len, || {
-            store.kpi_team_extras(from, to)
-        })
+        .get(
+            format!("team extras {teams:?} {from} {to}"),
+            HashMap::len,
+            || store.kpi_team_extras(teams, from, to),
+        )
         .await
 }
 

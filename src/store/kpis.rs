@@ -199,8 +199,11 @@ impl Store {
     /// figures as [`Store::kpi_repeat_customers`] and [`Store::kpi_activities_on_won`] for
     /// each team alone, in two reads instead of two per team: each of those ranges over
     /// every won deal closed before `to`.
+    ///
+    /// `teams` is [`KpiScope::All`] for every team, or [`KpiScope::Team`] for one.
     pub async fn kpi_team_extras(
         &self,
+        teams: &KpiScope,
         from: i64,
         to: i64,
     ) -> Result<HashMap<String, (i64, i64, i64)>, StoreError> {
@@ -209,10 +212,11 @@ impl Store {
              FROM (SELECT m.team AS team, d.customer_id, COUNT(*) AS n \
                    FROM crm_deals d JOIN crm_managers m ON m.manager_id = d.manager_id \
                    WHERE d.status = '{won}' AND d.customer_id IS NOT NULL AND d.closed_at < $2 \
-                     AND m.team IS NOT NULL \
+                     AND m.team IS NOT NULL{filter} \
                    GROUP BY m.team, d.customer_id HAVING MAX(d.closed_at) >= $1) t \
              GROUP BY team",
-            won = DealStatus::Won
+            won = DealStatus::Won,
+            filter = teams.filter("d.manager_id"),
         );
         let on_won = format!(
             "SELECT ma.team AS team, COUNT(*) AS n \
@@ -220,13 +224,14 @@ impl Store {
              JOIN crm_managers ma ON ma.manager_id = a.manager_id \
              JOIN crm_managers md ON md.manager_id = d.manager_id \
              WHERE a.at >= $1 AND a.at < $2 AND d.status = '{won}' \
-               AND d.closed_at >= $1 AND d.closed_at < $2 AND ma.team = md.team \
+               AND d.closed_at >= $1 AND d.closed_at < $2 AND ma.team = md.team{filter} \
              GROUP BY ma.team",
-            won = DealStatus::Won
+            won = DealStatus::Won,
+            filter = teams.filter("a.manager_id"),
         );
         let (customers, on_won) = tokio::try_join!(
-            KpiScope::All.fetch_all::<(String, i64, i64), _>(&self.pool, &customers, from, to),
-            KpiScope::All.fetch_all::<(String, i64), _>(&self.pool, &on_won, from, to),
+            teams.fetch_all::<(String, i64, i64), _>(&self.pool, &customers, from, to),
+            teams.fetch_all::<(String, i64), _>(&self.pool, &on_won, from, to),
         )?;
         let mut out: HashMap<String, (i64, i64, i64)> = HashMap::new();
         for (team, c, r) in customers {
