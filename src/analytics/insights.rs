@@ -145,9 +145,11 @@ pub async fn quality_vs_outcome(
     let mut by_criterion: BTreeMap<String, [i64; 4]> = BTreeMap::new();
     for c in deal_criteria {
         let e = by_criterion.entry(c.criterion_id).or_default();
-        let offset = if 2 * c.met >= c.rated { 0 } else { 2 };
-        e[offset] += 1;
-        e[offset + 1] += i64::from(c.status == DealStatus::Won);
+        let offset = if c.met.0 { 0 } else { 2 };
+        e[offset] += c.deals;
+        if c.status == DealStatus::Won {
+            e[offset + 1] += c.deals;
+        }
     }
     let criteria = by_criterion
         .into_iter()

@@ -30,17 +30,28 @@ pub struct ScoredDeal {
     pub calls: i64,
 }
 
-/// One criterion on one closed deal.
+/// The closed deals of one outcome where one criterion was met, or was not.
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct DealCriterion {
     /// The criterion.
     pub criterion_id: String,
     /// Won or lost.
     pub status: DealStatus,
-    /// Calls of the deal where it was met.
-    pub met: i64,
-    /// Calls of the deal where it applied.
-    pub rated: i64,
+    /// Met on at least half of the deal's calls where it applied (else not met).
+    #[sqlx(try_from = "i64")]
+    pub met: MetFlag,
+    /// How many such deals.
+    pub deals: i64,
+}
+
+/// Whether a criterion counts as met on a deal (a 0/1 column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetFlag(pub bool);
+
+impl From<i64> for MetFlag {
+    fn from(v: i64) -> Self {
+        Self(v != 0)
+    }
 }
 
 /// Closed deals of the period (`$1`..`$2`) joined to their call-quality rows (`dq`, one per
@@ -121,7 +132,9 @@ impl Store {
         Ok((*kept).clone())
     }
 
-    /// Per (deal, criterion) over deals closed in `[from, to)` with scored calls.
+    /// Per criterion over deals closed in `[from, to)` with scored calls where it applied:
+    /// how many won and lost deals met it on at least half of those calls, and how many did
+    /// not. Counted in the database: a company month has 14,000 (deal, criterion) rows.
     pub async fn insight_criteria(
         &self,
         scope: &KpiScope,
@@ -129,9 +142,11 @@ impl Store {
         to: i64,
     ) -> Result<Vec<DealCriterion>, StoreError> {
         let sql = format!(
-            "SELECT dq.criterion_id AS criterion_id, d.status AS status, \
-                    dq.met AS met, dq.rated AS rated \
-             {} AND dq.criterion_id <> '' AND dq.rated > 0{}",
+            "SELECT criterion_id, status, met, COUNT(*) AS deals FROM ( \
+               SELECT dq.criterion_id AS criterion_id, d.status AS status, \
+                      CAST(CASE WHEN 2 * dq.met >= dq.rated THEN 1 ELSE 0 END AS BIGINT) AS met \
+               {} AND dq.criterion_id <> '' AND dq.rated > 0{}) t \
+             GROUP BY criterion_id, status, met",
             closed_with_quality(self.backend),
             scope.filter("d.manager_id")
         );
