@@ -346,10 +346,10 @@ pub async fn compute_teams(
 ) -> Result<(HashMap<String, Kpis>, HashMap<String, Kpis>), StoreError> {
     let everyone = KpiScope::Managers(everyone(teams));
     // A team's figures are its managers' rows added up (read once for everyone, below), but
-    // for the two that do not add up over managers, read for every team at once.
-    // One team's page reads its own team's; more teams read every team's at once.
-    let extras_of = match teams.keys().collect::<Vec<_>>()[..] {
-        [one] => KpiScope::Team(one.clone()),
+    // for the two that do not add up over managers: those are read for one team alone (a
+    // team's page), else for every team at once.
+    let extras_of = match (teams.len(), teams.keys().next()) {
+        (1, Some(one)) => KpiScope::Team(one.clone()),
         _ => KpiScope::All,
     };
     let (own, extras) = tokio::try_join!(
