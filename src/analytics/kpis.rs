@@ -745,12 +745,25 @@ async fn plans(
         managers.dedup();
         async move {
             let (from, to) = plan_bounds(&span.0, &span.1)?;
+            // Kept: the company's KPIs and its managers' rows ask for the same actuals (the
+            // same plan period, the same managers) on every dashboard.
+            let key = format!("plan actuals {managers:?} {from} {to}");
             let managers = KpiScope::Managers(managers);
-            let (activities, wins) = tokio::try_join!(
-                store.kpi_plan_activities(&managers, from, to),
-                store.kpi_plan_wins(&managers, from, to),
-            )?;
-            Ok::<_, StoreError>((span, (activities, wins)))
+            let actuals = store
+                .memo(Depends::Crm)
+                .await?
+                .get(
+                    key,
+                    |(a, w): &(Vec<_>, Vec<_>)| a.len() + w.len(),
+                    || async {
+                        tokio::try_join!(
+                            store.kpi_plan_activities(&managers, from, to),
+                            store.kpi_plan_wins(&managers, from, to),
+                        )
+                    },
+                )
+                .await?;
+            Ok::<_, StoreError>((span, actuals))
         }
     }))
     .await?;
@@ -758,7 +771,7 @@ async fn plans(
     Ok(rows
         .into_iter()
         .map(|p| {
-            let (activities, wins) = &actuals[&(p.period_start.clone(), p.period_end.clone())];
+            let (activities, wins) = &*actuals[&(p.period_start.clone(), p.period_end.clone())];
             let win = wins.iter().find(|(m, _, _)| *m == p.manager_id);
             let actual = match p.metric.activity_type() {
                 Some(kind) => activities

@@ -83,7 +83,11 @@ impl ConversationTally {
 /// The quality figures of a scope over a period, as tallies.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QualityTallies {
-    /// Scored calls and their overall scores, per UTC day (days since 1970-01-01).
+    /// Scored calls and their overall scores, per UTC day (days since 1970-01-01), when read
+    /// for one total ([`KpiKey::Total`]: a report's daily figures). Read per manager
+    /// ([`KpiKey::Manager`]), each manager's calls of each part of the period (its whole days,
+    /// a partial day at either edge) sit under the part's first day: whoever reads per manager
+    /// only adds them up, and a company month is 200 rows instead of 5,600.
     pub days: BTreeMap<i64, Tally>,
     /// Per criterion id.
     pub criteria: BTreeMap<String, Tally>,
@@ -162,14 +166,20 @@ struct KeyedConversation {
 
 /// The raw aggregates of scored calls (`$1`..`$2` is the time range) per key and day.
 fn raw_scores_sql(key: KpiKey, filter: &str) -> String {
+    // Per day for a total; per manager, under the first day of `[$1, $2)` (see
+    // [`QualityTallies::days`]).
+    let (day, per_day): (String, &[&str]) = match key {
+        KpiKey::Total => (format!("CAST({CALL_TIME} / {DAY_MS} AS BIGINT)"), &["day"]),
+        KpiKey::Manager => (format!("CAST($1 / {DAY_MS} AS BIGINT)"), &[]),
+    };
     format!(
-        "SELECT {}, CAST({CALL_TIME} / {DAY_MS} AS BIGINT) AS day, COUNT(*) AS calls, \
+        "SELECT {}, {day} AS day, COUNT(*) AS calls, \
                 COUNT(s.overall) AS rated, COALESCE(SUM(s.overall), 0.0) AS total, \
                 COUNT(CASE WHEN s.critical_failures > 0 THEN 1 END) AS met \
          FROM calls c JOIN scores s ON s.call_id = c.id \
          WHERE s.status = 'scored' AND {CALL_TIME} >= $1 AND {CALL_TIME} < $2{filter}{}",
         key.select("c.manager_id"),
-        key.group_by("c.manager_id", &["day"])
+        key.group_by("c.manager_id", per_day)
     )
 }
 
@@ -344,14 +354,18 @@ impl Store {
             let (calls_sql, criteria_sql, conversation_sql, a, b) = match part {
                 Part::Days(first, end) => {
                     let filter = scope.filter("q.manager_id");
+                    let (day, per_day): (&str, &[&str]) = match key {
+                        KpiKey::Total => ("day", &["day"]),
+                        KpiKey::Manager => ("CAST($1 AS BIGINT)", &[]),
+                    };
                     (
                         format!(
-                            "SELECT {}, day, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
+                            "SELECT {}, {day} AS day, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
                                     COALESCE(SUM(total), 0.0) AS total, CAST(SUM(met) AS BIGINT) AS met \
                              FROM quality_daily q WHERE criterion_id = '' \
                                AND day >= $1 AND day < $2{filter}{}",
                             key.select(rolled),
-                            key.group_by(rolled, &["day"])
+                            key.group_by(rolled, per_day),
                         ),
                         format!(
                             "SELECT {}, criterion_id, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(rated) AS BIGINT) AS rated, \
