@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::entity::DealStatus;
-use super::kpis::{compute_teams, everyone, Kpis, Period};
+use super::kpis::{compute_teams, everyone, rows_scope, Kpis, Period};
 use super::reports::{quality_of, Quality};
 use super::stats::{mean, wilson_95, Ratio};
 use super::AnalyticsConfig;
@@ -388,7 +388,8 @@ pub async fn attention(
     }
     // A team of one has nobody to be compared with.
     teams.retain(|t, members| members.len() >= 2 && team.is_none_or(|only| only == t));
-    let compared = KpiScope::Managers(everyone(&teams));
+    // Everyone's rows when the whole company is compared: the company's KPIs read the same.
+    let compared = rows_scope(store, &everyone(&teams)).await?;
     let mut tallies = store
         .quality_tallies_by(&compared, KpiKey::Manager, period.from, period.to)
         .await?;

@@ -306,11 +306,82 @@ pub async fn compute(
         KpiScope::Team(t) => store.crm_managers_of(Some(t)).await?.len() as i64,
         KpiScope::Managers(ids) => ids.len() as i64,
     };
-    let raw = gather(store, config, scope, KpiKey::Total, period)
-        .await?
-        .remove(&None)
-        .unwrap_or_default();
+    let raw = match scope {
+        KpiScope::All => company(store, config, period).await?,
+        _ => gather(store, config, scope, KpiKey::Total, period)
+            .await?
+            .remove(&None)
+            .unwrap_or_default(),
+    };
     Ok(assemble(config, period, raw, managers))
+}
+
+/// The company's figures: everyone's rows per manager added up (those with no manager, or
+/// one managers.csv does not list, among them), and the two figures that do not add up over
+/// managers read for the company. The managers' table and the attention list read the same
+/// rows ([`rows_scope`]), so a company dashboard reads them once.
+async fn company(
+    store: &Store,
+    config: &AnalyticsConfig,
+    period: Period,
+) -> Result<Raw, StoreError> {
+    let Period { from, to } = period;
+    let (rows, tallies, extras) = tokio::try_join!(
+        crm_rows(store, config, &KpiScope::All, KpiKey::Manager, period),
+        store.quality_calls_by(&KpiScope::All, KpiKey::Manager, from, to),
+        company_extras(store, period),
+    )?;
+    // In order of manager, so lists such as the plan rows come out as a company-wide read
+    // orders them (by manager, then period and metric).
+    let mut managers: Vec<&Option<String>> = rows.keys().collect();
+    managers.sort();
+    let mut raw = Raw::default();
+    for m in managers {
+        raw.absorb_crm(&rows[m]);
+    }
+    for t in tallies.values().flat_map(|t| t.days.values()) {
+        raw.tally.add(*t);
+    }
+    (raw.customers, raw.repeaters, raw.on_won) = *extras;
+    Ok(raw)
+}
+
+/// The company's customers with a won deal in `period`, those of them with two or more, and
+/// its activities on deals won in the period: [`team_extras`] for the whole company. Kept until
+/// the next CRM import.
+async fn company_extras(
+    store: &Store,
+    period: Period,
+) -> Result<std::sync::Arc<(i64, i64, i64)>, StoreError> {
+    let Period { from, to } = period;
+    store
+        .memo(Depends::Crm)
+        .await?
+        .get(
+            format!("company extras {from} {to}"),
+            |_| 1,
+            || async {
+                let (customers, on_won) = tokio::try_join!(
+                    store.kpi_repeat_customers(&KpiScope::All, KpiKey::Total, from, to),
+                    store.kpi_activities_on_won(&KpiScope::All, KpiKey::Total, from, to),
+                )?;
+                let (c, r) = customers.first().map_or((0, 0), |&(_, c, r)| (c, r));
+                Ok((c, r, on_won.first().map_or(0, |&(_, n)| n)))
+            },
+        )
+        .await
+}
+
+/// How to read the per-manager rows of `managers`: everyone's, when they are every manager of
+/// managers.csv (the company's managers' table, its attention list), so that the company's
+/// figures ([`company`]) share the read; else theirs alone.
+pub(super) async fn rows_scope(store: &Store, managers: &[String]) -> Result<KpiScope, StoreError> {
+    let everyone = store.crm_managers_of(None).await?;
+    Ok(if everyone.as_slice() == managers {
+        KpiScope::All
+    } else {
+        KpiScope::Managers(managers.to_vec())
+    })
 }
 
 /// Every KPI of each of `managers` over `period`, in their order: the same figures as
@@ -321,7 +392,7 @@ pub async fn compute_by_manager(
     managers: &[String],
     period: Period,
 ) -> Result<Vec<(String, Kpis)>, StoreError> {
-    let scope = KpiScope::Managers(managers.to_vec());
+    let scope = rows_scope(store, managers).await?;
     let mut raw = gather(store, config, &scope, KpiKey::Manager, period).await?;
     Ok(managers
         .iter()
@@ -344,7 +415,7 @@ pub async fn compute_teams(
     tallies: &BTreeMap<Option<String>, QualityTallies>,
     period: Period,
 ) -> Result<(HashMap<String, Kpis>, HashMap<String, Kpis>), StoreError> {
-    let everyone = KpiScope::Managers(everyone(teams));
+    let everyone = rows_scope(store, &everyone(teams)).await?;
     // A team's figures are its managers' rows added up (read once for everyone, below), but
     // for the two that do not add up over managers: those are read for one team alone (a
     // team's page), else for every team at once.
@@ -410,11 +481,11 @@ async fn gather(
     let Period { from, to } = period;
     let (crm, tallies) = tokio::try_join!(
         crm_rows(store, config, scope, key, period),
-        store.quality_tallies_by(scope, key, from, to),
+        store.quality_calls_by(scope, key, from, to),
     )?;
     let mut out = (*crm).clone();
-    for (k, t) in tallies {
-        let e = out.entry(k).or_default();
+    for (k, t) in tallies.iter() {
+        let e = out.entry(k.clone()).or_default();
         for day in t.days.values() {
             e.tally.add(*day);
         }

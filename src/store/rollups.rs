@@ -10,6 +10,7 @@
 //! rows), so any `[from, to)` gives the same figures as the raw tables.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
@@ -133,6 +134,15 @@ pub(super) fn parts(from: i64, to: i64) -> Vec<Part> {
         v.push(Part::Raw(end * DAY_MS, to));
     }
     v
+}
+
+/// Which of a period's quality reads: kept apart, as the KPIs need only the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The scored calls and their overall scores (`QualityTallies::days`).
+    Calls,
+    /// The criteria and the conversation figures.
+    Rest,
 }
 
 /// A day's tally, as the day queries return it.
@@ -324,24 +334,55 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<BTreeMap<Option<String>, QualityTallies>, StoreError> {
-        let memo_key = format!("tallies {scope:?} {key:?} {from} {to}");
+        let (calls, rest) = tokio::try_join!(
+            self.kept_tallies(Reads::Calls, scope, key, from, to),
+            self.kept_tallies(Reads::Rest, scope, key, from, to),
+        )?;
+        let mut out = (*rest).clone();
+        for (k, t) in calls.iter() {
+            out.entry(k.clone()).or_default().days = t.days.clone();
+        }
+        Ok(out)
+    }
+
+    /// The scored calls alone of [`Store::quality_tallies_by`] (its `days`; the criteria and
+    /// conversation figures are left empty): all the KPIs read. Kept apart, so the KPIs and a
+    /// page's other figures over the same managers share it.
+    pub async fn quality_calls_by(
+        &self,
+        scope: &KpiScope,
+        key: KpiKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Arc<BTreeMap<Option<String>, QualityTallies>>, StoreError> {
+        self.kept_tallies(Reads::Calls, scope, key, from, to).await
+    }
+
+    async fn kept_tallies(
+        &self,
+        reads: Reads,
+        scope: &KpiScope,
+        key: KpiKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Arc<BTreeMap<Option<String>, QualityTallies>>, StoreError> {
+        let memo_key = format!("tallies {reads:?} {scope:?} {key:?} {from} {to}");
         let rows = |m: &BTreeMap<Option<String>, QualityTallies>| {
             m.values()
                 .map(|t| t.days.len() + t.criteria.len() + 1)
                 .sum()
         };
-        let kept = self
-            .memo(Depends::Quality)
+        self.memo(Depends::Quality)
             .await?
             .get(memo_key, rows, || {
-                self.read_quality_tallies_by(scope, key, from, to)
+                self.read_quality_tallies_by(reads, scope, key, from, to)
             })
-            .await?;
-        Ok((*kept).clone())
+            .await
     }
 
     async fn read_quality_tallies_by(
         &self,
+        reads: Reads,
         scope: &KpiScope,
         key: KpiKey,
         from: i64,
@@ -401,11 +442,27 @@ impl Store {
                     )
                 }
             };
-            let (days, criteria, conversation) = tokio::try_join!(
-                scope.fetch_all::<DayTally, _>(&self.pool, &calls_sql, a, b),
-                scope.fetch_all::<CriterionTally, _>(&self.pool, &criteria_sql, a, b),
-                scope.fetch_all::<KeyedConversation, _>(&self.pool, &conversation_sql, a, b),
-            )?;
+            let (days, criteria, conversation) = match reads {
+                Reads::Calls => (
+                    scope
+                        .fetch_all::<DayTally, _>(&self.pool, &calls_sql, a, b)
+                        .await?,
+                    Vec::new(),
+                    Vec::new(),
+                ),
+                Reads::Rest => {
+                    let (criteria, conversation) = tokio::try_join!(
+                        scope.fetch_all::<CriterionTally, _>(&self.pool, &criteria_sql, a, b),
+                        scope.fetch_all::<KeyedConversation, _>(
+                            &self.pool,
+                            &conversation_sql,
+                            a,
+                            b
+                        ),
+                    )?;
+                    (Vec::new(), criteria, conversation)
+                }
+            };
             for r in days {
                 let t = out.entry(r.manager_id).or_default();
                 t.days.entry(r.day).or_default().add(r.tally);
