@@ -299,25 +299,39 @@ pub async fn compute(
     scope: &KpiScope,
     period: Period,
 ) -> Result<Kpis, StoreError> {
-    let scope = &store.resolve_scope(scope).await?;
-    let managers = match scope {
-        KpiScope::All => store.crm_managers_of(None).await?.len() as i64,
-        KpiScope::Manager(_) => 1,
-        KpiScope::Team(t) => store.crm_managers_of(Some(t)).await?.len() as i64,
-        KpiScope::Managers(ids) => ids.len() as i64,
+    let (raw, managers) = match scope {
+        KpiScope::All => (
+            company(store, config, period).await?,
+            store.crm_managers_of(None).await?.len(),
+        ),
+        KpiScope::Team(t) => {
+            let managers = store.crm_managers_of(Some(t)).await?;
+            (
+                team(store, config, t, &managers, period).await?,
+                managers.len(),
+            )
+        }
+        KpiScope::Manager(_) => (total(store, config, scope, period).await?, 1),
+        KpiScope::Managers(ids) => (total(store, config, scope, period).await?, ids.len()),
     };
-    let raw = match scope {
-        KpiScope::All => company(store, config, period).await?,
-        _ => gather(store, config, scope, KpiKey::Total, period)
-            .await?
-            .remove(&None)
-            .unwrap_or_default(),
-    };
-    Ok(assemble(config, period, raw, managers))
+    Ok(assemble(config, period, raw, managers as i64))
+}
+
+/// One scope's figures read as one total.
+async fn total(
+    store: &Store,
+    config: &AnalyticsConfig,
+    scope: &KpiScope,
+    period: Period,
+) -> Result<Raw, StoreError> {
+    Ok(gather(store, config, scope, KpiKey::Total, period)
+        .await?
+        .remove(&None)
+        .unwrap_or_default())
 }
 
 /// The company's figures: everyone's rows per manager added up (those with no manager, or
-/// one managers.csv does not list, among them), and the two figures that do not add up over
+/// one managers.csv does not list, among them), and the figures that do not add up over
 /// managers read for the company. The managers' table and the attention list read the same
 /// rows ([`rows_scope`]), so a company dashboard reads them once.
 async fn company(
@@ -331,8 +345,43 @@ async fn company(
         store.quality_calls_by(&KpiScope::All, KpiKey::Manager, from, to),
         company_extras(store, period),
     )?;
-    // In order of manager, so lists such as the plan rows come out as a company-wide read
-    // orders them (by manager, then period and metric).
+    Ok(added_up(&rows, &tallies, *extras))
+}
+
+/// A team's figures: its managers' rows added up, and the figures that do not add up over
+/// managers read for the team ([`team_extras`]). A team's dashboard reads the same rows for
+/// its managers' table and its attention list.
+async fn team(
+    store: &Store,
+    config: &AnalyticsConfig,
+    team: &str,
+    managers: &[String],
+    period: Period,
+) -> Result<Raw, StoreError> {
+    let Period { from, to } = period;
+    let scope = KpiScope::Managers(managers.to_vec());
+    let teams = KpiScope::Team(team.to_string());
+    let (rows, tallies, extras) = tokio::try_join!(
+        crm_rows(store, config, &scope, KpiKey::Manager, period),
+        store.quality_calls_by(&scope, KpiKey::Manager, from, to),
+        team_extras(store, &teams, period),
+    )?;
+    Ok(added_up(
+        &rows,
+        &tallies,
+        extras.get(team).copied().unwrap_or_default(),
+    ))
+}
+
+/// Per-manager rows added up, with the figures that do not add up (customers, repeat
+/// customers, activities on won deals) read for the whole scope.
+fn added_up(
+    rows: &HashMap<Option<String>, Raw>,
+    tallies: &BTreeMap<Option<String>, QualityTallies>,
+    (customers, repeaters, on_won): (i64, i64, i64),
+) -> Raw {
+    // In order of manager, so lists such as the plan rows come out as one read for the whole
+    // scope orders them (by manager, then period and metric).
     let mut managers: Vec<&Option<String>> = rows.keys().collect();
     managers.sort();
     let mut raw = Raw::default();
@@ -342,8 +391,8 @@ async fn company(
     for t in tallies.values().flat_map(|t| t.days.values()) {
         raw.tally.add(*t);
     }
-    (raw.customers, raw.repeaters, raw.on_won) = *extras;
-    Ok(raw)
+    (raw.customers, raw.repeaters, raw.on_won) = (customers, repeaters, on_won);
+    raw
 }
 
 /// The company's customers with a won deal in `period`, those of them with two or more, and

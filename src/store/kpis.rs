@@ -496,15 +496,25 @@ impl Store {
     }
 
     /// The managers of a team, or all managers (sorted by id).
+    /// Kept until the next import: a dashboard asks for its team's list once per figure.
     pub async fn crm_managers_of(&self, team: Option<&str>) -> Result<Vec<String>, StoreError> {
-        let query = match team {
-            Some(t) => sqlx::query_scalar(
-                "SELECT manager_id FROM crm_managers WHERE team = $1 ORDER BY manager_id",
-            )
-            .bind(t),
-            None => sqlx::query_scalar("SELECT manager_id FROM crm_managers ORDER BY manager_id"),
-        };
-        Ok(query.fetch_all(&self.pool).await?)
+        let kept = self
+            .memo(Depends::Crm)
+            .await?
+            .get(format!("managers of {team:?}"), Vec::len, || async {
+                let query = match team {
+                    Some(t) => sqlx::query_scalar(
+                        "SELECT manager_id FROM crm_managers WHERE team = $1 ORDER BY manager_id",
+                    )
+                    .bind(t),
+                    None => sqlx::query_scalar(
+                        "SELECT manager_id FROM crm_managers ORDER BY manager_id",
+                    ),
+                };
+                Ok(query.fetch_all(&self.pool).await?)
+            })
+            .await?;
+        Ok((*kept).clone())
     }
 
     /// Scored calls per manager and week over days `[first, end)` (week 0 starts on `first`),
@@ -574,11 +584,18 @@ impl Store {
 
     /// Every manager of managers.csv with name and team (sorted by id).
     pub async fn crm_manager_directory(&self) -> Result<Vec<CrmManager>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT manager_id, name, team FROM crm_managers ORDER BY manager_id")
+        let kept = self
+            .memo(Depends::Crm)
+            .await?
+            .get("manager directory".to_string(), Vec::len, || async {
+                Ok(sqlx::query_as(
+                    "SELECT manager_id, name, team FROM crm_managers ORDER BY manager_id",
+                )
                 .fetch_all(&self.pool)
-                .await?,
-        )
+                .await?)
+            })
+            .await?;
+        Ok((*kept).clone())
     }
 
     /// Every team named in managers.csv (sorted).

@@ -67,7 +67,7 @@ pub use deals::{DealFeatures, DealSet, DealStamp, LastCall};
 pub use insights::{DealCriterion, LowCall, ScoredDeal, WeakCall};
 pub use jobs::{ClaimedJob, Fence, JobCounts, JobFailure, JobRecord, NewJob};
 pub use kpis::{ActivityCount, CrmManager, KpiKey, KpiScope, LeadTimes, PlanRow, WonDeal};
-pub use memo::Depends;
+pub use memo::{one_reading, Depends};
 pub use reports::RecentScore;
 pub use rollups::{ConversationTally, QualityTallies, Tally, DAY_MS};
 pub use rubrics::StoredRubric;

@@ -43,11 +43,17 @@ use crate::store::CrmManager;
 /// Open deals listed on the dashboard and on a manager's page.
 const OPEN_DEALS: usize = 100;
 
-/// The dashboard pages.
+/// The dashboard pages. Each only reads, so each reads its kept figures under one stamp per
+/// source (`store::one_reading`).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(dashboard))
         .route("/managers/{id}", get(manager::manager_page))
+        .route_layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| {
+                crate::store::one_reading(next.run(req))
+            },
+        ))
 }
 
 /// A criterion's title, or its id where no scorecard names it.
