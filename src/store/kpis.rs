@@ -224,10 +224,13 @@ impl Store {
              JOIN crm_managers ma ON ma.manager_id = a.manager_id \
              JOIN crm_managers md ON md.manager_id = d.manager_id \
              WHERE a.at >= $1 AND a.at < $2 AND d.status = '{won}' \
-               AND d.closed_at >= $1 AND d.closed_at < $2 AND ma.team = md.team{filter} \
+               AND d.closed_at >= $1 AND d.closed_at < $2 AND ma.team = md.team{filter}{deals} \
              GROUP BY ma.team",
             won = DealStatus::Won,
             filter = teams.filter("a.manager_id"),
+            // Implied by the same team, but it lets the planner start from the team's won deals
+            // instead of every won deal of the period (SQLite: 5-33 ms -> 0.1-1.7 ms a team).
+            deals = teams.filter("d.manager_id"),
         );
         let (customers, on_won) = tokio::try_join!(
             teams.fetch_all::<(String, i64, i64), _>(&self.pool, &customers, from, to),
