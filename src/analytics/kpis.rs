@@ -262,9 +262,10 @@ struct Raw {
 }
 
 impl Raw {
-    /// Adds one more manager's CRM rows to a team's: every figure but the two that do not add
-    /// up over managers (a customer's repeat purchases may span two of the team's managers,
-    /// and so may an activity on a won deal), which [`team_extras`] reads for the team.
+    /// Adds one more manager's CRM rows to a team's or the company's: every figure but the
+    /// ones that do not add up over managers (a customer's purchases may span two of the
+    /// managers, and so may an activity on a won deal), which [`team_extras`] and
+    /// [`company_extras`] read for the whole scope.
     fn absorb_crm(&mut self, o: &Raw) {
         self.reach.extend_from_slice(&o.reach);
         self.won += o.won;
