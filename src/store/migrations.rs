@@ -199,6 +199,10 @@ mod tests {
             "e2d6578392677e2526fa90600c7a2c5c651ff3d94b9d1a704c4b67722eba91bb",
         ),
         (
+            "postgres/0020_deals_by_manager_and_status.sql",
+            "7f43b6b9563dc3bbc0fa3b9a91470fb63c98b7b95118856655b2bbfc24d83cd4",
+        ),
+        (
             "sqlite/0001_foundation.sql",
             "1629b48a4db730a01748b07ace3a94b2585722ae25fe5bd667f0ee818773bd88",
         ),
@@ -273,6 +277,10 @@ mod tests {
         (
             "sqlite/0019_deal_quality_total.sql",
             "7d0b6c9dccc9887b55862534bead744a25b9272f8ae2fd8c87c134c6502d3ed9",
+        ),
+        (
+            "sqlite/0020_deals_by_manager_and_status.sql",
+            "6cfe0a122b74c21914550be087a037d155977657cfce014fd7e120fee5f17d65",
         ),
     ];
 
